@@ -1,0 +1,54 @@
+/* io — packet sources and sinks.  This issue: a reader for pcap and pcapng files (from a path
+ * or standard input), including pcapng Decryption Secrets Blocks.  Knows nothing about TLS.
+ */
+#ifndef MMTLS_IO_H
+#define MMTLS_IO_H
+
+#include "util/util.h"
+
+/* A packet as read from a source; data is borrowed until the next call into the source. */
+struct mmtls_io_pkt {
+    const uint8_t *data;
+    uint32_t caplen, origlen;
+    uint64_t ts_us;
+    int linktype;    /* pcap LINKTYPE_* of the interface the packet came from */
+    uint32_t ifidx;  /* pcapng interface id (0 for pcap) */
+};
+
+struct mmtls_pcap_reader;
+
+/* Called for each pcapng Decryption Secrets Block (RFC draft-ietf-opsawg-pcapng §4.7) before
+ * the packets that follow it.  secrets_type 0x544c534b ("TLSK") carries NSS key log text. */
+typedef void (*mmtls_pcap_dsb_cb)(void *ud, uint32_t secrets_type, const uint8_t *p, size_t len);
+
+#define MMTLS_PCAPNG_SECRETS_TLS 0x544c534bu
+#define MMTLS_PCAP_MAX_SNAPLEN (256u * 1024u) /* larger packet records are malformed */
+#define MMTLS_PCAPNG_MAX_BLOCK (16u * 1024u * 1024u)
+
+/* Opens a classic pcap (either byte order, micro- or nanosecond) or pcapng file; path "-" reads
+ * standard input.  On failure returns a negative code and a one-line message in err. */
+MMTLS_MUST_USE int mmtls_pcap_open(struct mmtls_pcap_reader **out, const char *path,
+                                   mmtls_pcap_dsb_cb dsb_cb, void *dsb_ud, char *err,
+                                   size_t err_cap);
+
+/* Next packet: 0 with *pkt filled; MMTLS_DECLINED at a clean end of file; a negative code for a
+ * truncated or malformed file (message in err).  Unknown pcapng block types are skipped. */
+MMTLS_MUST_USE int mmtls_pcap_next(struct mmtls_pcap_reader *r, struct mmtls_io_pkt *pkt,
+                                   char *err, size_t err_cap);
+
+void mmtls_pcap_close(struct mmtls_pcap_reader *r);
+
+/* Pure parser of one pcapng block held in memory (used by the reader and the fuzz target). */
+struct mmtls_pcapng_block {
+    uint32_t type;
+    uint32_t total_len;
+    struct mmtls_slice body; /* between the length fields */
+};
+
+/* Parses the block at p (len bytes available), byte order given by `swapped`.  MMTLS_AGAIN with
+ * *need when more bytes are needed, MMTLS_E_MALFORMED for a bad length (not a multiple of 4,
+ * < 12, > MMTLS_PCAPNG_MAX_BLOCK, or trailing length mismatch). */
+MMTLS_MUST_USE int mmtls_pcapng_block_parse(const uint8_t *p, size_t len, bool swapped,
+                                            struct mmtls_pcapng_block *b, size_t *need);
+
+#endif
