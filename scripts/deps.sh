@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what building, testing and the demo need, from Debian 12's archive (idempotent).
+set -euo pipefail
+PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
+      libssl-dev openssl libpcap-dev libcmocka-dev
+      tcpdump gnutls-bin iproute2 ethtool python3 python3-scapy)
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "deps: installing ${missing[*]}"
+    if [ "$(id -u)" != 0 ]; then
+        echo "deps: run as root (or install these packages yourself)" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,94 @@
+/* flow — bounded symmetric flow table: both directions of a TCP connection map to one entry.
+ * Fixed capacity with LRU eviction when full, idle and closed-flow timeouts driven by the
+ * caller's clock (packet timestamps offline, the wall clock inline).  Knows nothing about TLS:
+ * the owner hangs its per-flow state on `ud` and frees it in the release callback.
+ */
+#ifndef MMTLS_FLOW_H
+#define MMTLS_FLOW_H
+
+#include "decode/decode.h"
+#include "util/util.h"
+
+/* Normalised key: endpoint 0 is the lower (address, port) pair, so both directions match. */
+struct mmtls_flow_key {
+    uint8_t ip_version;
+    uint8_t proto;
+    uint16_t port[2];
+    uint8_t addr[2][16];
+};
+
+enum mmtls_flow_state {
+    MMTLS_FLOW_NEW = 0,     /* seen packets, no completed handshake observed */
+    MMTLS_FLOW_ESTABLISHED, /* SYN-ACK seen, or data in both directions */
+    MMTLS_FLOW_CLOSING,     /* one FIN seen */
+    MMTLS_FLOW_CLOSED,      /* FIN both ways or RST: expires after the closed timeout */
+};
+
+enum mmtls_flow_end_reason {
+    MMTLS_FLOW_END_IDLE = 0,  /* idle timeout */
+    MMTLS_FLOW_END_CLOSED,    /* closed timeout after FIN/RST */
+    MMTLS_FLOW_END_EVICTED,   /* table full: least recently used flow evicted */
+    MMTLS_FLOW_END_SHUTDOWN,  /* end of input / table freed */
+};
+
+struct mmtls_flow {
+    struct mmtls_flow_key key;
+    uint64_t id;          /* 1, 2, ... in order of creation */
+    uint64_t first_us, last_us;
+    uint8_t client;       /* endpoint index (0/1) of the client: SYN sender, else first sender */
+    enum mmtls_flow_state state;
+    bool fin[2];          /* FIN sent by endpoint i */
+    bool rst;
+    uint64_t pkts[2], bytes[2]; /* per endpoint index as sender */
+    void *ud;             /* owned by the table's owner; freed in the release callback */
+    /* private links */
+    struct mmtls_flow *hnext;          /* hash chain */
+    struct mmtls_flow *lprev, *lnext;  /* LRU list (head = most recent) */
+    bool in_closed_list;
+};
+
+struct mmtls_flow_table;
+
+struct mmtls_flow_table_opts {
+    uint32_t max_flows;
+    uint32_t idle_timeout_ms;
+    uint32_t closed_timeout_ms;
+};
+
+struct mmtls_flow_stats {
+    uint64_t created, evicted, expired_idle, expired_closed, active, peak_active;
+};
+
+/* Called once for every flow leaving the table, with the reason; must free f->ud. */
+typedef void (*mmtls_flow_release_cb)(void *ctx, struct mmtls_flow *f,
+                                      enum mmtls_flow_end_reason why);
+
+MMTLS_MUST_USE int mmtls_flow_table_new(struct mmtls_flow_table **out,
+                                        const struct mmtls_flow_table_opts *opts,
+                                        mmtls_flow_release_cb release, void *ctx);
+/* Releases every flow (reason SHUTDOWN) and frees the table; NULL is a no-op. */
+void mmtls_flow_table_free(struct mmtls_flow_table *t);
+
+/* Finds the flow of a decoded TCP packet, creating it when absent (evicting the least recently
+ * used flow if the table is full).  *sender is the endpoint index (0/1) that sent pkt.
+ * Updates timestamps, LRU position, counters and the TCP state from the packet's flags.
+ * MMTLS_E_NOMEM when a flow cannot be allocated. */
+MMTLS_MUST_USE int mmtls_flow_get(struct mmtls_flow_table *t, const struct mmtls_pkt *pkt,
+                                  uint64_t now_us, struct mmtls_flow **f, int *sender);
+
+/* Releases flows whose timeout has passed at now_us.  Returns how many were released. */
+uint32_t mmtls_flow_expire(struct mmtls_flow_table *t, uint64_t now_us);
+
+/* Releases one flow now (reason given). */
+void mmtls_flow_release(struct mmtls_flow_table *t, struct mmtls_flow *f,
+                        enum mmtls_flow_end_reason why);
+
+const struct mmtls_flow_stats *mmtls_flow_table_stats(const struct mmtls_flow_table *t);
+
+/* Direction of a packet relative to the client: 0 = to server, 1 = to client. */
+static inline int mmtls_flow_dir(const struct mmtls_flow *f, int sender)
+{
+    return sender == f->client ? 0 : 1;
+}
+
+#endif
