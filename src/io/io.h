@@ -4,6 +4,8 @@
 #ifndef MMTLS_IO_H
 #define MMTLS_IO_H
 
+#include <stdio.h>
+
 #include "util/util.h"
 
 /* A packet as read from a source; data is borrowed until the next call into the source. */
@@ -31,6 +33,13 @@ MMTLS_MUST_USE int mmtls_pcap_open(struct mmtls_pcap_reader **out, const char *p
                                    mmtls_pcap_dsb_cb dsb_cb, void *dsb_ud, char *err,
                                    size_t err_cap);
 
+/* Same over an open stream (read sequentially, never seeked: a pipe or fmemopen works).  On
+ * success the reader owns fp and mmtls_pcap_close closes it; on failure the caller still owns
+ * it.  `name` (may be NULL) prefixes error messages and must outlive the reader. */
+MMTLS_MUST_USE int mmtls_pcap_open_fp(struct mmtls_pcap_reader **out, FILE *fp, const char *name,
+                                      mmtls_pcap_dsb_cb dsb_cb, void *dsb_ud, char *err,
+                                      size_t err_cap);
+
 /* Next packet: 0 with *pkt filled; MMTLS_DECLINED at a clean end of file; a negative code for a
  * truncated or malformed file (message in err).  Unknown pcapng block types are skipped. */
 MMTLS_MUST_USE int mmtls_pcap_next(struct mmtls_pcap_reader *r, struct mmtls_io_pkt *pkt,
@@ -45,7 +54,8 @@ struct mmtls_pcapng_block {
     struct mmtls_slice body; /* between the length fields */
 };
 
-/* Parses the block at p (len bytes available), byte order given by `swapped`.  MMTLS_AGAIN with
+/* Parses the block at p (len bytes available), byte order given by `swapped` (true when the
+ * section's byte order is not the host's, as told by its byte-order magic).  MMTLS_AGAIN with
  * *need when more bytes are needed, MMTLS_E_MALFORMED for a bad length (not a multiple of 4,
  * < 12, > MMTLS_PCAPNG_MAX_BLOCK, or trailing length mismatch). */
 MMTLS_MUST_USE int mmtls_pcapng_block_parse(const uint8_t *p, size_t len, bool swapped,

@@ -21,9 +21,13 @@ enum mmtls_keylog_label {
     MMTLS_KL_EARLY_EXPORTER_SECRET,        /* parsed, never stored */
 };
 
+/* OpenSSL 3 logs secrets after a KeyUpdate with the literal label CLIENT_TRAFFIC_SECRET_N (and
+ * SERVER_...): each such line is the generation after those already known. */
+#define MMTLS_KEYLOG_INDEX_NEXT UINT32_MAX
+
 struct mmtls_keylog_entry {
     enum mmtls_keylog_label label;
-    uint32_t index;            /* N of *_TRAFFIC_SECRET_N, else 0 */
+    uint32_t index;            /* N of *_TRAFFIC_SECRET_N, else 0; or MMTLS_KEYLOG_INDEX_NEXT */
     uint8_t client_random[32];
     struct mmtls_secret secret;
 };

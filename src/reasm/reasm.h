@@ -41,6 +41,7 @@ struct mmtls_reasm_seg; /* private */
 struct mmtls_reasm_stats {
     uint64_t segments, bytes_delivered, retransmissions, overlaps_diff, gaps, gap_bytes,
         memcap_drops, ooo_segments, old_unchecked_bytes;
+    uint64_t malformed; /* segments with bytes beyond the FIN, out of window, or a bogus FIN */
 };
 
 /* One direction of a TCP connection.  Caller storage: init/fini. */
@@ -72,7 +73,9 @@ void mmtls_reasm_syn(struct mmtls_reasm *r, uint32_t isn);
 
 /* A data segment (len may be 0 with fin).  Delivers whatever became contiguous and raises
  * events through sink.  Returns 0, or a negative code when the segment was (partly) dropped for
- * a cap; the stream stays usable either way. */
+ * a cap (MMTLS_E_MEMCAP, MMTLS_E_LIMIT, MMTLS_E_NOMEM) or as bogus (MMTLS_E_MALFORMED: more
+ * than 2^30 bytes ahead); the stream stays usable either way.  sink may be NULL (everywhere).
+ * Sink callbacks must not call back into the same stream. */
 int mmtls_reasm_segment(struct mmtls_reasm *r, uint32_t seq, const uint8_t *p, size_t len,
                         bool fin, const struct mmtls_reasm_sink *sink);
 
