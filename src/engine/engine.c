@@ -151,6 +151,14 @@ void mmtls_session_block(struct mmtls_session *ss, const char *reason)
 /* ------------------------------------------------------------------------------------------ */
 /* Flows                                                                                       */
 
+static void sink_data(void *ud, uint64_t off, const uint8_t *p, size_t len);
+static void sink_event(void *ud, enum mmtls_reasm_event ev, uint64_t off, uint64_t len);
+
+struct sink_ctx {
+    struct eng_flow *ef;
+    int dir;
+};
+
 static void flow_release(void *ctx, struct mmtls_flow *f, enum mmtls_flow_end_reason why)
 {
     struct mmtls_engine *e = ctx;
@@ -159,6 +167,13 @@ static void flow_release(void *ctx, struct mmtls_flow *f, enum mmtls_flow_end_re
     (void)why;
     if (ef == NULL)
         return;
+    /* Deliver what is buffered behind holes the capture never filled (each hole is a gap). */
+    for (int dir = 0; dir < 2 && !ef->stop; dir++) {
+        struct sink_ctx sc = {ef, dir};
+        struct mmtls_reasm_sink sink = {&sc, sink_data, sink_event};
+        for (int n = 0; n < 4096 && !ef->stop && mmtls_reasm_flush_gap(&ef->r[dir], &sink); n++) {
+        }
+    }
     if (ef->s != NULL) {
         eng_session_finish(ef->s);
         eng_session_free(ef->s);
@@ -169,14 +184,6 @@ static void flow_release(void *ctx, struct mmtls_flow *f, enum mmtls_flow_end_re
     f->ud = NULL;
     (void)e;
 }
-
-static void sink_data(void *ud, uint64_t off, const uint8_t *p, size_t len);
-static void sink_event(void *ud, enum mmtls_reasm_event ev, uint64_t off, uint64_t len);
-
-struct sink_ctx {
-    struct eng_flow *ef;
-    int dir;
-};
 
 static void sink_data(void *ud, uint64_t off, const uint8_t *p, size_t len)
 {

@@ -15,7 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define MIN_PROTECTED_FRAG 17 /* 1 byte + 16-byte tag: nothing shorter can verify */
+/* Shortest protected TLS 1.3 fragment: 1 byte of inner type + the tag (8 bytes for CCM_8). */
+#define MIN_PROTECTED_FRAG 9
+
+static size_t min_frag(const struct eng_session *s)
+{
+    return s->suite != NULL && s->suite->tls13 ? (size_t)s->suite->tag_len + 1
+                                               : (size_t)MIN_PROTECTED_FRAG;
+}
 
 static bool err_once(struct eng_session *s, int dir, int code)
 {
@@ -100,8 +107,9 @@ void eng_session_finish(struct eng_session *s)
         in->key_status = MMTLS_KEYS_BYPASS;
     else if (dec == 0 && (und > 0 || !s->keys_found))
         in->key_status = MMTLS_KEYS_NONE;
-    else if (und > 0)
-        in->key_status = MMTLS_KEYS_PARTIAL;
+    else if (und > 0 || s->err_count[MMTLS_TLSERR_GAP] > 0 ||
+             s->err_count[MMTLS_TLSERR_RESYNC_FAILED] > 0)
+        in->key_status = MMTLS_KEYS_PARTIAL; /* something was not seen or not decrypted */
     else
         in->key_status = MMTLS_KEYS_DECRYPTED;
     if (s->started) {
@@ -753,8 +761,8 @@ static void process_record(struct eng_session *s, int dir, const uint8_t *rec, s
         s->cur.rec.seq = key->seq;
         if (key->rp != NULL)
             s->cur.rec.max_plain_len = (uint32_t)mmtls_rprot_max_plain(key->rp, frag_len);
-        else if (frag_len > MIN_PROTECTED_FRAG - 1)
-            s->cur.rec.max_plain_len = (uint32_t)(frag_len - (MIN_PROTECTED_FRAG - 1));
+        else if (frag_len >= min_frag(s))
+            s->cur.rec.max_plain_len = (uint32_t)(frag_len - (min_frag(s) - 1));
     } else {
         s->cur.rec.seq = d->seq12;
         if (d->rp12 != NULL)
@@ -790,7 +798,7 @@ static void process_record(struct eng_session *s, int dir, const uint8_t *rec, s
         return;
     }
 
-    if (frag_len < (t13 ? (size_t)MIN_PROTECTED_FRAG : (size_t)1)) {
+    if (frag_len < (t13 ? min_frag(s) : (size_t)1)) {
         eng_error(s, MMTLS_TLSERR_MALFORMED_RECORD, dir, off,
                   "protected record shorter than its tag");
         s->info.dir[dir].undecrypted_records++;
@@ -998,7 +1006,7 @@ static bool resync_scan(struct eng_session *s, int dir)
         if (h.type != MMTLS_CT_APPLICATION_DATA ||
             h.version != (s->tls13 ? MMTLS_TLS_V12 : s->version))
             continue;
-        if (h.len < MIN_PROTECTED_FRAG ||
+        if (h.len < min_frag(s) ||
             h.len > mmtls_tls_max_fragment(s->version, true))
             continue;
         if (i + MMTLS_TLS_HDR_LEN + h.len > b->len)

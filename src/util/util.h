@@ -48,7 +48,10 @@ struct mmtls_cur {
 
 static inline struct mmtls_cur mmtls_cur_make(const void *p, size_t len)
 {
-    struct mmtls_cur c = {(const uint8_t *)p, (const uint8_t *)p + len};
+    struct mmtls_cur c = {(const uint8_t *)p, (const uint8_t *)p};
+
+    if (p != NULL) /* NULL + 0 is undefined behaviour in C */
+        c.end += len;
     return c;
 }
 
