@@ -45,8 +45,7 @@ static int sni_on_event(struct mmtls_session *s, const struct mmtls_event_info *
                (const char *)p);
         mmtls_session_ctx_set(s, c->app_id, (void *)1);
         break;
-    default:
-        break;
+    default: break;
     }
     return MMTLS_VERDICT_CONTINUE;
 }
@@ -60,17 +59,19 @@ int main(int argc, char **argv)
     struct mmtls_pcap_reader *r;
     struct mmtls_io_pkt pkt;
     struct sni_ctx ctx;
-    struct mmtls_app app = {.sz = sizeof(app), .name = "sni_log",
+    struct mmtls_app app = {.sz = sizeof(app),
+                            .name = "sni_log",
                             .events = MMTLS_EV_HANDSHAKE_END | MMTLS_EV_NEW_RECORD,
-                            .on_event = sni_on_event, .arg = &ctx};
+                            .on_event = sni_on_event,
+                            .arg = &ctx};
     char err[256];
 
     if (argc != 3) {
         fprintf(stderr, "usage: sni_log CAPTURE KEYLOG\n");
         return 2;
     }
-    if (mmtls_keystore_new(&ks, &kso) != 0 || mmtls_keylog_load_file(ks, argv[2], err,
-                                                                     sizeof(err)) != 0) {
+    if (mmtls_keystore_new(&ks, &kso) != 0 ||
+        mmtls_keylog_load_file(ks, argv[2], err, sizeof(err)) != 0) {
         fprintf(stderr, "sni_log: %s\n", err);
         return 2;
     }

@@ -43,8 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct mmtls_io_pkt pkt;
     char err[256];
     FILE *fp;
-    struct mmtls_app app = {.sz = sizeof(app), .name = "reader", .events = MMTLS_EV_ALL,
-                            .on_event = reader_app};
+    struct mmtls_app app = {
+        .sz = sizeof(app), .name = "reader", .events = MMTLS_EV_ALL, .on_event = reader_app};
 
     if (ks == NULL) {
         struct mmtls_keystore_opts ko = {.max_entries = 1024};

@@ -20,8 +20,8 @@ extern "C" {
 
 enum mmtls_err {
     MMTLS_OK = 0,
-    MMTLS_AGAIN = 1,          /* more input is needed; not an error */
-    MMTLS_DECLINED = 2,       /* input understood and deliberately ignored (comment, unknown label) */
+    MMTLS_AGAIN = 1,    /* more input is needed; not an error */
+    MMTLS_DECLINED = 2, /* input understood and deliberately ignored (comment, unknown label) */
     /* (a) peer faults: counted, attached to the flow, never fatal */
     MMTLS_E_MALFORMED = -1,   /* bytes do not follow the grammar or exceed a protocol maximum */
     MMTLS_E_AUTH = -2,        /* AEAD tag, MAC or padding check failed */

@@ -51,58 +51,59 @@ enum mmtls_content_type {
 /* A record as seen in MMTLS_EV_NEW_RECORD. */
 struct mmtls_record {
     enum mmtls_dir dir;
-    uint8_t outer_type;   /* content type in the record header */
-    uint8_t type;         /* inner type for TLS 1.3 once decrypted, else outer_type */
-    uint16_t version;     /* legacy_record_version from the header */
-    uint32_t wire_len;    /* header + fragment */
+    uint8_t outer_type;     /* content type in the record header */
+    uint8_t type;           /* inner type for TLS 1.3 once decrypted, else outer_type */
+    uint16_t version;       /* legacy_record_version from the header */
+    uint32_t wire_len;      /* header + fragment */
     uint32_t max_plain_len; /* upper bound of the plaintext length without decrypting */
-    uint64_t seq;         /* record sequence number within its key epoch */
-    uint32_t epoch;       /* key epoch: 0 plaintext, then one per key change in this direction */
-    uint64_t stream_off;  /* offset of the record header in the TCP byte stream of `dir` */
-    bool encrypted;       /* protected under some key */
-    bool decryptable;     /* keys are present: mmtls_record_plaintext can succeed */
+    uint64_t seq;           /* record sequence number within its key epoch */
+    uint32_t epoch;         /* key epoch: 0 plaintext, then one per key change in this direction */
+    uint64_t stream_off;    /* offset of the record header in the TCP byte stream of `dir` */
+    bool encrypted;         /* protected under some key */
+    bool decryptable;       /* keys are present: mmtls_record_plaintext can succeed */
+    bool early;             /* TLS 1.3 0-RTT data (see mmtls_session_info.early_data_accepted) */
 };
 
 /* Error codes of MMTLS_EV_ERROR (stable: they appear in logs). */
 enum mmtls_tls_error {
-    MMTLS_TLSERR_BAD_RECORD_MAC = 1,   /* AEAD tag, MAC or CBC padding check failed */
-    MMTLS_TLSERR_RECORD_OVERFLOW,      /* record longer than RFC 8446/5246 allow */
-    MMTLS_TLSERR_MALFORMED_RECORD,     /* record header or inner plaintext breaks the grammar */
-    MMTLS_TLSERR_MALFORMED_HANDSHAKE,  /* a handshake message breaks the grammar */
-    MMTLS_TLSERR_HANDSHAKE_TOO_LARGE,  /* a handshake message exceeds the configured cap */
-    MMTLS_TLSERR_UNSUPPORTED_SUITE,    /* cipher suite or version the engine cannot decrypt */
-    MMTLS_TLSERR_NO_KEYS,              /* encrypted data and no secrets for the session */
-    MMTLS_TLSERR_KEY_MISMATCH,         /* secrets present but no record verifies with them */
-    MMTLS_TLSERR_GAP,                  /* bytes missing in the TCP stream (capture loss) */
-    MMTLS_TLSERR_RESYNC_FAILED,        /* after a gap, no record boundary could be recovered */
-    MMTLS_TLSERR_EVASION_OVERLAP,      /* retransmitted bytes differ from bytes already seen */
-    MMTLS_TLSERR_MEMCAP,               /* a memory cap was hit for this flow */
-    MMTLS_TLSERR_UNEXPECTED_MESSAGE,   /* message out of order for the handshake state */
-    MMTLS_TLSERR_EARLY_DATA_SKIPPED,   /* 0-RTT records skipped: early secret missing */
+    MMTLS_TLSERR_BAD_RECORD_MAC = 1,  /* AEAD tag, MAC or CBC padding check failed */
+    MMTLS_TLSERR_RECORD_OVERFLOW,     /* record longer than RFC 8446/5246 allow */
+    MMTLS_TLSERR_MALFORMED_RECORD,    /* record header or inner plaintext breaks the grammar */
+    MMTLS_TLSERR_MALFORMED_HANDSHAKE, /* a handshake message breaks the grammar */
+    MMTLS_TLSERR_HANDSHAKE_TOO_LARGE, /* a handshake message exceeds the configured cap */
+    MMTLS_TLSERR_UNSUPPORTED_SUITE,   /* cipher suite or version the engine cannot decrypt */
+    MMTLS_TLSERR_NO_KEYS,             /* encrypted data and no secrets for the session */
+    MMTLS_TLSERR_KEY_MISMATCH,        /* secrets present but no record verifies with them */
+    MMTLS_TLSERR_GAP,                 /* bytes missing in the TCP stream (capture loss) */
+    MMTLS_TLSERR_RESYNC_FAILED,       /* after a gap, no record boundary could be recovered */
+    MMTLS_TLSERR_EVASION_OVERLAP,     /* retransmitted bytes differ from bytes already seen */
+    MMTLS_TLSERR_MEMCAP,              /* a memory cap was hit for this flow */
+    MMTLS_TLSERR_UNEXPECTED_MESSAGE,  /* message out of order for the handshake state */
+    MMTLS_TLSERR_EARLY_DATA_SKIPPED,  /* 0-RTT records skipped: early secret missing */
 };
 
 /* Static name of an mmtls_tls_error ("bad_record_mac", ...); never NULL. */
 const char *mmtls_tls_error_name(int code);
 
 struct mmtls_error_info {
-    int code;           /* enum mmtls_tls_error */
+    int code; /* enum mmtls_tls_error */
     enum mmtls_dir dir;
     uint64_t stream_off; /* where in the direction's byte stream, when meaningful */
-    const char *detail; /* borrowed, human readable, may be NULL */
+    const char *detail;  /* borrowed, human readable, may be NULL */
 };
 
 struct mmtls_event_info {
     enum mmtls_event ev;
-    const struct mmtls_record *rec;       /* MMTLS_EV_NEW_RECORD, else NULL */
-    const struct mmtls_error_info *err;   /* MMTLS_EV_ERROR, else NULL */
+    const struct mmtls_record *rec;     /* MMTLS_EV_NEW_RECORD, else NULL */
+    const struct mmtls_error_info *err; /* MMTLS_EV_ERROR, else NULL */
 };
 
 /* Key status of a session. */
 enum mmtls_key_status {
-    MMTLS_KEYS_NONE = 0,   /* no secrets matched the session */
-    MMTLS_KEYS_PARTIAL,    /* some records could not be decrypted */
-    MMTLS_KEYS_DECRYPTED,  /* every protected record seen was decrypted and verified */
-    MMTLS_KEYS_BYPASS,     /* the client asked for the session not to be inspected */
+    MMTLS_KEYS_NONE = 0,  /* no secrets matched the session */
+    MMTLS_KEYS_PARTIAL,   /* some records could not be decrypted */
+    MMTLS_KEYS_DECRYPTED, /* every protected record seen was decrypted and verified */
+    MMTLS_KEYS_BYPASS,    /* the client asked for the session not to be inspected */
 };
 
 /* Session information.  Strings are NUL-terminated copies owned by the session and valid until
@@ -112,31 +113,32 @@ struct mmtls_session_info {
     uint64_t flow_id;
     uint64_t start_ts_us;
     uint64_t last_ts_us;
-    uint8_t ip_version; /* 4 or 6 */
+    uint8_t ip_version;                   /* 4 or 6 */
     uint8_t client_ip[16], server_ip[16]; /* IPv4 in the first 4 bytes */
     uint16_t client_port, server_port;
-    uint16_t version;      /* negotiated TLS version (0x0301..0x0304), 0 until known */
-    uint16_t cipher_suite; /* IANA value, 0 until known */
-    const char *cipher_name; /* IANA name or "" */
-    const char *sni;       /* server_name from the ClientHello */
-    const char *alpn;      /* negotiated protocol (ServerHello / EncryptedExtensions) */
+    uint16_t version;         /* negotiated TLS version (0x0301..0x0304), 0 until known */
+    uint16_t cipher_suite;    /* IANA value, 0 until known */
+    const char *cipher_name;  /* IANA name or "" */
+    const char *sni;          /* server_name from the ClientHello */
+    const char *alpn;         /* negotiated protocol (ServerHello / EncryptedExtensions) */
     const char *cert_subject; /* server certificate, RFC 2253 form, when visible */
     const char *cert_issuer;
     uint8_t client_random[32];
     uint8_t server_random[32];
     bool have_client_random, have_server_random;
-    bool resumed;          /* PSK (TLS 1.3) or session-ID/ticket (TLS 1.2) resumption */
-    bool hello_retry;      /* a HelloRetryRequest was sent */
-    bool early_data;       /* the client offered 0-RTT */
-    bool encrypt_then_mac; /* RFC 7366 negotiated (CBC suites) */
+    bool resumed;               /* PSK (TLS 1.3) or session-ID/ticket (TLS 1.2) resumption */
+    bool hello_retry;           /* a HelloRetryRequest was sent */
+    bool early_data;            /* the client offered 0-RTT */
+    int8_t early_data_accepted; /* -1 unknown (EncryptedExtensions not seen), 0 no, 1 yes */
+    bool encrypt_then_mac;      /* RFC 7366 negotiated (CBC suites) */
     bool blocked;
-    uint32_t handshakes;   /* 1 + renegotiations */
+    uint32_t handshakes; /* 1 + renegotiations */
     enum mmtls_key_status key_status;
     struct {
-        uint64_t records, wire_bytes;        /* all TLS records of this direction */
-        uint64_t app_records, plain_bytes;   /* decrypted application data */
-        uint64_t undecrypted_records;        /* protected records not decrypted */
-        uint64_t skipped_bytes;              /* plaintext skipped by pause_monitor */
+        uint64_t records, wire_bytes;      /* all TLS records of this direction */
+        uint64_t app_records, plain_bytes; /* decrypted application data */
+        uint64_t undecrypted_records;      /* protected records not decrypted */
+        uint64_t skipped_bytes;            /* plaintext skipped by pause_monitor */
         uint32_t key_updates;
     } dir[2];
     uint32_t errors; /* MMTLS_EV_ERROR events raised on this session */

@@ -33,9 +33,8 @@ static FILE *open_file(struct mmtls_dump *d, struct mmtls_session *s, int dir)
 
     mmtls_apps_fmt_ip(in->ip_version, in->client_ip, cip, sizeof(cip));
     mmtls_apps_fmt_ip(in->ip_version, in->server_ip, sip, sizeof(sip));
-    snprintf(path, sizeof(path), "%s/f%llu-%s_%u-%s_%u.%s", d->dir,
-             (unsigned long long)in->flow_id, cip, in->client_port, sip, in->server_port,
-             dir == 0 ? "c2s" : "s2c");
+    snprintf(path, sizeof(path), "%s/f%llu-%s_%u-%s_%u.%s", d->dir, (unsigned long long)in->flow_id,
+             cip, in->client_port, sip, in->server_port, dir == 0 ? "c2s" : "s2c");
     fp = fopen(path, "wb");
     if (fp == NULL) {
         d->write_errors++;
@@ -46,8 +45,7 @@ static FILE *open_file(struct mmtls_dump *d, struct mmtls_session *s, int dir)
     return fp;
 }
 
-static void put(struct mmtls_dump *d, struct dump_sess *ds, int dir, const uint8_t *p,
-                size_t n)
+static void put(struct mmtls_dump *d, struct dump_sess *ds, int dir, const uint8_t *p, size_t n)
 {
     if (ds->fp[dir] == NULL || n == 0)
         return;
@@ -113,8 +111,7 @@ static int dump_on_event(struct mmtls_session *s, const struct mmtls_event_info 
         free(ds);
         mmtls_session_ctx_set(s, d->app_id, NULL);
         break;
-    default:
-        break;
+    default: break;
     }
     return MMTLS_VERDICT_CONTINUE;
 }

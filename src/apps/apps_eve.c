@@ -24,7 +24,7 @@ struct eve_sess {
 };
 
 struct mmtls_eve {
-    FILE *fp;    /* owned unless stdout */
+    FILE *fp; /* owned unless stdout */
     bool own_fp;
     int app_id;
     uint64_t lines;
@@ -199,8 +199,7 @@ static int eve_on_event(struct mmtls_session *s, const struct mmtls_event_info *
         free(es);
         mmtls_session_ctx_set(s, eve->app_id, NULL);
         break;
-    default:
-        break;
+    default: break;
     }
     return MMTLS_VERDICT_CONTINUE;
 }

@@ -21,24 +21,24 @@ size_t mmtls_md_size(enum mmtls_md md);
 
 enum mmtls_cipher_kind {
     MMTLS_CIPHER_AES_GCM = 1,
-    MMTLS_CIPHER_AES_CCM,    /* 16-byte tag */
-    MMTLS_CIPHER_AES_CCM8,   /* 8-byte tag */
+    MMTLS_CIPHER_AES_CCM,  /* 16-byte tag */
+    MMTLS_CIPHER_AES_CCM8, /* 8-byte tag */
     MMTLS_CIPHER_CHACHA20_POLY1305,
-    MMTLS_CIPHER_AES_CBC,    /* with HMAC (mac_md) */
-    MMTLS_CIPHER_3DES_CBC,   /* with HMAC; decrypt only where OpenSSL still provides it */
+    MMTLS_CIPHER_AES_CBC,  /* with HMAC (mac_md) */
+    MMTLS_CIPHER_3DES_CBC, /* with HMAC; decrypt only where OpenSSL still provides it */
 };
 
 struct mmtls_suite {
     uint16_t id;
-    const char *name;          /* IANA name */
+    const char *name; /* IANA name */
     enum mmtls_cipher_kind kind;
-    bool tls13;                /* a TLS 1.3 suite (only valid with TLS 1.3) */
+    bool tls13; /* a TLS 1.3 suite (only valid with TLS 1.3) */
     uint8_t key_len;
-    uint8_t fixed_iv_len;      /* TLS 1.3: 12; TLS 1.2 GCM/CCM: 4 (salt); ChaCha: 12; CBC: block */
-    uint8_t record_iv_len;     /* explicit per-record IV: GCM/CCM 8; CBC (TLS >= 1.1) block */
-    uint8_t tag_len;           /* AEAD tag length; 0 for CBC */
-    enum mmtls_md mac_md;      /* CBC HMAC digest */
-    enum mmtls_md prf_md;      /* TLS 1.2 PRF / TLS 1.3 HKDF digest */
+    uint8_t fixed_iv_len;  /* TLS 1.3: 12; TLS 1.2 GCM/CCM: 4 (salt); ChaCha: 12; CBC: block */
+    uint8_t record_iv_len; /* explicit per-record IV: GCM/CCM 8; CBC (TLS >= 1.1) block */
+    uint8_t tag_len;       /* AEAD tag length; 0 for CBC */
+    enum mmtls_md mac_md;  /* CBC HMAC digest */
+    enum mmtls_md prf_md;  /* TLS 1.2 PRF / TLS 1.3 HKDF digest */
 };
 
 /* The suite with IANA value id, or NULL when the engine cannot decrypt it. */
@@ -50,8 +50,8 @@ const struct mmtls_suite *mmtls_crypto_suite(uint16_t id);
 /* RFC 8446 §7.1 HKDF-Expand-Label(secret, "tls13 " + label, context, outlen). */
 MMTLS_MUST_USE int mmtls_crypto_hkdf_expand_label(enum mmtls_md md, const uint8_t *secret,
                                                   size_t secret_len, const char *label,
-                                                  const uint8_t *ctx, size_t ctx_len,
-                                                  uint8_t *out, size_t out_len);
+                                                  const uint8_t *ctx, size_t ctx_len, uint8_t *out,
+                                                  size_t out_len);
 
 /* RFC 8446 §7.2: application_traffic_secret_N+1 = HKDF-Expand-Label(secret_N, "traffic upd",
  * "", Hash.length). */
@@ -61,16 +61,15 @@ MMTLS_MUST_USE int mmtls_crypto_tls13_next_secret(const struct mmtls_suite *s,
 
 /* RFC 8446 §7.3: write key and IV from a traffic secret. */
 MMTLS_MUST_USE int mmtls_crypto_tls13_traffic_keys(const struct mmtls_suite *s,
-                                                   const struct mmtls_secret *secret,
-                                                   uint8_t *key, uint8_t *iv);
+                                                   const struct mmtls_secret *secret, uint8_t *key,
+                                                   uint8_t *iv);
 
 /* TLS PRF: RFC 5246 §5 P_<md> for TLS 1.2; RFC 2246 §5 MD5/SHA-1 split for TLS 1.0/1.1
  * (version < 0x0303, md ignored).  seed = seed1 || seed2. */
 MMTLS_MUST_USE int mmtls_crypto_tls_prf(uint16_t version, enum mmtls_md md, const uint8_t *secret,
-                                        size_t secret_len, const char *label,
-                                        const uint8_t *seed1, size_t seed1_len,
-                                        const uint8_t *seed2, size_t seed2_len, uint8_t *out,
-                                        size_t out_len);
+                                        size_t secret_len, const char *label, const uint8_t *seed1,
+                                        size_t seed1_len, const uint8_t *seed2, size_t seed2_len,
+                                        uint8_t *out, size_t out_len);
 
 /* TLS 1.0-1.2 key block split into its parts ([0] client write, [1] server write). */
 struct mmtls_key_block {
@@ -123,8 +122,7 @@ MMTLS_MUST_USE int mmtls_rprot_open(struct mmtls_rprot *rp, uint64_t seq, const 
  * MMTLS_E_LIMIT if out_cap is too small. */
 MMTLS_MUST_USE int mmtls_rprot_seal(struct mmtls_rprot *rp, uint64_t seq, uint8_t type,
                                     uint16_t version, const uint8_t *plain, size_t plain_len,
-                                    size_t pad_len, uint8_t *out, size_t out_cap,
-                                    size_t *out_len);
+                                    size_t pad_len, uint8_t *out, size_t out_cap, size_t *out_len);
 
 /* Upper bound of the plaintext length of a fragment of frag_len bytes (0 if too short). */
 size_t mmtls_rprot_max_plain(const struct mmtls_rprot *rp, size_t frag_len);

@@ -8,40 +8,40 @@
 
 /* Link types: pcap LINKTYPE_* values (https://www.tcpdump.org/linktypes.html). */
 enum mmtls_linktype {
-    MMTLS_LINK_NULL = 0,        /* BSD loopback: 4-byte host-order AF_ value */
+    MMTLS_LINK_NULL = 0, /* BSD loopback: 4-byte host-order AF_ value */
     MMTLS_LINK_ETHERNET = 1,
-    MMTLS_LINK_RAW = 101,       /* raw IPv4/IPv6, version from the first nibble */
-    MMTLS_LINK_LOOP = 108,      /* OpenBSD loopback: 4-byte network-order AF_ value */
+    MMTLS_LINK_RAW = 101,  /* raw IPv4/IPv6, version from the first nibble */
+    MMTLS_LINK_LOOP = 108, /* OpenBSD loopback: 4-byte network-order AF_ value */
     MMTLS_LINK_LINUX_SLL = 113,
     MMTLS_LINK_IPV4 = 228,
     MMTLS_LINK_IPV6 = 229,
     MMTLS_LINK_LINUX_SLL2 = 276,
 };
 
-#define MMTLS_DECODE_MAX_VLAN 2       /* 802.1Q + QinQ; deeper stacks are counted as malformed */
-#define MMTLS_DECODE_MAX_IPV6_EXT 8   /* extension headers walked before giving up */
+#define MMTLS_DECODE_MAX_VLAN 2     /* 802.1Q + QinQ; deeper stacks are counted as malformed */
+#define MMTLS_DECODE_MAX_IPV6_EXT 8 /* extension headers walked before giving up */
 
 /* Decoder events: each is counted by the caller (engine stats) and never aborts anything. */
 enum mmtls_decode_event {
     MMTLS_DEC_OK = 0,
     MMTLS_DEC_L2_TRUNCATED,
-    MMTLS_DEC_L2_UNSUPPORTED,    /* unknown link type or ethertype (not IP) */
+    MMTLS_DEC_L2_UNSUPPORTED, /* unknown link type or ethertype (not IP) */
     MMTLS_DEC_VLAN_TOO_DEEP,
     MMTLS_DEC_IPV4_TRUNCATED,
     MMTLS_DEC_IPV4_BAD_HLEN,
-    MMTLS_DEC_IPV4_BAD_LEN,      /* total length smaller than header or larger than captured */
-    MMTLS_DEC_IPV4_BAD_CSUM,     /* only when checksum validation is asked for */
+    MMTLS_DEC_IPV4_BAD_LEN,  /* total length smaller than header or larger than captured */
+    MMTLS_DEC_IPV4_BAD_CSUM, /* only when checksum validation is asked for */
     MMTLS_DEC_IPV4_BAD_OPTIONS,
     MMTLS_DEC_IPV6_TRUNCATED,
     MMTLS_DEC_IPV6_BAD_LEN,
     MMTLS_DEC_IPV6_EXT_TOO_DEEP,
     MMTLS_DEC_IPV6_BAD_EXT,
-    MMTLS_DEC_IP_FRAGMENT,       /* not an error: a fragment to hand to the defragmenter */
-    MMTLS_DEC_NOT_TCP,           /* valid IP carrying another protocol */
+    MMTLS_DEC_IP_FRAGMENT, /* not an error: a fragment to hand to the defragmenter */
+    MMTLS_DEC_NOT_TCP,     /* valid IP carrying another protocol */
     MMTLS_DEC_TCP_TRUNCATED,
     MMTLS_DEC_TCP_BAD_HLEN,
     MMTLS_DEC_TCP_BAD_OPTIONS,
-    MMTLS_DEC_TCP_BAD_CSUM,      /* only when checksum validation is asked for */
+    MMTLS_DEC_TCP_BAD_CSUM, /* only when checksum validation is asked for */
     MMTLS_DEC_EVENT_MAX
 };
 
@@ -55,16 +55,16 @@ struct mmtls_pkt {
     uint16_t vlan[MMTLS_DECODE_MAX_VLAN];
     uint8_t vlan_count;
     /* L3 */
-    uint8_t ip_version; /* 4 or 6 */
-    uint8_t ttl;        /* TTL / hop limit */
-    uint8_t l4proto;    /* after IPv6 extension headers */
+    uint8_t ip_version;       /* 4 or 6 */
+    uint8_t ttl;              /* TTL / hop limit */
+    uint8_t l4proto;          /* after IPv6 extension headers */
     uint8_t src[16], dst[16]; /* IPv4 in the first 4 bytes, rest zero */
-    const uint8_t *l3;  /* borrowed: start of the IP header */
-    size_t l3_len;      /* IP datagram length (total length, trailing L2 padding excluded) */
+    const uint8_t *l3;        /* borrowed: start of the IP header */
+    size_t l3_len;            /* IP datagram length (total length, trailing L2 padding excluded) */
     /* fragments (valid when the decoder returns MMTLS_DEC_IP_FRAGMENT) */
-    uint32_t frag_id;   /* IPv4 id or IPv6 fragment identification */
-    uint32_t frag_off;  /* byte offset of this fragment's payload */
-    bool frag_more;     /* MF bit */
+    uint32_t frag_id;            /* IPv4 id or IPv6 fragment identification */
+    uint32_t frag_off;           /* byte offset of this fragment's payload */
+    bool frag_more;              /* MF bit */
     const uint8_t *frag_payload; /* borrowed */
     size_t frag_payload_len;
     /* L4 (TCP) */
@@ -72,8 +72,8 @@ struct mmtls_pkt {
     uint32_t seq, ack;
     uint8_t tcp_flags; /* MMTLS_TCP_* */
     uint16_t window;
-    uint8_t wscale;    /* window-scale option value if present on SYN, else 0xff */
-    uint16_t mss;      /* MSS option if present, else 0 */
+    uint8_t wscale;         /* window-scale option value if present on SYN, else 0xff */
+    uint16_t mss;           /* MSS option if present, else 0 */
     const uint8_t *payload; /* borrowed */
     size_t payload_len;
 };
@@ -114,7 +114,7 @@ struct mmtls_defrag_opts {
     uint32_t max_datagrams; /* in flight; oldest evicted (counted) when full */
     uint32_t max_frags_per_datagram;
     uint32_t timeout_ms;
-    size_t memcap;          /* bytes of fragment data held */
+    size_t memcap; /* bytes of fragment data held */
 };
 
 struct mmtls_defrag_stats {

@@ -65,8 +65,8 @@ int eng_dispatch(struct eng_session *s, enum mmtls_event ev, const struct mmtls_
 
 void eng_error(struct eng_session *s, int code, int dir, uint64_t off, const char *detail)
 {
-    struct mmtls_error_info ei = {.code = code, .dir = (enum mmtls_dir)dir, .stream_off = off,
-                                  .detail = detail};
+    struct mmtls_error_info ei = {
+        .code = code, .dir = (enum mmtls_dir)dir, .stream_off = off, .detail = detail};
     struct mmtls_event_info info = {.ev = MMTLS_EV_ERROR, .err = &ei};
 
     if (code > 0 && code <= MMTLS_TLSERR_MAX) {
@@ -243,8 +243,7 @@ static void sink_event(void *ud, enum mmtls_reasm_event ev, uint64_t off, uint64
         if (ef->s != NULL && !ef->stop)
             eng_error(ef->s, MMTLS_TLSERR_MEMCAP, c->dir, off, "reassembly cap reached");
         break;
-    case MMTLS_REASM_EV_FIN:
-        break;
+    case MMTLS_REASM_EV_FIN: break;
     }
 }
 

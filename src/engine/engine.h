@@ -15,17 +15,17 @@
 #include "util/util.h"
 
 struct mmtls_engine_opts {
-    size_t sz;                           /* sizeof(struct mmtls_engine_opts) */
+    size_t sz; /* sizeof(struct mmtls_engine_opts) */
     struct mmtls_flow_table_opts flow;
     struct mmtls_reasm_opts reasm;
-    size_t reasm_memcap;                 /* all reassembly buffers of the worker */
+    size_t reasm_memcap; /* all reassembly buffers of the worker */
     struct mmtls_defrag_opts defrag;
     struct mmtls_decode_opts decode;
-    size_t max_handshake_msg;            /* cap on one handshake message */
-    uint32_t max_failed_records;         /* consecutive undecryptable records before giving up */
-    uint32_t max_resync_trials;          /* decryption attempts to recover framing after a gap */
-    bool verify_all;                     /* verify records no app asked to decrypt */
-    struct mmtls_keystore *keys;         /* borrowed: must outlive the engine */
+    size_t max_handshake_msg;    /* cap on one handshake message */
+    uint32_t max_failed_records; /* consecutive undecryptable records before giving up */
+    uint32_t max_resync_trials;  /* decryption attempts to recover framing after a gap */
+    bool verify_all;             /* verify records no app asked to decrypt */
+    struct mmtls_keystore *keys; /* borrowed: must outlive the engine */
 };
 
 /* Fills *o with the documented defaults (docs/CONFIG.md). */

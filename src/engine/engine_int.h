@@ -9,8 +9,8 @@
 #include "tls/tls.h"
 
 #define ENG_MAX_APPS 16
-#define ENG_NAME_MAX 256     /* SNI, ALPN kept (longer values are truncated for the log) */
-#define ENG_DN_MAX 512       /* certificate subject / issuer */
+#define ENG_NAME_MAX 256 /* SNI, ALPN kept (longer values are truncated for the log) */
+#define ENG_DN_MAX 512   /* certificate subject / issuer */
 #define ENG_REC_MAX (MMTLS_TLS_HDR_LEN + MMTLS_TLS12_MAX_CIPHERTEXT)
 
 /* TLS 1.3 key phases of one direction (RFC 8446 §7.1). */
@@ -21,24 +21,24 @@ struct eng_key {
     struct mmtls_secret secret; /* wiped once rp is built, except K_APP (needed for updates) */
     struct mmtls_rprot *rp;     /* owned, built on first use */
     uint64_t seq;
-    uint32_t gen;               /* K_APP: N of application_traffic_secret_N */
+    uint32_t gen; /* K_APP: N of application_traffic_secret_N */
 };
 
 /* One direction of one TLS session. */
 struct eng_tdir {
-    struct mmtls_buf rbuf;      /* owned: partial record (straddles segments) */
-    uint64_t next_off;          /* stream offset of the next record header */
-    bool dead;                  /* framing lost for good: count, no more parsing */
-    bool resync;                /* after a gap: looking for a record boundary */
-    uint64_t gap_bytes;         /* bytes lost in the last gap (for seq estimation) */
+    struct mmtls_buf rbuf; /* owned: partial record (straddles segments) */
+    uint64_t next_off;     /* stream offset of the next record header */
+    bool dead;             /* framing lost for good: count, no more parsing */
+    bool resync;           /* after a gap: looking for a record boundary */
+    uint64_t gap_bytes;    /* bytes lost in the last gap (for seq estimation) */
     struct mmtls_tls_hs_reasm hs;
-    bool hs_dead;               /* handshake parsing stopped (error) */
+    bool hs_dead; /* handshake parsing stopped (error) */
     /* protection */
-    bool protected_;            /* records are protected (TLS 1.2 after CCS, TLS 1.3 phases) */
+    bool protected_; /* records are protected (TLS 1.2 after CCS, TLS 1.3 phases) */
     uint32_t epoch;
-    struct eng_key k[K_N];      /* TLS 1.3 */
-    int cur;                    /* TLS 1.3 current phase index */
-    struct mmtls_rprot *rp12;   /* owned: TLS <= 1.2 current */
+    struct eng_key k[K_N];    /* TLS 1.3 */
+    int cur;                  /* TLS 1.3 current phase index */
+    struct mmtls_rprot *rp12; /* owned: TLS <= 1.2 current */
     uint64_t seq12;
     struct mmtls_rprot *pend12; /* owned: installed at the next CCS */
     uint32_t failed;            /* consecutive undecryptable records */
@@ -47,32 +47,32 @@ struct eng_tdir {
     bool finished;              /* Finished of the current handshake seen */
     uint64_t pause_left;        /* plaintext bytes still to skip */
     uint64_t last_ok_seq;
-    uint64_t avg_rec;           /* running average of protected record sizes */
+    uint64_t avg_rec; /* running average of protected record sizes */
     bool err_once[MMTLS_TLSERR_MAX + 1];
 };
 
 struct eng_session {
-    struct mmtls_engine *eng;   /* borrowed */
-    struct mmtls_flow *flow;    /* borrowed: the flow outlives the session */
+    struct mmtls_engine *eng; /* borrowed */
+    struct mmtls_flow *flow;  /* borrowed: the flow outlives the session */
     struct mmtls_session_info info;
     char sni[ENG_NAME_MAX], alpn[ENG_NAME_MAX], cipher[64];
     char subject[ENG_DN_MAX], issuer[ENG_DN_MAX];
     void *ctx[ENG_MAX_APPS];
-    bool started;               /* SESSION_START raised */
+    bool started; /* SESSION_START raised */
     bool not_tls;
     bool keys_looked_up, keys_found;
-    struct mmtls_keyset ks;     /* copy from the key store; wiped when keys are installed */
+    struct mmtls_keyset ks; /* copy from the key store; wiped when keys are installed */
     const struct mmtls_suite *suite;
-    uint16_t version;           /* negotiated */
+    uint16_t version; /* negotiated */
     bool tls13;
     bool sh_seen, hrr_pending;
     bool early_offered;
-    int8_t early_accepted;      /* -1 unknown, 0 no, 1 yes */
-    bool server_full_hs;        /* Certificate/ServerKeyExchange seen in this TLS<=1.2 handshake */
+    int8_t early_accepted; /* -1 unknown, 0 no, 1 yes */
+    bool server_full_hs;   /* Certificate/ServerKeyExchange seen in this TLS<=1.2 handshake */
     uint8_t ch_session_id[32];
     uint8_t ch_session_id_len;
     bool hs_end_raised;
-    bool renego;                /* a renegotiation is in progress */
+    bool renego;                    /* a renegotiation is in progress */
     uint8_t next_client_random[32]; /* renegotiation: random of the pending handshake */
     bool early_skipped_counted;
     struct eng_tdir d[2];
@@ -81,20 +81,20 @@ struct eng_session {
     struct {
         bool active;
         struct mmtls_record rec;
-        const uint8_t *hdr;        /* borrowed: 5-byte header */
-        const uint8_t *frag;       /* borrowed */
+        const uint8_t *hdr;  /* borrowed: 5-byte header */
+        const uint8_t *frag; /* borrowed */
         size_t frag_len;
-        const uint8_t *plain;      /* borrowed: engine scratch or frag */
+        const uint8_t *plain; /* borrowed: engine scratch or frag */
         size_t plain_len;
         bool decrypted, failed;
-        int tried_key;             /* TLS 1.2 lazy decryption */
+        int tried_key; /* TLS 1.2 lazy decryption */
     } cur;
 };
 
 /* One flow's engine state (flow->ud). */
 struct eng_flow {
-    struct mmtls_reasm r[2];  /* by direction: 0 client->server, 1 server->client */
-    uint64_t seen_end[2];     /* highest stream offset seen from each direction */
+    struct mmtls_reasm r[2]; /* by direction: 0 client->server, 1 server->client */
+    uint64_t seen_end[2];    /* highest stream offset seen from each direction */
     bool seen_any[2];
     bool tls_decided, is_tls, midstream, stop;
     struct eng_session *s;    /* owned, NULL until the flow looks like TLS */
@@ -116,8 +116,8 @@ struct mmtls_engine {
     struct mmtls_engine_stats st;
     struct mmtls_flow_stats flow_base; /* totals of flow tables replaced by a flush */
     uint64_t now_us, last_tick_us;
-    uint8_t *scratch;               /* owned: ENG_REC_MAX bytes of decrypted plaintext */
-    int verdict;                    /* for the packet being processed */
+    uint8_t *scratch; /* owned: ENG_REC_MAX bytes of decrypted plaintext */
+    int verdict;      /* for the packet being processed */
 };
 
 /* engine.c */

@@ -173,12 +173,12 @@ static void tls12_prepare(struct eng_session *s)
         return;
     if (!keys_lookup(s, cr) || !(s->ks.have & MMTLS_KS_MASTER))
         return;
-    if (mmtls_crypto_tls12_key_block(s->suite, s->version, &s->ks.master, cr,
-                                     s->info.server_random, &kb) != 0)
+    if (mmtls_crypto_tls12_key_block(s->suite, s->version, &s->ks.master, cr, s->info.server_random,
+                                     &kb) != 0)
         goto out;
     for (int w = 0; w < 2; w++) {
-        if (mmtls_rprot_new_tls12(&s->d[w].pend12, s->suite, s->version,
-                                  s->info.encrypt_then_mac, &kb, w) != 0)
+        if (mmtls_rprot_new_tls12(&s->d[w].pend12, s->suite, s->version, s->info.encrypt_then_mac,
+                                  &kb, w) != 0)
             s->d[w].pend12 = NULL;
     }
 out:
@@ -408,8 +408,7 @@ static void on_hs_message(struct eng_session *s, int dir, uint8_t type, const ui
             d->update_after = true;
         }
         break;
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -433,8 +432,9 @@ static void feed_handshake(struct eng_session *s, int dir, const uint8_t *p, siz
         if (rc == MMTLS_AGAIN)
             return;
         if (rc != 0) {
-            eng_error(s, rc == MMTLS_E_LIMIT ? MMTLS_TLSERR_HANDSHAKE_TOO_LARGE
-                                              : MMTLS_TLSERR_MALFORMED_HANDSHAKE,
+            eng_error(s,
+                      rc == MMTLS_E_LIMIT ? MMTLS_TLSERR_HANDSHAKE_TOO_LARGE
+                                          : MMTLS_TLSERR_MALFORMED_HANDSHAKE,
                       dir, d->next_off, "handshake message over the configured cap");
             d->hs_dead = true;
             return;
@@ -478,8 +478,7 @@ static int tls13_open_early(struct eng_session *s, const uint8_t *hdr, const uin
 }
 
 static int tls13_decrypt(struct eng_session *s, int dir, const uint8_t *hdr, const uint8_t *frag,
-                         size_t frag_len, uint8_t *out, size_t *out_len, uint8_t *type,
-                         int *used)
+                         size_t frag_len, uint8_t *out, size_t *out_len, uint8_t *type, int *used)
 {
     struct eng_tdir *d = &s->d[dir];
     bool any_key = false;
@@ -656,12 +655,10 @@ static void record_failed(struct eng_session *s, int dir, int why)
         break;
     case DEC_NOKEY:
         if (err_once(s, dir, MMTLS_TLSERR_NO_KEYS))
-            eng_error(s, MMTLS_TLSERR_NO_KEYS, dir, d->next_off,
-                      "no secrets for this session");
+            eng_error(s, MMTLS_TLSERR_NO_KEYS, dir, d->next_off, "no secrets for this session");
         return;
     default:
-        eng_error(s, MMTLS_TLSERR_BAD_RECORD_MAC, dir, d->next_off,
-                  "record failed verification");
+        eng_error(s, MMTLS_TLSERR_BAD_RECORD_MAC, dir, d->next_off, "record failed verification");
         break;
     }
     if (++d->failed > s->eng->o.max_failed_records && !d->crypto_dead) {
@@ -714,14 +711,11 @@ static void process_record(struct eng_session *s, int dir, const uint8_t *rec, s
     if (!prot) {
         s->cur.active = true;
         switch (h.type) {
-        case MMTLS_CT_HANDSHAKE:
-            feed_handshake(s, dir, frag, frag_len);
-            break;
+        case MMTLS_CT_HANDSHAKE: feed_handshake(s, dir, frag, frag_len); break;
         case MMTLS_CT_CHANGE_CIPHER_SPEC:
             /* RFC 5246 §7.1; in TLS 1.3 only a middlebox-compatibility no-op (§D.4). */
             if (frag_len != 1 || frag[0] != 1) {
-                eng_error(s, MMTLS_TLSERR_MALFORMED_RECORD, dir, off,
-                          "malformed ChangeCipherSpec");
+                eng_error(s, MMTLS_TLSERR_MALFORMED_RECORD, dir, off, "malformed ChangeCipherSpec");
                 break;
             }
             if (!s->tls13) {
@@ -744,8 +738,7 @@ static void process_record(struct eng_session *s, int dir, const uint8_t *rec, s
             /* Application data in the clear before keys are in use: nothing to decrypt. */
             count_plain(s, dir, frag_len);
             break;
-        default:
-            break;
+        default: break;
         }
         dispatch_record(s);
         s->cur.active = false;
@@ -839,17 +832,11 @@ static void process_record(struct eng_session *s, int dir, const uint8_t *rec, s
         if (dir == 0 && used == K_APP && !s->hs_end_raised && s->sh_seen)
             raise_hs_end(s); /* the client's first 1-RTT record ends the handshake */
         switch (type) {
-        case MMTLS_CT_HANDSHAKE:
-            feed_handshake(s, dir, e->scratch, n);
-            break;
-        case MMTLS_CT_APPLICATION_DATA:
-            count_plain(s, dir, n);
-            break;
-        case MMTLS_CT_ALERT:
-            break;
+        case MMTLS_CT_HANDSHAKE: feed_handshake(s, dir, e->scratch, n); break;
+        case MMTLS_CT_APPLICATION_DATA: count_plain(s, dir, n); break;
+        case MMTLS_CT_ALERT: break;
         default:
-            eng_error(s, MMTLS_TLSERR_MALFORMED_RECORD, dir, off,
-                      "unexpected inner content type");
+            eng_error(s, MMTLS_TLSERR_MALFORMED_RECORD, dir, off, "unexpected inner content type");
             break;
         }
         /* Handshake processing may have moved the phase (Finished, EndOfEarlyData). */
@@ -885,8 +872,7 @@ static void process_record(struct eng_session *s, int dir, const uint8_t *rec, s
     }
     dispatch_record(s);
     /* Verify what no app asked to see (and keep the TLS 1.0 CBC IV chain intact). */
-    if (!s->cur.decrypted && !s->cur.failed &&
-        (e->o.verify_all || s->version == MMTLS_TLS_V10))
+    if (!s->cur.decrypted && !s->cur.failed && (e->o.verify_all || s->version == MMTLS_TLS_V10))
         (void)tls12_open_current(s);
     if (s->cur.decrypted && h.type == MMTLS_CT_APPLICATION_DATA) {
         e->st.records_decrypted++;
@@ -973,7 +959,7 @@ static bool resync_try(struct eng_session *s, int dir, const uint8_t *rec, size_
         return false;
     /* Try the estimated sequence number first, then alternate around it. */
     for (uint64_t i = 0; i < 2 * est + 64 && *trials < s->eng->o.max_resync_trials; i++) {
-        uint64_t delta = (i % 2 == 0) ? i / 2 : (uint64_t)-(int64_t)((i + 1) / 2);
+        uint64_t delta = (i % 2 == 0) ? i / 2 : (uint64_t) - (int64_t)((i + 1) / 2);
         uint64_t seq = base + est + delta;
         if (seq < base)
             continue;
@@ -1006,8 +992,7 @@ static bool resync_scan(struct eng_session *s, int dir)
         if (h.type != MMTLS_CT_APPLICATION_DATA ||
             h.version != (s->tls13 ? MMTLS_TLS_V12 : s->version))
             continue;
-        if (h.len < min_frag(s) ||
-            h.len > mmtls_tls_max_fragment(s->version, true))
+        if (h.len < min_frag(s) || h.len > mmtls_tls_max_fragment(s->version, true))
             continue;
         if (i + MMTLS_TLS_HDR_LEN + h.len > b->len)
             return false; /* wait for the whole candidate record */

@@ -194,9 +194,8 @@ int mmtls_flow_get(struct mmtls_flow_table *t, const struct mmtls_pkt *pkt, uint
         f->first_us = now_us;
         /* The client is the SYN sender (without ACK); otherwise, the first sender. */
         f->client = (uint8_t)*sender;
-        if ((pkt->tcp_flags & (MMTLS_TCP_SYN | MMTLS_TCP_ACK)) ==
-            (MMTLS_TCP_SYN | MMTLS_TCP_ACK))
-            f->client = (uint8_t)!*sender;
+        if ((pkt->tcp_flags & (MMTLS_TCP_SYN | MMTLS_TCP_ACK)) == (MMTLS_TCP_SYN | MMTLS_TCP_ACK))
+            f->client = (uint8_t) !*sender;
         f->hnext = t->buckets[b];
         t->buckets[b] = f;
         list_push_head(&t->open, f);

@@ -25,25 +25,25 @@ enum mmtls_flow_state {
 };
 
 enum mmtls_flow_end_reason {
-    MMTLS_FLOW_END_IDLE = 0,  /* idle timeout */
-    MMTLS_FLOW_END_CLOSED,    /* closed timeout after FIN/RST */
-    MMTLS_FLOW_END_EVICTED,   /* table full: least recently used flow evicted */
-    MMTLS_FLOW_END_SHUTDOWN,  /* end of input / table freed */
+    MMTLS_FLOW_END_IDLE = 0, /* idle timeout */
+    MMTLS_FLOW_END_CLOSED,   /* closed timeout after FIN/RST */
+    MMTLS_FLOW_END_EVICTED,  /* table full: least recently used flow evicted */
+    MMTLS_FLOW_END_SHUTDOWN, /* end of input / table freed */
 };
 
 struct mmtls_flow {
     struct mmtls_flow_key key;
-    uint64_t id;          /* 1, 2, ... in order of creation */
+    uint64_t id; /* 1, 2, ... in order of creation */
     uint64_t first_us, last_us;
-    uint8_t client;       /* endpoint index (0/1) of the client: SYN sender, else first sender */
+    uint8_t client; /* endpoint index (0/1) of the client: SYN sender, else first sender */
     enum mmtls_flow_state state;
-    bool fin[2];          /* FIN sent by endpoint i */
+    bool fin[2]; /* FIN sent by endpoint i */
     bool rst;
     uint64_t pkts[2], bytes[2]; /* per endpoint index as sender */
-    void *ud;             /* owned by the table's owner; freed in the release callback */
+    void *ud;                   /* owned by the table's owner; freed in the release callback */
     /* private links */
-    struct mmtls_flow *hnext;          /* hash chain */
-    struct mmtls_flow *lprev, *lnext;  /* LRU list (head = most recent) */
+    struct mmtls_flow *hnext;         /* hash chain */
+    struct mmtls_flow *lprev, *lnext; /* LRU list (head = most recent) */
     bool in_closed_list;
 };
 

@@ -13,8 +13,8 @@ struct mmtls_io_pkt {
     const uint8_t *data;
     uint32_t caplen, origlen;
     uint64_t ts_us;
-    int linktype;    /* pcap LINKTYPE_* of the interface the packet came from */
-    uint32_t ifidx;  /* pcapng interface id (0 for pcap) */
+    int linktype;   /* pcap LINKTYPE_* of the interface the packet came from */
+    uint32_t ifidx; /* pcapng interface id (0 for pcap) */
 };
 
 struct mmtls_pcap_reader;
@@ -42,8 +42,8 @@ MMTLS_MUST_USE int mmtls_pcap_open_fp(struct mmtls_pcap_reader **out, FILE *fp, 
 
 /* Next packet: 0 with *pkt filled; MMTLS_DECLINED at a clean end of file; a negative code for a
  * truncated or malformed file (message in err).  Unknown pcapng block types are skipped. */
-MMTLS_MUST_USE int mmtls_pcap_next(struct mmtls_pcap_reader *r, struct mmtls_io_pkt *pkt,
-                                   char *err, size_t err_cap);
+MMTLS_MUST_USE int mmtls_pcap_next(struct mmtls_pcap_reader *r, struct mmtls_io_pkt *pkt, char *err,
+                                   size_t err_cap);
 
 void mmtls_pcap_close(struct mmtls_pcap_reader *r);
 

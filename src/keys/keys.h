@@ -11,14 +11,14 @@
 
 /* Key log labels (RFC 9850 §2.1 and the labels NSS/OpenSSL/GnuTLS write). */
 enum mmtls_keylog_label {
-    MMTLS_KL_CLIENT_RANDOM = 1,            /* TLS <= 1.2 master secret */
+    MMTLS_KL_CLIENT_RANDOM = 1, /* TLS <= 1.2 master secret */
     MMTLS_KL_CLIENT_EARLY_TRAFFIC_SECRET,
     MMTLS_KL_CLIENT_HANDSHAKE_TRAFFIC_SECRET,
     MMTLS_KL_SERVER_HANDSHAKE_TRAFFIC_SECRET,
-    MMTLS_KL_CLIENT_TRAFFIC_SECRET,        /* _N: index in mmtls_keylog_entry.index */
-    MMTLS_KL_SERVER_TRAFFIC_SECRET,        /* _N */
-    MMTLS_KL_EXPORTER_SECRET,              /* parsed, never stored */
-    MMTLS_KL_EARLY_EXPORTER_SECRET,        /* parsed, never stored */
+    MMTLS_KL_CLIENT_TRAFFIC_SECRET, /* _N: index in mmtls_keylog_entry.index */
+    MMTLS_KL_SERVER_TRAFFIC_SECRET, /* _N */
+    MMTLS_KL_EXPORTER_SECRET,       /* parsed, never stored */
+    MMTLS_KL_EARLY_EXPORTER_SECRET, /* parsed, never stored */
 };
 
 /* OpenSSL 3 logs secrets after a KeyUpdate with the literal label CLIENT_TRAFFIC_SECRET_N (and
@@ -27,7 +27,7 @@ enum mmtls_keylog_label {
 
 struct mmtls_keylog_entry {
     enum mmtls_keylog_label label;
-    uint32_t index;            /* N of *_TRAFFIC_SECRET_N, else 0; or MMTLS_KEYLOG_INDEX_NEXT */
+    uint32_t index; /* N of *_TRAFFIC_SECRET_N, else 0; or MMTLS_KEYLOG_INDEX_NEXT */
     uint8_t client_random[32];
     struct mmtls_secret secret;
 };
@@ -66,8 +66,8 @@ void mmtls_keyset_wipe(struct mmtls_keyset *ks);
 struct mmtls_keystore;
 
 struct mmtls_keystore_opts {
-    uint32_t max_entries;  /* client randoms held; put beyond it fails with MMTLS_E_LIMIT */
-    uint32_t ttl_ms;       /* entries older than this are expired (0 = never) */
+    uint32_t max_entries; /* client randoms held; put beyond it fails with MMTLS_E_LIMIT */
+    uint32_t ttl_ms;      /* entries older than this are expired (0 = never) */
 };
 
 struct mmtls_keystore_stats {
@@ -83,8 +83,8 @@ void mmtls_keystore_free(struct mmtls_keystore *ks);
 /* Adds one secret.  The same value twice is a counted duplicate (0).  A different value for a
  * label already set returns MMTLS_E_CONFLICT and keeps the first one.  EXPORTER labels are
  * dropped (MMTLS_DECLINED).  Thread-safe. */
-MMTLS_MUST_USE int mmtls_keystore_put(struct mmtls_keystore *ks,
-                                      const struct mmtls_keylog_entry *e, uint64_t now_ms);
+MMTLS_MUST_USE int mmtls_keystore_put(struct mmtls_keystore *ks, const struct mmtls_keylog_entry *e,
+                                      uint64_t now_ms);
 
 /* Copies the secrets known for client_random into *out.  MMTLS_E_NOTFOUND if none.
  * Thread-safe. */

@@ -235,8 +235,8 @@ static void entry_drop(struct mmtls_keystore *ks, struct ks_shard *s, struct ks_
 }
 
 /* The keyset slot for a label, and the have-bit that marks it. */
-static struct mmtls_secret *keyset_slot(struct mmtls_keyset *k, const struct mmtls_keylog_entry *e, uint32_t idx,
-                                        uint32_t **bits, uint32_t *bit)
+static struct mmtls_secret *keyset_slot(struct mmtls_keyset *k, const struct mmtls_keylog_entry *e,
+                                        uint32_t idx, uint32_t **bits, uint32_t *bit)
 {
     switch (e->label) {
     case MMTLS_KL_CLIENT_RANDOM:
@@ -325,8 +325,8 @@ static int store_put(struct mmtls_keystore *ks, const struct mmtls_keylog_entry 
     idx = e->index;
     if (idx == MMTLS_KEYLOG_INDEX_NEXT) {
         /* The generation after the highest one known. */
-        uint32_t have = e->label == MMTLS_KL_CLIENT_TRAFFIC_SECRET ? en->keys.cts_have
-                                                                  : en->keys.sts_have;
+        uint32_t have =
+            e->label == MMTLS_KL_CLIENT_TRAFFIC_SECRET ? en->keys.cts_have : en->keys.sts_have;
         idx = have == 0 ? 0 : 32u - (uint32_t)__builtin_clz(have);
         if (idx >= MMTLS_KEYS_MAX_UPDATES) {
             rc = MMTLS_DECLINED;

@@ -14,11 +14,11 @@
 #include "util/util.h"
 
 enum mmtls_reasm_event {
-    MMTLS_REASM_EV_GAP = 1,        /* [off, off+len) will never be delivered (capture loss) */
-    MMTLS_REASM_EV_OVERLAP_DIFF,   /* retransmitted bytes differ from the first copy */
-    MMTLS_REASM_EV_MEMCAP,         /* a segment was dropped: per-stream or shared cap hit */
-    MMTLS_REASM_EV_FIN,            /* the stream ended at off (all bytes before it delivered) */
-    MMTLS_REASM_EV_SEGMENT_LIMIT,  /* too many buffered segments; segment dropped */
+    MMTLS_REASM_EV_GAP = 1,       /* [off, off+len) will never be delivered (capture loss) */
+    MMTLS_REASM_EV_OVERLAP_DIFF,  /* retransmitted bytes differ from the first copy */
+    MMTLS_REASM_EV_MEMCAP,        /* a segment was dropped: per-stream or shared cap hit */
+    MMTLS_REASM_EV_FIN,           /* the stream ended at off (all bytes before it delivered) */
+    MMTLS_REASM_EV_SEGMENT_LIMIT, /* too many buffered segments; segment dropped */
 };
 
 /* Where reassembled bytes go.  Callbacks run synchronously inside mmtls_reasm_* calls. */
@@ -31,9 +31,9 @@ struct mmtls_reasm_sink {
 };
 
 struct mmtls_reasm_opts {
-    size_t max_ooo_bytes;     /* out-of-order bytes buffered per stream */
-    size_t max_kept_bytes;    /* delivered-but-unacknowledged bytes kept for overlap checks */
-    uint32_t max_segments;    /* buffered out-of-order segments per stream */
+    size_t max_ooo_bytes;  /* out-of-order bytes buffered per stream */
+    size_t max_kept_bytes; /* delivered-but-unacknowledged bytes kept for overlap checks */
+    uint32_t max_segments; /* buffered out-of-order segments per stream */
 };
 
 struct mmtls_reasm_seg; /* private */
@@ -48,17 +48,17 @@ struct mmtls_reasm_stats {
 struct mmtls_reasm {
     const struct mmtls_reasm_opts *opts; /* borrowed: valid for the stream's lifetime */
     struct mmtls_memcap *memcap;         /* borrowed, may be NULL; shared by the worker */
-    bool started;    /* base sequence known */
-    bool midstream;  /* started without a SYN */
+    bool started;                        /* base sequence known */
+    bool midstream;                      /* started without a SYN */
     bool fin_seen;
-    uint32_t base_seq;   /* sequence number of stream offset 0 (mod 2^32) */
-    uint64_t next_off;   /* next offset to deliver */
-    uint64_t fin_off;    /* valid when fin_seen */
-    uint64_t acked_off;  /* highest offset acknowledged by the peer */
+    uint32_t base_seq;           /* sequence number of stream offset 0 (mod 2^32) */
+    uint64_t next_off;           /* next offset to deliver */
+    uint64_t fin_off;            /* valid when fin_seen */
+    uint64_t acked_off;          /* highest offset acknowledged by the peer */
     struct mmtls_reasm_seg *ooo; /* owned: sorted list of buffered out-of-order segments */
     uint32_t ooo_count;
     size_t ooo_bytes;
-    struct mmtls_buf kept;  /* owned: delivered bytes [kept_off, next_off) */
+    struct mmtls_buf kept; /* owned: delivered bytes [kept_off, next_off) */
     uint64_t kept_off;
     struct mmtls_reasm_stats stats;
 };
@@ -76,8 +76,8 @@ void mmtls_reasm_syn(struct mmtls_reasm *r, uint32_t isn);
  * a cap (MMTLS_E_MEMCAP, MMTLS_E_LIMIT, MMTLS_E_NOMEM) or as bogus (MMTLS_E_MALFORMED: more
  * than 2^30 bytes ahead); the stream stays usable either way.  sink may be NULL (everywhere).
  * Sink callbacks must not call back into the same stream. */
-int mmtls_reasm_segment(struct mmtls_reasm *r, uint32_t seq, const uint8_t *p, size_t len,
-                        bool fin, const struct mmtls_reasm_sink *sink);
+int mmtls_reasm_segment(struct mmtls_reasm *r, uint32_t seq, const uint8_t *p, size_t len, bool fin,
+                        const struct mmtls_reasm_sink *sink);
 
 /* The peer acknowledged everything before `ack`.  Frees kept bytes below it.  If the peer
  * acknowledged bytes that were never seen, they were lost by the capture: a GAP event is raised,

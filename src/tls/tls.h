@@ -8,10 +8,10 @@
 #include "util/util.h"
 
 #define MMTLS_TLS_HDR_LEN 5
-#define MMTLS_TLS_MAX_PLAINTEXT 16384u               /* 2^14, RFC 8446 §5.1 */
-#define MMTLS_TLS13_MAX_CIPHERTEXT (16384u + 256u)   /* RFC 8446 §5.2 */
-#define MMTLS_TLS12_MAX_CIPHERTEXT (16384u + 2048u)  /* RFC 5246 §6.2.3 */
-#define MMTLS_TLS_MAX_COMPRESSED (16384u + 1024u)    /* RFC 5246 §6.2.2 */
+#define MMTLS_TLS_MAX_PLAINTEXT 16384u              /* 2^14, RFC 8446 §5.1 */
+#define MMTLS_TLS13_MAX_CIPHERTEXT (16384u + 256u)  /* RFC 8446 §5.2 */
+#define MMTLS_TLS12_MAX_CIPHERTEXT (16384u + 2048u) /* RFC 5246 §6.2.3 */
+#define MMTLS_TLS_MAX_COMPRESSED (16384u + 1024u)   /* RFC 5246 §6.2.2 */
 
 #define MMTLS_TLS_V10 0x0301
 #define MMTLS_TLS_V11 0x0302
@@ -91,12 +91,12 @@ void mmtls_tls_hs_reasm_fini(struct mmtls_tls_hs_reasm *r);
 /* Appends handshake-record plaintext.  MMTLS_E_MEMCAP if it would exceed max_msg + 4 bytes
  * pending. */
 MMTLS_MUST_USE int mmtls_tls_hs_reasm_feed(struct mmtls_tls_hs_reasm *r, const uint8_t *p,
-                                          size_t len);
+                                           size_t len);
 /* Next complete message: 0 with *type and *body (borrowed until the next feed/next call),
  * MMTLS_AGAIN when incomplete, MMTLS_E_LIMIT when the declared length exceeds max_msg (the
  * reassembler is then unusable: the caller reports and stops parsing this direction). */
 MMTLS_MUST_USE int mmtls_tls_hs_reasm_next(struct mmtls_tls_hs_reasm *r, uint8_t *type,
-                                          struct mmtls_slice *body);
+                                           struct mmtls_slice *body);
 /* True when no partial message is pending. */
 bool mmtls_tls_hs_reasm_empty(const struct mmtls_tls_hs_reasm *r);
 
@@ -114,17 +114,17 @@ struct mmtls_tls_client_hello {
     struct mmtls_slice session_id;
     struct mmtls_slice cipher_suites; /* raw u16 list */
     struct mmtls_slice compression;
-    struct mmtls_slice extensions;    /* raw extensions block */
+    struct mmtls_slice extensions; /* raw extensions block */
     uint16_t ext_types[MMTLS_TLS_MAX_EXTS];
     uint8_t n_ext;
     bool has_sni;
-    struct mmtls_slice sni;           /* host_name, raw bytes */
-    struct mmtls_slice alpn;          /* raw ProtocolNameList contents */
+    struct mmtls_slice sni;                /* host_name, raw bytes */
+    struct mmtls_slice alpn;               /* raw ProtocolNameList contents */
     struct mmtls_slice supported_versions; /* raw u16 list */
-    uint16_t max_version;             /* highest non-GREASE supported_versions entry, or legacy */
-    struct mmtls_slice supported_groups;   /* raw u16 list */
-    struct mmtls_slice sig_algs;           /* raw u16 list */
-    struct mmtls_slice ec_point_formats;   /* raw u8 list */
+    uint16_t max_version; /* highest non-GREASE supported_versions entry, or legacy */
+    struct mmtls_slice supported_groups; /* raw u16 list */
+    struct mmtls_slice sig_algs;         /* raw u16 list */
+    struct mmtls_slice ec_point_formats; /* raw u8 list */
     uint16_t key_share_groups[MMTLS_TLS_MAX_GROUPS];
     uint8_t n_key_share;
     bool has_psk;
@@ -137,7 +137,7 @@ struct mmtls_tls_client_hello {
 };
 
 MMTLS_MUST_USE int mmtls_tls_client_hello_parse(const uint8_t *body, size_t len,
-                                               struct mmtls_tls_client_hello *ch);
+                                                struct mmtls_tls_client_hello *ch);
 
 struct mmtls_tls_server_hello {
     uint16_t legacy_version;
@@ -152,13 +152,13 @@ struct mmtls_tls_server_hello {
     bool encrypt_then_mac;
     bool extended_master_secret;
     bool session_ticket;
-    struct mmtls_slice alpn;   /* selected protocol (TLS <= 1.2), raw name */
+    struct mmtls_slice alpn; /* selected protocol (TLS <= 1.2), raw name */
     uint16_t ext_types[MMTLS_TLS_MAX_EXTS];
     uint8_t n_ext;
 };
 
 MMTLS_MUST_USE int mmtls_tls_server_hello_parse(const uint8_t *body, size_t len,
-                                               struct mmtls_tls_server_hello *sh);
+                                                struct mmtls_tls_server_hello *sh);
 
 /* The negotiated version: selected_version when present, else legacy_version. */
 uint16_t mmtls_tls_server_hello_version(const struct mmtls_tls_server_hello *sh);
@@ -169,21 +169,21 @@ struct mmtls_tls_encrypted_extensions {
 };
 
 MMTLS_MUST_USE int mmtls_tls_encrypted_extensions_parse(const uint8_t *body, size_t len,
-                                                       struct mmtls_tls_encrypted_extensions *ee);
+                                                        struct mmtls_tls_encrypted_extensions *ee);
 
 struct mmtls_tls_certificate {
-    uint32_t count;               /* certificates in the chain */
-    struct mmtls_slice leaf;      /* first certificate, DER */
+    uint32_t count;          /* certificates in the chain */
+    struct mmtls_slice leaf; /* first certificate, DER */
 };
 
 /* TLS 1.3 has a request context and per-entry extensions (RFC 8446 §4.4.2); TLS <= 1.2 not. */
 MMTLS_MUST_USE int mmtls_tls_certificate_parse(const uint8_t *body, size_t len, bool tls13,
-                                              struct mmtls_tls_certificate *c);
+                                               struct mmtls_tls_certificate *c);
 
 /* Subject and issuer of a DER certificate in RFC 2253 form, NUL-terminated and truncated to the
  * buffers.  MMTLS_E_MALFORMED when the DER does not parse. */
 MMTLS_MUST_USE int mmtls_tls_cert_names(const uint8_t *der, size_t len, char *subject,
-                                       size_t subject_cap, char *issuer, size_t issuer_cap);
+                                        size_t subject_cap, char *issuer, size_t issuer_cap);
 
 /* RFC 8446 §4.6.3: request_update is 0 or 1. */
 MMTLS_MUST_USE int mmtls_tls_key_update_parse(const uint8_t *body, size_t len, uint8_t *request);

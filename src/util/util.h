@@ -97,7 +97,8 @@ MMTLS_MUST_USE static inline int mmtls_cur_u32(struct mmtls_cur *c, uint32_t *v)
 }
 
 /* Hands back the next n bytes as a borrowed slice and advances past them. */
-MMTLS_MUST_USE static inline int mmtls_cur_bytes(struct mmtls_cur *c, size_t n, struct mmtls_slice *s)
+MMTLS_MUST_USE static inline int mmtls_cur_bytes(struct mmtls_cur *c, size_t n,
+                                                 struct mmtls_slice *s)
 {
     if (n > mmtls_cur_left(c))
         return MMTLS_E_MALFORMED;
@@ -221,7 +222,7 @@ struct mmtls_json {
 };
 
 void mmtls_json_init(struct mmtls_json *j, struct mmtls_buf *out);
-void mmtls_json_obj_open(struct mmtls_json *j, const char *key);  /* key NULL at top/in arrays */
+void mmtls_json_obj_open(struct mmtls_json *j, const char *key); /* key NULL at top/in arrays */
 void mmtls_json_obj_close(struct mmtls_json *j);
 void mmtls_json_arr_open(struct mmtls_json *j, const char *key);
 void mmtls_json_arr_close(struct mmtls_json *j);

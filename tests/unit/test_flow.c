@@ -41,8 +41,8 @@ static struct mmtls_pkt mk(uint8_t a, uint16_t sp, uint8_t b, uint16_t dp, uint8
 
 static void test_symmetric(void **state)
 {
-    struct mmtls_flow_table_opts o = {.max_flows = 4, .idle_timeout_ms = 1000,
-                                      .closed_timeout_ms = 100};
+    struct mmtls_flow_table_opts o = {
+        .max_flows = 4, .idle_timeout_ms = 1000, .closed_timeout_ms = 100};
     struct mmtls_flow_table *t;
     struct mmtls_flow *f1, *f2;
     struct rel r = {0};
@@ -68,8 +68,8 @@ static void test_symmetric(void **state)
 
 static void test_synack_first(void **state)
 {
-    struct mmtls_flow_table_opts o = {.max_flows = 4, .idle_timeout_ms = 1000,
-                                      .closed_timeout_ms = 100};
+    struct mmtls_flow_table_opts o = {
+        .max_flows = 4, .idle_timeout_ms = 1000, .closed_timeout_ms = 100};
     struct mmtls_flow_table *t;
     struct mmtls_flow *f;
     struct rel r = {0};
@@ -85,8 +85,8 @@ static void test_synack_first(void **state)
 
 static void test_evict_and_expire(void **state)
 {
-    struct mmtls_flow_table_opts o = {.max_flows = 3, .idle_timeout_ms = 1000,
-                                      .closed_timeout_ms = 100};
+    struct mmtls_flow_table_opts o = {
+        .max_flows = 3, .idle_timeout_ms = 1000, .closed_timeout_ms = 100};
     struct mmtls_flow_table *t;
     struct mmtls_flow *f;
     struct rel r = {0};
@@ -128,8 +128,8 @@ static void test_evict_and_expire(void **state)
 
 static void test_ipv6_key(void **state)
 {
-    struct mmtls_flow_table_opts o = {.max_flows = 2, .idle_timeout_ms = 1000,
-                                      .closed_timeout_ms = 100};
+    struct mmtls_flow_table_opts o = {
+        .max_flows = 2, .idle_timeout_ms = 1000, .closed_timeout_ms = 100};
     struct mmtls_flow_table *t;
     struct mmtls_flow *f1, *f2;
     struct rel r = {0};

@@ -123,9 +123,9 @@ static void test_seq(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cur_vec),  cmocka_unit_test(test_cur_ints),
-        cmocka_unit_test(test_hex),      cmocka_unit_test(test_json),
-        cmocka_unit_test(test_buf_max),  cmocka_unit_test(test_memcap),
+        cmocka_unit_test(test_cur_vec), cmocka_unit_test(test_cur_ints),
+        cmocka_unit_test(test_hex),     cmocka_unit_test(test_json),
+        cmocka_unit_test(test_buf_max), cmocka_unit_test(test_memcap),
         cmocka_unit_test(test_seq),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -109,8 +109,7 @@ static int parse_args(int argc, char **argv, struct opts *o, int *quiet)
         case 'r': o->read = optarg; break;
         case 'k':
             if (o->nkeylogs >= MMTLSD_MAX_KEYLOGS) {
-                fprintf(stderr, "mmtlsd: too many --keylog options (max %d)\n",
-                        MMTLSD_MAX_KEYLOGS);
+                fprintf(stderr, "mmtlsd: too many --keylog options (max %d)\n", MMTLSD_MAX_KEYLOGS);
                 return -1;
             }
             o->keylogs[o->nkeylogs++] = optarg;
@@ -160,8 +159,9 @@ static int parse_args(int argc, char **argv, struct opts *o, int *quiet)
         fprintf(stderr, "mmtlsd: nothing to do: give a capture with -r (see --help)\n");
         return -1;
     }
-    mmtls_log_set_level(verbose >= 2 ? MMTLS_LOG_DEBUG : verbose == 1 ? MMTLS_LOG_INFO
-                                                                     : MMTLS_LOG_WARN);
+    mmtls_log_set_level(verbose >= 2   ? MMTLS_LOG_DEBUG
+                        : verbose == 1 ? MMTLS_LOG_INFO
+                                       : MMTLS_LOG_WARN);
     return 0;
 }
 
@@ -317,8 +317,10 @@ int main(int argc, char **argv)
         goto out;
     }
     {
-        struct mmtls_app ta = {.sz = sizeof(ta), .name = "tally",
-                               .events = MMTLS_EV_SESSION_END, .on_event = tally_on_event,
+        struct mmtls_app ta = {.sz = sizeof(ta),
+                               .name = "tally",
+                               .events = MMTLS_EV_SESSION_END,
+                               .on_event = tally_on_event,
                                .arg = &tally};
         if (mmtls_eve_register(eve, e) != 0 ||
             (dump != NULL && mmtls_dump_register(dump, e) != 0) ||

@@ -15,11 +15,10 @@ static const char prf12_sha384_out[] =
     "91c8f3a26854308d5eaa3be85e0990703d73e56f";
 
 /* TLS 1.0 PRF(01..30, "key expansion", 40..5f || 80..9f), 104 bytes */
-static const char prf10_out[] =
-    "5fdb1a82885c86182074147093955c06993d1196a1b1a9a0fdda37fe33a77ce5"
-    "37540da4f3b5f87b0b3fa8a11e41f267f30ed061cbbc4823c2f80ee2d7f80160"
-    "78307f5f89c68d23d4b138a1bea0643f3351bade9ffa6152fd923a82d0e10af0"
-    "e8b019d7ae7a1ed6";
+static const char prf10_out[] = "5fdb1a82885c86182074147093955c06993d1196a1b1a9a0fdda37fe33a77ce5"
+                                "37540da4f3b5f87b0b3fa8a11e41f267f30ed061cbbc4823c2f80ee2d7f80160"
+                                "78307f5f89c68d23d4b138a1bea0643f3351bade9ffa6152fd923a82d0e10af0"
+                                "e8b019d7ae7a1ed6";
 
 /* TLS 1.0 PRF(01..07, "label", 40..5f), 40 bytes */
 static const char prf10_odd_out[] =
@@ -27,24 +26,21 @@ static const char prf10_odd_out[] =
     "3ae1bfb116f4be24";
 
 /* 0xC02F key block: 2*16 key + 2*4 salt */
-static const char kb_c02f[] =
-    "995faa2aff7f470780c9a8e2d8bc6b4a321bb417c5753bf7ab126cb206a44cf3"
-    "ed9c15f4e9b0838c";
+static const char kb_c02f[] = "995faa2aff7f470780c9a8e2d8bc6b4a321bb417c5753bf7ab126cb206a44cf3"
+                              "ed9c15f4e9b0838c";
 
 /* 0x002F TLS 1.0 key block: 2*20 mac + 2*16 key + 2*16 iv */
-static const char kb_002f_v10[] =
-    "181f877ae7e5d3c3e54dc91e0c77c532bfc2a0c38e1bb13459596728f28badbe"
-    "9c7ef002a45b7c87f46ea1775221d574e9914fd073c4c3cd7c09835ae1b438ee"
-    "6c84fe493ca41f7f80ccefe0e257e1d158a5f6867529596830ecba15b98b52c4"
-    "f3d7cd99804d41e5";
+static const char kb_002f_v10[] = "181f877ae7e5d3c3e54dc91e0c77c532bfc2a0c38e1bb13459596728f28badbe"
+                                  "9c7ef002a45b7c87f46ea1775221d574e9914fd073c4c3cd7c09835ae1b438ee"
+                                  "6c84fe493ca41f7f80ccefe0e257e1d158a5f6867529596830ecba15b98b52c4"
+                                  "f3d7cd99804d41e5";
 
 /* 0xC028 TLS 1.2 key block: 2*48 mac + 2*32 key */
-static const char kb_c028[] =
-    "d0f26a0b36e4307b4132825ce0a0ccae1c7b1db5c07b9b65b359d05bd02709dd"
-    "647e629b81f7f6849482654e4fb67e182797c365280b91b6a8aa177463d2fc78"
-    "8faa6d76db54fb955a04a4c701cb5319af55609c347f7dd40fa0687b554720df"
-    "8ac081524eced2e6944bdb3d1e95829fdd6b24f919af6a769fe244b0bcf14171"
-    "6e167e4e304ad4e3250037817652ca4fff7ac24b16e235c3b168ab631a9c0d6b";
+static const char kb_c028[] = "d0f26a0b36e4307b4132825ce0a0ccae1c7b1db5c07b9b65b359d05bd02709dd"
+                              "647e629b81f7f6849482654e4fb67e182797c365280b91b6a8aa177463d2fc78"
+                              "8faa6d76db54fb955a04a4c701cb5319af55609c347f7dd40fa0687b554720df"
+                              "8ac081524eced2e6944bdb3d1e95829fdd6b24f919af6a769fe244b0bcf14171"
+                              "6e167e4e304ad4e3250037817652ca4fff7ac24b16e235c3b168ab631a9c0d6b";
 
 /* TLS 1.3 0x1302, secret 10..3f, seq 3, type 0x17, 3 pad */
 static const char tls13_1302_rec[] =
