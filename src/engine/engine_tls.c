@@ -994,8 +994,11 @@ static bool resync_scan(struct eng_session *s, int dir)
             continue;
         if (h.len < min_frag(s) || h.len > mmtls_tls_max_fragment(s->version, true))
             continue;
-        if (i + MMTLS_TLS_HDR_LEN + h.len > b->len)
-            return false; /* wait for the whole candidate record */
+        if (i + MMTLS_TLS_HDR_LEN + h.len > b->len) {
+            if (i + MMTLS_TLS_HDR_LEN + h.len <= b->max)
+                return false; /* wait for the whole candidate record */
+            continue;         /* cannot be completed in the buffer: not a boundary we can use */
+        }
         if (resync_try(s, dir, b->p + i, MMTLS_TLS_HDR_LEN + h.len, &trials)) {
             d->next_off += i;
             mmtls_buf_consume(b, i);
@@ -1128,17 +1131,29 @@ void eng_tls_data(struct eng_session *s, int dir, uint64_t off, const uint8_t *p
         frame(s, dir, off, p, len);
         return;
     }
-    /* Resynchronising: collect bytes until a record boundary verifies. */
-    if (mmtls_buf_append(&d->rbuf, p, MMTLS_MIN(len, d->rbuf.max - d->rbuf.len)) != 0) {
-        d->dead = true;
-        return;
+    /* Resynchronising: collect bytes until a record boundary verifies, then frame from there
+     * (the buffered bytes first, then whatever of this delivery did not fit). */
+    while (len > 0 && d->resync && !d->dead) {
+        size_t take = MMTLS_MIN(len, d->rbuf.max - d->rbuf.len);
+        if (take == 0 || mmtls_buf_append(&d->rbuf, p, take) != 0) {
+            eng_error(s, MMTLS_TLSERR_RESYNC_FAILED, dir, d->next_off,
+                      "no record boundary recovered after a gap");
+            d->dead = true;
+            mmtls_buf_fini(&d->rbuf, true);
+            return;
+        }
+        p += take;
+        off += take;
+        len -= take;
+        if (resync_scan(s, dir)) {
+            struct mmtls_buf tmp = d->rbuf;
+            uint64_t start = d->next_off;
+            d->resync = false;
+            d->rbuf = (struct mmtls_buf){.max = tmp.max};
+            frame(s, dir, start, tmp.p, tmp.len);
+            mmtls_buf_fini(&tmp, true);
+        }
     }
-    if (resync_scan(s, dir)) {
-        struct mmtls_buf tmp = d->rbuf;
-        uint64_t start = d->next_off;
-        d->resync = false;
-        d->rbuf = (struct mmtls_buf){.max = tmp.max};
-        frame(s, dir, start, tmp.p, tmp.len);
-        mmtls_buf_fini(&tmp, true);
-    }
+    if (len > 0 && !d->resync && !d->dead)
+        frame(s, dir, off, p, len);
 }
