@@ -13,6 +13,8 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "io/io.h"
 
@@ -49,7 +51,10 @@ struct mmtls_pcap_reader {
     FILE *fp; /* owned when close_fp, else borrowed (stdin) */
     bool close_fp;
     const char *name; /* borrowed: path given to open (or a literal) */
-    uint8_t *buf;     /* owned: the current record or block */
+    uint8_t *buf;     /* owned: the current record or block; or, when mapped, a view into map */
+    uint8_t *map;     /* owned: the whole file mapped (regular files), NULL when read with stdio */
+    size_t map_len;
+    size_t released; /* map[0..released) handed back with MADV_DONTNEED */
     size_t cap;
     uint64_t off; /* file offset of the next unread byte */
     bool ng;
@@ -129,6 +134,23 @@ static int rd_bytes(struct mmtls_pcap_reader *r, size_t at, size_t n, size_t *go
                     size_t err_cap)
 {
     *got = 0;
+    if (r->map != NULL) {
+        /* Mapped file: records are read in place, no copy.  Reads are sequential and a unit
+         * (record or block) starts with at == 0, so buf + at is always map + off. */
+        if (at == 0) {
+            r->buf = r->map + r->off;
+            /* Earlier records are no longer borrowed by anyone: give their pages back every
+             * 64 MiB, so the resident size stays small whatever the file size. */
+            if (r->off - r->released >= (64u << 20)) {
+                size_t upto = (size_t)(r->off & ~(uint64_t)0xfffff);
+                (void)madvise(r->map + r->released, upto - r->released, MADV_DONTNEED);
+                r->released = upto;
+            }
+        }
+        *got = (size_t)MMTLS_MIN((uint64_t)n, r->map_len - r->off);
+        r->off += *got;
+        return 0;
+    }
     if (buf_reserve(r, at + n) != 0) {
         set_err(err, err_cap, "%s: out of memory", r->name);
         return MMTLS_E_NOMEM;
@@ -583,6 +605,36 @@ static int ng_next(struct mmtls_pcap_reader *r, struct mmtls_io_pkt *pkt, char *
 
 /* ------------------------------------------------------------------------------------------ */
 
+static void reader_free(struct mmtls_pcap_reader *r)
+{
+    if (r->map != NULL) {
+        munmap(r->map, r->map_len);
+    } else {
+        free(r->buf);
+    }
+    free(r);
+}
+
+/* Maps a regular file privately (copy-on-write: the DSB wipe writes into the view).  Pipes,
+ * standard input and anything mmap refuses are read with stdio instead. */
+static void try_map(struct mmtls_pcap_reader *r, FILE *fp)
+{
+    struct stat st;
+    void *m;
+
+    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+        (uint64_t)st.st_size > (uint64_t)SIZE_MAX || ftell(fp) != 0) {
+        return;
+    }
+    m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fileno(fp), 0);
+    if (m == MAP_FAILED) {
+        return;
+    }
+    (void)madvise(m, (size_t)st.st_size, MADV_SEQUENTIAL);
+    r->map = m;
+    r->map_len = (size_t)st.st_size;
+}
+
 static int open_common(struct mmtls_pcap_reader **out, FILE *fp, bool close_fp, const char *name,
                        mmtls_pcap_dsb_cb dsb_cb, void *dsb_ud, char *err, size_t err_cap)
 {
@@ -600,6 +652,7 @@ static int open_common(struct mmtls_pcap_reader **out, FILE *fp, bool close_fp, 
     r->fp = fp;
     r->close_fp = close_fp;
     r->name = name;
+    try_map(r, fp);
     r->dsb_cb = dsb_cb;
     r->dsb_ud = dsb_ud;
 
@@ -631,8 +684,7 @@ static int open_common(struct mmtls_pcap_reader **out, FILE *fp, bool close_fp, 
     return 0;
 
 out_free:
-    free(r->buf);
-    free(r);
+    reader_free(r);
     return rc;
 }
 
@@ -702,6 +754,5 @@ void mmtls_pcap_close(struct mmtls_pcap_reader *r)
     if (r->close_fp) {
         fclose(r->fp);
     }
-    free(r->buf);
-    free(r);
+    reader_free(r);
 }

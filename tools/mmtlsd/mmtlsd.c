@@ -55,6 +55,8 @@ static void usage(FILE *fp)
             "      --reasm-memcap BYTES reassembly memory cap (default 1 GiB)\n"
             "      --max-handshake BYTES cap on one handshake message (default 262144)\n"
             "      --no-verify-all      decrypt only the records an app asks for\n"
+            "      --reasm-keep BYTES   delivered bytes kept per direction to compare with\n"
+            "                           retransmissions (evasion check; default 262144, 0 = off)\n"
             "  -v, --verbose            more log output (repeat for debug)\n"
             "  -q, --quiet              no summary on stderr\n"
             "  -h, --help               this help\n"
@@ -81,7 +83,17 @@ static int parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max,
 
 static int parse_args(int argc, char **argv, struct opts *o, int *quiet)
 {
-    enum { O_EVE = 256, O_DUMP, O_NOSTATS, O_MAXFLOWS, O_FLOWTO, O_MEMCAP, O_MAXHS, O_NOVERIFY };
+    enum {
+        O_EVE = 256,
+        O_DUMP,
+        O_NOSTATS,
+        O_MAXFLOWS,
+        O_FLOWTO,
+        O_MEMCAP,
+        O_MAXHS,
+        O_NOVERIFY,
+        O_KEEP
+    };
     static const struct option lopts[] = {
         {"read", required_argument, NULL, 'r'},
         {"keylog", required_argument, NULL, 'k'},
@@ -94,6 +106,7 @@ static int parse_args(int argc, char **argv, struct opts *o, int *quiet)
         {"reasm-memcap", required_argument, NULL, O_MEMCAP},
         {"max-handshake", required_argument, NULL, O_MAXHS},
         {"no-verify-all", no_argument, NULL, O_NOVERIFY},
+        {"reasm-keep", required_argument, NULL, O_KEEP},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -139,6 +152,11 @@ static int parse_args(int argc, char **argv, struct opts *o, int *quiet)
             o->eng.max_handshake_msg = (size_t)v;
             break;
         case O_NOVERIFY: o->eng.verify_all = false; break;
+        case O_KEEP:
+            if (parse_u64("reasm-keep", optarg, 0, 64u << 20, &v) != 0)
+                return -1;
+            o->eng.reasm.max_kept_bytes = (size_t)v;
+            break;
         case 'v': verbose++; break;
         case 'q': *quiet = 1; break;
         case 'h': usage(stdout); exit(0);
@@ -252,7 +270,7 @@ static void summary(const struct opts *o, const struct mmtls_engine *e, const st
 int main(int argc, char **argv)
 {
     struct opts o = {.stats_event = true};
-    struct mmtls_keystore_opts kso = {.max_entries = 1u << 22, .ttl_ms = 0};
+    struct mmtls_keystore_opts kso = {.max_entries = 1u << 20, .ttl_ms = 0};
     struct mmtls_keystore *ks = NULL;
     struct mmtls_engine *e = NULL;
     struct mmtls_pcap_reader *r = NULL;
