@@ -30,9 +30,11 @@ static void test_literal_n(void **state)
     char line[256];
 
     (void)state;
-    assert_int_equal(
-        mmtls_keylog_line_parse("CLIENT_TRAFFIC_SECRET_N " CR " 00112233", 41 + 64, &e),
-        MMTLS_E_MALFORMED); /* cut inside the secret: too short for TLS 1.3 */
+    {
+        static const char cut[] = "CLIENT_TRAFFIC_SECRET_N " CR " 00112233";
+        /* cut inside the secret: too short for a TLS 1.3 secret */
+        assert_int_equal(mmtls_keylog_line_parse(cut, strlen(cut), &e), MMTLS_E_MALFORMED);
+    }
     assert_int_equal(mmtls_keystore_new(&ks, &o), 0);
     for (int g = 0; g < 3; g++) {
         /* generation g has the secret bytes all equal to g+1 */
