@@ -254,7 +254,12 @@ static void on_client_hello(struct eng_session *s, const uint8_t *body, size_t l
         s->info.early_data = ch.early_data;
         s->ch_session_id_len = (uint8_t)MMTLS_MIN(ch.session_id.len, (size_t)32);
         memcpy(s->ch_session_id, ch.session_id.p, s->ch_session_id_len);
-        (void)keys_lookup(s, ch.random);
+        /* 0-RTT records follow the ClientHello before any ServerHello: install the early
+         * secret now (RFC 8446 §7.1 client_early_traffic_secret). */
+        if (keys_lookup(s, ch.random) && (s->ks.have & MMTLS_KS_EARLY) && ch.early_data) {
+            s->d[0].k[K_EARLY].secret = s->ks.early;
+            s->d[0].k[K_EARLY].have = true;
+        }
         return;
     }
     if (s->hrr_pending) {
@@ -289,8 +294,11 @@ static void on_server_hello(struct eng_session *s, const uint8_t *body, size_t l
         return;
     }
     if (sh.is_hrr) {
+        /* HelloRetryRequest exists only in TLS 1.3 (RFC 8446 §4.1.4): from here on a
+         * ChangeCipherSpec is the compatibility no-op, never a TLS 1.2 key switch. */
         s->info.hello_retry = true;
         s->hrr_pending = true;
+        s->tls13 = true;
         return;
     }
     s->sh_seen = true;
@@ -718,11 +726,12 @@ static void process_record(struct eng_session *s, int dir, const uint8_t *rec, s
                 eng_error(s, MMTLS_TLSERR_MALFORMED_RECORD, dir, off, "malformed ChangeCipherSpec");
                 break;
             }
-            if (!s->tls13) {
-                if (dir == 1 && s->sh_seen && !s->server_full_hs && s->ch_session_id_len > 0)
-                    s->info.resumed = true;
-                if (dir == 1 && s->sh_seen && !s->server_full_hs)
-                    s->info.resumed = true; /* abbreviated handshake: ID or ticket */
+            /* Before a ServerHello the version is not settled: a TLS <= 1.2 ChangeCipherSpec
+             * always follows the ServerHello, so an earlier one is a TLS 1.3 compatibility
+             * record (RFC 8446 §D.4) and changes nothing. */
+            if (!s->tls13 && s->sh_seen) {
+                if (dir == 1 && !s->server_full_hs)
+                    s->info.resumed = true; /* abbreviated handshake: session ID or ticket */
                 if (d->pend12 == NULL)
                     tls12_prepare(s);
                 mmtls_rprot_free(d->rp12);
