@@ -676,6 +676,24 @@ static void record_failed(struct eng_session *s, int dir, int why)
     }
 }
 
+/* RFC 5246 §7.1: after a ChangeCipherSpec the sender's records use the pending keys. */
+static void tls12_ccs(struct eng_session *s, int dir)
+{
+    struct eng_tdir *d = &s->d[dir];
+
+    if (dir == 1 && !s->server_full_hs)
+        s->info.resumed = true; /* abbreviated handshake: session ID or ticket */
+    if (d->pend12 == NULL)
+        tls12_prepare(s);
+    mmtls_rprot_free(d->rp12);
+    d->rp12 = d->pend12;
+    d->pend12 = NULL;
+    d->seq12 = 0;
+    d->protected_ = true;
+    d->epoch++;
+    d->failed = 0;
+}
+
 /* Handles one complete record of direction dir: rec points at the header, reclen bytes. */
 static void process_record(struct eng_session *s, int dir, const uint8_t *rec, size_t reclen,
                            uint64_t off)
@@ -729,19 +747,8 @@ static void process_record(struct eng_session *s, int dir, const uint8_t *rec, s
             /* Before a ServerHello the version is not settled: a TLS <= 1.2 ChangeCipherSpec
              * always follows the ServerHello, so an earlier one is a TLS 1.3 compatibility
              * record (RFC 8446 §D.4) and changes nothing. */
-            if (!s->tls13 && s->sh_seen) {
-                if (dir == 1 && !s->server_full_hs)
-                    s->info.resumed = true; /* abbreviated handshake: session ID or ticket */
-                if (d->pend12 == NULL)
-                    tls12_prepare(s);
-                mmtls_rprot_free(d->rp12);
-                d->rp12 = d->pend12;
-                d->pend12 = NULL;
-                d->seq12 = 0;
-                d->protected_ = true;
-                d->epoch++;
-                d->failed = 0;
-            }
+            if (!s->tls13 && s->sh_seen)
+                tls12_ccs(s, dir);
             break;
         case MMTLS_CT_APPLICATION_DATA:
             /* Application data in the clear before keys are in use: nothing to decrypt. */
@@ -892,6 +899,13 @@ static void process_record(struct eng_session *s, int dir, const uint8_t *rec, s
         record_failed(s, dir, DEC_FAIL);
     s->cur.active = false;
     d->seq12++;
+    /* In a renegotiation the ChangeCipherSpec itself is protected by the current keys. */
+    if (h.type == MMTLS_CT_CHANGE_CIPHER_SPEC && s->cur.decrypted) {
+        if (s->cur.plain_len == 1 && s->cur.plain[0] == 1 && s->sh_seen)
+            tls12_ccs(s, dir);
+        else
+            eng_error(s, MMTLS_TLSERR_MALFORMED_RECORD, dir, off, "malformed ChangeCipherSpec");
+    }
 }
 
 /* Validates a record header for the session's state; false stops this direction. */
