@@ -310,9 +310,42 @@ static void handle_tcp(struct mmtls_engine *e, const struct mmtls_pkt *pkt)
             /* Clamp to what we have seen of the other direction (see above). */
             uint64_t aoff = mmtls_reasm_seq_to_off(rr, pkt->ack);
             uint32_t ack = pkt->ack;
-            if (aoff > ef->seen_end[!dir])
-                ack = (uint32_t)(rr->base_seq + ef->seen_end[!dir]);
-            mmtls_reasm_ack(rr, ack, &rsink);
+            if (aoff > ef->seen_end[!dir]) {
+                aoff = ef->seen_end[!dir];
+                ack = (uint32_t)(rr->base_seq + aoff);
+            }
+            if (aoff <= rr->next_off) {
+                mmtls_reasm_ack(rr, ack, &rsink); /* frees kept bytes; no hole involved */
+            } else {
+                /* Beyond a hole: free what is below it now, decide about the hole later. */
+                mmtls_reasm_ack(rr, (uint32_t)(rr->base_seq + rr->next_off), &rsink);
+                if (!ef->ack_pending[!dir]) {
+                    ef->ack_pending[!dir] = true;
+                    ef->ack_pending_pkts[!dir] = 0;
+                    ef->ack_pending_us[!dir] = e->now_us;
+                    ef->ack_pending_next[!dir] = rr->next_off;
+                }
+                ef->ack_pending_seq[!dir] = ack;
+            }
+        }
+    }
+    for (int d = 0; d < 2 && !ef->stop; d++) {
+        struct mmtls_reasm *rd = &ef->r[d];
+        struct sink_ctx dsc = {ef, d};
+        struct mmtls_reasm_sink dsink = {&dsc, sink_data, sink_event};
+        if (!ef->ack_pending[d])
+            continue;
+        if (mmtls_reasm_seq_to_off(rd, ef->ack_pending_seq[d]) <= rd->next_off) {
+            ef->ack_pending[d] = false; /* the hole was filled: it was reordering */
+        } else if (rd->next_off != ef->ack_pending_next[d]) {
+            /* Still filling in: late segments are arriving, not lost. */
+            ef->ack_pending_next[d] = rd->next_off;
+            ef->ack_pending_pkts[d] = 0;
+            ef->ack_pending_us[d] = e->now_us;
+        } else if (++ef->ack_pending_pkts[d] > ENG_ACK_GAP_PKTS ||
+                   e->now_us - ef->ack_pending_us[d] > ENG_ACK_GAP_US) {
+            ef->ack_pending[d] = false;
+            mmtls_reasm_ack(rd, ef->ack_pending_seq[d], &dsink); /* lost: a gap */
         }
     }
     if (ef->s != NULL && ef->s->info.blocked)

@@ -12,6 +12,8 @@
 #define ENG_NAME_MAX 256 /* SNI, ALPN kept (longer values are truncated for the log) */
 #define ENG_DN_MAX 512   /* certificate subject / issuer */
 #define ENG_REC_MAX (MMTLS_TLS_HDR_LEN + MMTLS_TLS12_MAX_CIPHERTEXT)
+#define ENG_ACK_GAP_PKTS 32
+#define ENG_ACK_GAP_US 1000000
 
 /* TLS 1.3 key phases of one direction (RFC 8446 §7.1). */
 enum { K_EARLY = 0, K_HS = 1, K_APP = 2, K_N = 3 };
@@ -95,6 +97,14 @@ struct eng_session {
 struct eng_flow {
     struct mmtls_reasm r[2]; /* by direction: 0 client->server, 1 server->client */
     uint64_t seen_end[2];    /* highest stream offset seen from each direction */
+    /* An acknowledgement beyond a hole is applied (as a gap) only once the hole has lasted
+     * ENG_ACK_GAP_PKTS packets or ENG_ACK_GAP_US of capture time: captures reorder ACKs and
+     * data, and a hole that is filled a few packets later is not a loss. */
+    bool ack_pending[2];
+    uint32_t ack_pending_seq[2];
+    uint32_t ack_pending_pkts[2];
+    uint64_t ack_pending_us[2];
+    uint64_t ack_pending_next[2]; /* next_off when the count (re)started: progress restarts it */
     bool seen_any[2];
     bool tls_decided, is_tls, midstream, stop;
     struct eng_session *s;    /* owned, NULL until the flow looks like TLS */

@@ -6,6 +6,7 @@ Every variant keeps what the endpoints saw; only what the capture shows changes:
   vlan      every Ethernet frame given an 802.1Q tag and an 802.1ad outer tag (QinQ)
   evasion   after one server data segment, a retransmission of it with different bytes
   drop      one server data segment in the middle of the transfer removed (capture loss)
+  ackfirst  server data segments moved behind the client ACKs that acknowledge them
   midstream the capture starts after the ClientHello
   dsb       pcapng with the key log in a Decryption Secrets Block before the first packet
 Needs Debian's python3-scapy (run with /usr/bin/python3).
@@ -65,6 +66,21 @@ def variant(name, pkts, keylog):
         idx = server_data(pkts)
         k = idx[len(idx) // 2]
         return pkts[:k] + pkts[k + 1:]
+    if name == "ackfirst":
+        # Each server data segment is moved behind the next 3 client packets, so the client's
+        # ACKs for it come first in the capture (as seen from a capture point near the client).
+        out = list(pkts)
+        idx = server_data(out)
+        for k in reversed(idx[5:]):
+            p = out.pop(k)
+            j, seen = k, 0
+            while j < len(out) and seen < 3:
+                if TCP in out[j] and out[j][TCP].dport == SERVER_PORT:
+                    seen += 1
+                j += 1
+            p.time = out[j - 1].time  # the capture's clock stays monotonic
+            out.insert(j, p)
+        return out
     if name == "midstream":
         first_data = next(i for i, p in enumerate(pkts) if Raw in p)
         return pkts[first_data + 1:]

@@ -101,7 +101,7 @@ else
 fi
 
 # --- variants -------------------------------------------------------------------------------
-for v in frag vlan evasion drop midstream; do
+for v in frag vlan evasion drop midstream ackfirst; do
     $PY "$HERE/mangle_edge.py" "$W/cap.pcap" $v "$W/$v.pcap" 4433 || fail "mangle $v"
     run "$W/$v.pcap" $v --keylog "$W/keys.log"
 done
@@ -144,6 +144,11 @@ EOF
     pass "lost segment: stream_gap, resynchronised, the rest decrypted"
 else
     fail "gap/resync"
+fi
+if exact ackfirst && ev "$W/ackfirst/eve.json" 'tls["key_status"]=="decrypted" and not anoms'; then
+    pass "ACKs ahead of the data they acknowledge: reordering, not loss"
+else
+    fail "ackfirst"
 fi
 if ev "$W/midstream/eve.json" 'tls is None and stats["flow"]["not_tls"] >= 1'; then
     pass "capture starting mid-flow: not taken for TLS, no crash"
