@@ -7,6 +7,7 @@
 #ifndef MMTLS_KEYS_H
 #define MMTLS_KEYS_H
 
+#include "crypto/crypto.h"
 #include "util/util.h"
 
 /* Key log labels (RFC 9850 §2.1 and the labels NSS/OpenSSL/GnuTLS write). */
@@ -59,6 +60,15 @@ struct mmtls_keyset {
     struct mmtls_secret chs, shs;
     struct mmtls_secret cts[MMTLS_KEYS_MAX_UPDATES];
     struct mmtls_secret sts[MMTLS_KEYS_MAX_UPDATES];
+    struct mmtls_key_block kb; /* MMTLS_KS_KEY_BLOCK: TLS <= 1.2 record keys */
+    uint16_t tls_version;      /* from the key protocol, 0 when unknown (key log) */
+    uint16_t cipher_suite;
+    bool tag2;                 /* the session carries the private tag */
+    /* Who may use these keys: a session matches only if its client address equals owner_ip
+     * (key channel peer), unless owner_any (key log, DSB, or a peer allowed to speak for NAT). */
+    bool owner_any;
+    uint8_t owner_ip_version;
+    uint8_t owner_ip[16];
 };
 
 void mmtls_keyset_wipe(struct mmtls_keyset *ks);
@@ -106,5 +116,129 @@ MMTLS_MUST_USE int mmtls_keylog_load_file(struct mmtls_keystore *ks, const char 
  * in error messages.  Malformed lines are counted in *bad_lines and skipped. */
 MMTLS_MUST_USE int mmtls_keylog_load_mem(struct mmtls_keystore *ks, const uint8_t *p, size_t len,
                                          uint64_t now_ms, uint32_t *bad_lines);
+
+
+/* ------------------------------------------------------------------------------------------ */
+/* Key protocol v1 (docs/keyproto.md): codec.  Pure: no allocation, no logging.                */
+
+#define MMTLS_KP_VERSION 1
+#define MMTLS_KP_HDR_LEN 4
+#define MMTLS_KP_MAX_BODY 512
+#define MMTLS_KP_MAX_MSG (MMTLS_KP_HDR_LEN + MMTLS_KP_MAX_BODY)
+#define MMTLS_KP_MAX_SECRETS 8
+
+enum mmtls_kp_type {
+    MMTLS_KP_KEYS = 1,
+    MMTLS_KP_BYPASS = 2,
+    MMTLS_KP_KEEPALIVE = 3,
+};
+
+#define MMTLS_KP_F_TUPLE 0x01
+#define MMTLS_KP_F_TAG2 0x02
+#define MMTLS_KP_F_EARLY 0x04
+#define MMTLS_KP_F_KEYLOG 0x08
+
+enum mmtls_kp_kind {
+    MMTLS_KP_CLIENT_EARLY = 1,
+    MMTLS_KP_CLIENT_HS = 2,
+    MMTLS_KP_SERVER_HS = 3,
+    MMTLS_KP_CLIENT_APP0 = 4,
+    MMTLS_KP_SERVER_APP0 = 5,
+    MMTLS_KP_CLIENT_MAC = 16,
+    MMTLS_KP_SERVER_MAC = 17,
+    MMTLS_KP_CLIENT_KEY = 18,
+    MMTLS_KP_SERVER_KEY = 19,
+    MMTLS_KP_CLIENT_IV = 20,
+    MMTLS_KP_SERVER_IV = 21,
+    MMTLS_KP_MASTER = 32,
+};
+
+struct mmtls_kp_tuple {
+    uint8_t ip_version; /* 4 or 6 */
+    uint8_t client_ip[16], server_ip[16]; /* IPv4 in the first 4 bytes */
+    uint16_t client_port, server_port;
+};
+
+/* A decoded message.  For KEYS the secrets are copied into `secret` (wipe with
+ * mmtls_kp_msg_wipe); everything else is plain data. */
+struct mmtls_kp_msg {
+    enum mmtls_kp_type type;
+    uint8_t client_random[32];
+    uint8_t flags;
+    struct mmtls_kp_tuple tuple; /* valid when flags & MMTLS_KP_F_TUPLE */
+    uint16_t tls_version, cipher_suite;
+    uint8_t n;
+    uint8_t kind[MMTLS_KP_MAX_SECRETS];
+    struct mmtls_secret secret[MMTLS_KP_MAX_SECRETS];
+    uint8_t sni_len; /* BYPASS */
+    char sni[256];   /* BYPASS, NUL-terminated (may contain any byte; escape on output) */
+};
+
+/* Parses one message from p[0..len).  Returns 0 with *m filled and *used = bytes consumed;
+ * MMTLS_AGAIN with *used = bytes needed in total when incomplete; MMTLS_E_UNSUPPORTED for another
+ * version; MMTLS_E_MALFORMED for anything else that breaks docs/keyproto.md. */
+MMTLS_MUST_USE int mmtls_kp_parse(const uint8_t *p, size_t len, struct mmtls_kp_msg *m,
+                                  size_t *used);
+
+/* Encodes *m (its type, flags, fields) into out.  Returns the length written, or a negative
+ * code when m breaks the rules (the encoder enforces what the parser checks) or out_cap is too
+ * small. */
+MMTLS_MUST_USE int mmtls_kp_encode(const struct mmtls_kp_msg *m, uint8_t *out, size_t out_cap);
+
+void mmtls_kp_msg_wipe(struct mmtls_kp_msg *m);
+
+/* Converts a parsed KEYS message into a keyset (TLS 1.3 secrets, TLS <= 1.2 key block or
+ * master secret).  The owner fields are left to the caller. */
+MMTLS_MUST_USE int mmtls_kp_to_keyset(const struct mmtls_kp_msg *m, struct mmtls_keyset *ks);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Key server: a thread that accepts key channels (TLS 1.3, client certificates) and hands      */
+/* each accepted KEYS / BYPASS to a delivery callback, on the key server thread.               */
+
+struct mmtls_keyserver;
+
+/* One accepted message.  `ks` is valid for the callback only (the server wipes it after). */
+struct mmtls_key_delivery {
+    enum mmtls_kp_type type;        /* KEYS or BYPASS */
+    uint8_t client_random[32];
+    struct mmtls_keyset *ks;        /* KEYS: secrets + owner; BYPASS: only the owner fields */
+    bool has_tuple;
+    struct mmtls_kp_tuple tuple;
+    const char *sni;                /* BYPASS */
+    uint64_t recv_ns;               /* CLOCK_MONOTONIC when the message was read */
+};
+
+typedef void (*mmtls_key_deliver_cb)(void *ud, const struct mmtls_key_delivery *d);
+
+struct mmtls_keyserver_opts {
+    size_t sz;
+    const char *listen;          /* "ADDR:PORT" or "[V6]:PORT" */
+    const char *cert, *key;      /* PEM: the middlebox's certificate and key */
+    const char *client_ca;       /* PEM: CA that issues client certificates */
+    const char *const *allow_nat; /* NULL-terminated: "cn:NAME" or CIDR; may be NULL */
+    bool accept_master;          /* accept MASTER_SECRET from key log followers (default true) */
+    uint32_t max_channels;       /* default 4096 */
+    uint32_t handshake_timeout_ms; /* default 5000 */
+    uint32_t idle_timeout_ms;    /* default 120000 */
+    mmtls_key_deliver_cb deliver;
+    void *deliver_ud;
+};
+
+struct mmtls_keyserver_stats {
+    uint64_t accepted, rejected_tls, rejected_full, closed_idle, closed_malformed;
+    uint64_t keys, bypass, keepalive, rejected_owner, rejected_master, messages_malformed;
+    uint64_t channels; /* open now */
+};
+
+/* Creates the listening socket and the TLS context (errors in err: "cannot load cert.pem: ..."),
+ * and starts the thread. */
+MMTLS_MUST_USE int mmtls_keyserver_start(struct mmtls_keyserver **out,
+                                         const struct mmtls_keyserver_opts *o, char *err,
+                                         size_t err_cap);
+/* The bound port (useful with port 0). */
+uint16_t mmtls_keyserver_port(const struct mmtls_keyserver *s);
+void mmtls_keyserver_get_stats(struct mmtls_keyserver *s, struct mmtls_keyserver_stats *st);
+/* Stops the thread, closes every channel, wipes buffers, frees; NULL is a no-op. */
+void mmtls_keyserver_stop(struct mmtls_keyserver *s);
 
 #endif
