@@ -78,8 +78,10 @@ enum mmtls_tls_error {
     MMTLS_TLSERR_RESYNC_FAILED,       /* after a gap, no record boundary could be recovered */
     MMTLS_TLSERR_EVASION_OVERLAP,     /* retransmitted bytes differ from bytes already seen */
     MMTLS_TLSERR_MEMCAP,              /* a memory cap was hit for this flow */
-    MMTLS_TLSERR_UNEXPECTED_MESSAGE,  /* message out of order for the handshake state */
-    MMTLS_TLSERR_EARLY_DATA_SKIPPED,  /* 0-RTT records skipped: early secret missing */
+    MMTLS_TLSERR_UNEXPECTED_MESSAGE,
+    /* message out of order for the handshake state */
+    MMTLS_TLSERR_EARLY_DATA_SKIPPED, /* 0-RTT records skipped: early secret missing */
+    MMTLS_TLSERR_KEY_REJECTED,       /* keys from a key channel refused (owner, conflict) */
 };
 
 /* Static name of an mmtls_tls_error ("bad_record_mac", ...); never NULL. */
@@ -132,6 +134,7 @@ struct mmtls_session_info {
     int8_t early_data_accepted; /* -1 unknown (EncryptedExtensions not seen), 0 no, 1 yes */
     bool encrypt_then_mac;      /* RFC 7366 negotiated (CBC suites) */
     bool blocked;
+    bool private_tag;    /* the endpoints use the private tag: tamper-evident end to end */
     uint32_t handshakes; /* 1 + renegotiations */
     enum mmtls_key_status key_status;
     struct {

@@ -23,6 +23,10 @@ void mmtls_engine_opts_default(struct mmtls_engine_opts *o)
     o->max_failed_records = 32;
     o->max_resync_trials = 8192;
     o->verify_all = true;
+    o->key_wait_ms = 0;
+    o->key_hold_max = 1u << 20;
+    o->key_pending_max = 65536;
+    o->key_pending_ms = 10 * 1000;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -94,6 +98,7 @@ const char *mmtls_tls_error_name(int code)
     case MMTLS_TLSERR_MEMCAP: return "memcap";
     case MMTLS_TLSERR_UNEXPECTED_MESSAGE: return "unexpected_message";
     case MMTLS_TLSERR_EARLY_DATA_SKIPPED: return "early_data_skipped";
+    case MMTLS_TLSERR_KEY_REJECTED: return "key_rejected";
     }
     return "unknown";
 }
@@ -359,6 +364,7 @@ int mmtls_engine_packet(struct mmtls_engine *e, int linktype, const uint8_t *dat
     enum mmtls_decode_event dev;
 
     e->verdict = MMTLS_PKT_FORWARD;
+    mmtls_engine_poll_keys(e);
     e->st.packets++;
     e->st.bytes += len;
     if (ts_us > e->now_us)
@@ -367,6 +373,8 @@ int mmtls_engine_packet(struct mmtls_engine *e, int linktype, const uint8_t *dat
         mmtls_engine_tick(e, e->now_us);
         e->last_tick_us = e->now_us;
     }
+    if (e->wait_head != NULL || e->pend_old != NULL)
+        eng_keys_tick(e); /* key waits are shorter than the flow tick */
     memset(&pkt, 0, sizeof(pkt));
     pkt.ts_us = ts_us;
     dev = mmtls_decode_frame(linktype, data, len, &e->o.decode, &pkt);
@@ -445,9 +453,14 @@ int mmtls_engine_new(struct mmtls_engine **out, const struct mmtls_engine_opts *
     rc = mmtls_defrag_new(&e->defrag, &o->defrag);
     if (rc != 0)
         goto out_free_flows;
+    rc = eng_keys_init(e);
+    if (rc != 0)
+        goto out_free_defrag;
     *out = e;
     return 0;
 
+out_free_defrag:
+    mmtls_defrag_free(e->defrag);
 out_free_flows:
     mmtls_flow_table_free(e->flows);
 out_free_scratch:
@@ -463,6 +476,7 @@ void mmtls_engine_free(struct mmtls_engine *e)
         return;
     mmtls_flow_table_free(e->flows);
     mmtls_defrag_free(e->defrag);
+    eng_keys_fini(e);
     mmtls_wipe(e->scratch, ENG_REC_MAX);
     free(e->scratch);
     free(e);
@@ -547,6 +561,20 @@ void mmtls_engine_stats_json(const struct mmtls_engine *e, struct mmtls_json *j)
     mmtls_json_u64(j, "records_skipped", st->records_skipped);
     mmtls_json_u64(j, "plain_bytes", st->plain_bytes);
     mmtls_json_u64(j, "blocked", st->blocked_sessions);
+    mmtls_json_obj_open(j, "keys");
+    mmtls_json_u64(j, "received", st->keys_received);
+    mmtls_json_u64(j, "matched", st->keys_matched);
+    mmtls_json_u64(j, "bypass", st->bypass_received);
+    mmtls_json_u64(j, "duplicate", st->keys_duplicate);
+    mmtls_json_u64(j, "conflict", st->keys_conflict);
+    mmtls_json_u64(j, "rejected_owner", st->keys_rejected_owner);
+    mmtls_json_u64(j, "pending_expired", st->keys_pending_expired);
+    mmtls_json_u64(j, "pending_dropped", st->keys_pending_dropped);
+    mmtls_json_u64(j, "records_held", st->records_held);
+    mmtls_json_u64(j, "records_released", st->records_released);
+    mmtls_json_u64(j, "holds_expired", st->holds_expired);
+    mmtls_json_u64(j, "holds_over_cap", st->holds_over_cap);
+    mmtls_json_obj_close(j);
     mmtls_json_obj_open(j, "errors");
     for (int i = 1; i <= MMTLS_TLSERR_MAX; i++) {
         if (st->tls_errors[i] != 0)

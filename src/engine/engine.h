@@ -26,6 +26,13 @@ struct mmtls_engine_opts {
     uint32_t max_resync_trials;  /* decryption attempts to recover framing after a gap */
     bool verify_all;             /* verify records no app asked to decrypt */
     struct mmtls_keystore *keys; /* borrowed: must outlive the engine */
+    /* Keys from key channels (mmtls_engine_key_ring).  A session without keys has its
+     * protected records held up to key_wait_ms (engine clock) and key_hold_max bytes, then
+     * they are processed as undecryptable.  0 = no holding (key logs only). */
+    uint32_t key_wait_ms;
+    size_t key_hold_max;
+    uint32_t key_pending_max; /* keys waiting for their session (count) */
+    uint32_t key_pending_ms;  /* ... and how long they wait */
 };
 
 /* Fills *o with the documented defaults (docs/CONFIG.md). */
@@ -64,12 +71,39 @@ struct mmtls_engine_stats {
     uint64_t blocked_sessions;
     uint64_t reasm_gaps, reasm_overlap_diff, reasm_memcap_drops;
     uint64_t flow_alloc_failures;
+    uint64_t keys_received, keys_matched, keys_pending_expired, keys_pending_dropped;
+    uint64_t keys_rejected_owner, keys_conflict, keys_duplicate, bypass_received;
+    uint64_t records_held, records_released, holds_expired, holds_over_cap;
 };
 
 const struct mmtls_engine_stats *mmtls_engine_get_stats(const struct mmtls_engine *e);
 const struct mmtls_flow_stats *mmtls_engine_flow_stats(const struct mmtls_engine *e);
 const struct mmtls_defrag_stats *mmtls_engine_defrag_stats(const struct mmtls_engine *e);
 const struct mmtls_memcap *mmtls_engine_reasm_memcap(const struct mmtls_engine *e);
+
+/* A key message from a key channel, as a worker receives it (docs/ARCHITECTURE.md, "Keys from
+ * key channels").  Whoever holds the pointer owns it; mmtls_engine_keymsg_free wipes it. */
+struct mmtls_engine_keymsg {
+    int type; /* MMTLS_KP_KEYS or MMTLS_KP_BYPASS */
+    uint8_t client_random[32];
+    struct mmtls_keyset ks;
+    char sni[256];
+    uint64_t recv_ns; /* CLOCK_MONOTONIC when the key server read it */
+};
+
+/* Copies a key server delivery into a new message; NULL when out of memory. */
+struct mmtls_engine_keymsg *mmtls_engine_keymsg_new(const struct mmtls_key_delivery *d);
+void mmtls_engine_keymsg_free(struct mmtls_engine_keymsg *m);
+
+/* The ring through which key messages reach this engine: one producer (the key server thread)
+ * pushes mmtls_engine_keymsg pointers, transferring ownership; the worker pops them.  No lock
+ * is taken on either side. */
+struct mmtls_ring *mmtls_engine_key_ring(struct mmtls_engine *e);
+
+/* Worker: consumes the key messages waiting in the ring; done before every packet too.  Keys
+ * for a session in progress are installed at once (and its held records replayed); others
+ * wait in a bounded table for their ClientHello. */
+void mmtls_engine_poll_keys(struct mmtls_engine *e);
 
 /* Writes the stats as members of an open JSON object (eve "stats" event). */
 void mmtls_engine_stats_json(const struct mmtls_engine *e, struct mmtls_json *j);

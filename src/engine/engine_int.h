@@ -53,9 +53,30 @@ struct eng_tdir {
     bool err_once[MMTLS_TLSERR_MAX + 1];
 };
 
+/* A record held while its session waits for keys (copy of header + fragment). */
+struct eng_held {
+    struct eng_held *next;
+    int dir;
+    uint64_t off;
+    size_t len;
+    uint8_t data[]; /* owned */
+};
+
 struct eng_session {
-    struct mmtls_engine *eng; /* borrowed */
-    struct mmtls_flow *flow;  /* borrowed: the flow outlives the session */
+    struct mmtls_engine *eng;   /* borrowed */
+    struct eng_session *crnext; /* engine's client-random map */
+    bool in_crmap;
+    bool from_channel;                      /* keys came from a key channel */
+    uint8_t keys_digest[32];                /* SHA-256 of the accepted secrets (first wins) */
+    struct eng_held *held_head, *held_tail; /* owned: records waiting for keys, in order */
+    size_t held_bytes;
+    bool holding[2];   /* a direction's records are being held */
+    bool wait_expired; /* gave up waiting for keys */
+    bool replaying;
+    uint64_t wait_start_us;
+    struct eng_session *wnext, *wprev; /* engine's list of sessions holding records */
+    bool in_waitlist;
+    struct mmtls_flow *flow; /* borrowed: the flow outlives the session */
     struct mmtls_session_info info;
     char sni[ENG_NAME_MAX], alpn[ENG_NAME_MAX], cipher[64];
     char subject[ENG_DN_MAX], issuer[ENG_DN_MAX];
@@ -116,8 +137,19 @@ struct eng_app {
     struct mmtls_app app;
 };
 
+struct eng_pend; /* engine_keys.c */
+
+#define ENG_CRMAP_BUCKETS 4096u
+
 struct mmtls_engine {
     struct mmtls_engine_opts o;
+    struct mmtls_ring key_ring;                   /* owned: key messages from the key server */
+    struct eng_session *crmap[ENG_CRMAP_BUCKETS]; /* sessions by client random (borrowed) */
+    struct eng_pend *pend[ENG_CRMAP_BUCKETS];     /* owned: keys waiting for their session */
+    struct eng_pend *pend_old, *pend_new;         /* arrival order, for expiry */
+    uint32_t npend;
+    struct eng_session *wait_head, *wait_tail; /* sessions holding records, oldest first */
+    size_t held_total;
     struct mmtls_flow_table *flows; /* owned */
     struct mmtls_defrag *defrag;    /* owned */
     struct mmtls_memcap reasm_mc;
@@ -143,5 +175,25 @@ void eng_tls_data(struct eng_session *s, int dir, uint64_t off, const uint8_t *p
 void eng_tls_gap(struct eng_session *s, int dir, uint64_t off, uint64_t len);
 /* Computes the final key status before SESSION_END. */
 void eng_session_finish(struct eng_session *s);
+/* Processes a held record again (replay after keys arrived or the wait expired). */
+void eng_tls_replay(struct eng_session *s, int dir, const uint8_t *rec, size_t len, uint64_t off);
+/* Installs s->ks (keys just delivered) into the session's directions. */
+void eng_tls_keys_arrived(struct eng_session *s);
+
+/* engine_keys.c */
+int eng_keys_init(struct mmtls_engine *e);
+void eng_keys_fini(struct mmtls_engine *e);
+/* The session's client random is known: map it, and apply keys already waiting for it. */
+void eng_keys_session_add(struct eng_session *s);
+void eng_keys_session_del(struct eng_session *s);
+/* Holds a record if the session waits for keys; true when held (the caller stops). */
+bool eng_keys_hold(struct eng_session *s, int dir, const uint8_t *rec, size_t len, uint64_t off,
+                   bool protected_rec);
+/* Expires waiting keys and sessions that waited too long for theirs. */
+void eng_keys_tick(struct mmtls_engine *e);
+/* Frees the session's held records (session end). */
+void eng_keys_drop_held(struct eng_session *s);
+/* Replays the session's held records now (with whatever keys it has). */
+void eng_keys_release(struct eng_session *s);
 
 #endif

@@ -77,6 +77,7 @@ void eng_session_free(struct eng_session *s)
 {
     if (s == NULL)
         return;
+    eng_keys_session_del(s);
     for (int i = 0; i < 2; i++) {
         struct eng_tdir *d = &s->d[i];
         mmtls_buf_fini(&d->rbuf, true);
@@ -99,6 +100,11 @@ void eng_session_finish(struct eng_session *s)
     uint64_t dec = 0, und = 0;
     struct mmtls_event_info ev = {.ev = MMTLS_EV_SESSION_END};
 
+    if (s->held_head != NULL) {
+        /* The session ends while waiting for keys: what was held is processed without them. */
+        s->wait_expired = true;
+        eng_keys_release(s);
+    }
     for (int i = 0; i < 2; i++) {
         dec += in->dir[i].app_records;
         und += in->dir[i].undecrypted_records;
@@ -171,10 +177,14 @@ static void tls12_prepare(struct eng_session *s)
 
     if (s->suite == NULL || s->d[0].pend12 != NULL)
         return;
-    if (!keys_lookup(s, cr) || !(s->ks.have & MMTLS_KS_MASTER))
+    /* Keys delivered by a key channel are in s->ks already; otherwise ask the key store. */
+    if (!(s->ks.have & (MMTLS_KS_MASTER | MMTLS_KS_KEY_BLOCK)) &&
+        (!keys_lookup(s, cr) || !(s->ks.have & (MMTLS_KS_MASTER | MMTLS_KS_KEY_BLOCK))))
         return;
-    if (mmtls_crypto_tls12_key_block(s->suite, s->version, &s->ks.master, cr, s->info.server_random,
-                                     &kb) != 0)
+    if (s->ks.have & MMTLS_KS_KEY_BLOCK)
+        kb = s->ks.kb; /* the client sent record keys (docs/keyproto.md), not the master */
+    else if (mmtls_crypto_tls12_key_block(s->suite, s->version, &s->ks.master, cr,
+                                          s->info.server_random, &kb) != 0)
         goto out;
     for (int w = 0; w < 2; w++) {
         if (mmtls_rprot_new_tls12(&s->d[w].pend12, s->suite, s->version, s->info.encrypt_then_mac,
@@ -260,6 +270,8 @@ static void on_client_hello(struct eng_session *s, const uint8_t *body, size_t l
             s->d[0].k[K_EARLY].secret = s->ks.early;
             s->d[0].k[K_EARLY].have = true;
         }
+        /* Keys from key channels may be waiting for this session already. */
+        eng_keys_session_add(s);
         return;
     }
     if (s->hrr_pending) {
@@ -708,6 +720,13 @@ static void process_record(struct eng_session *s, int dir, const uint8_t *rec, s
 
     if (mmtls_tls_hdr_parse(rec, reclen, &h) != 0)
         return; /* cannot happen: the caller checked the header */
+    /* Is this record protected?  TLS 1.3 protects every application_data record, including
+     * 0-RTT data sent before the ServerHello (RFC 8446 §5.1, §2.3). */
+    t13 = s->tls13 || (dir == 0 && !s->sh_seen && s->early_offered);
+    prot = t13 ? h.type == MMTLS_CT_APPLICATION_DATA : d->protected_;
+    /* Without keys yet (key channels): hold it until they come or the wait ends. */
+    if (eng_keys_hold(s, dir, rec, reclen, off, prot))
+        return;
     s->info.dir[dir].records++;
     s->info.dir[dir].wire_bytes += reclen;
     e->st.records++;
@@ -725,15 +744,6 @@ static void process_record(struct eng_session *s, int dir, const uint8_t *rec, s
     s->cur.frag_len = frag_len;
     s->cur.plain = frag;
     s->cur.plain_len = frag_len;
-
-    /* Is this record protected?  TLS 1.3 protects every application_data record, including
-     * 0-RTT data sent before the ServerHello (RFC 8446 §5.1, §2.3). */
-    t13 = s->tls13 || (dir == 0 && !s->sh_seen && s->early_offered);
-    if (t13)
-        prot = h.type == MMTLS_CT_APPLICATION_DATA;
-    else
-        prot = d->protected_;
-
     if (!prot) {
         s->cur.active = true;
         switch (h.type) {
@@ -905,6 +915,39 @@ static void process_record(struct eng_session *s, int dir, const uint8_t *rec, s
             tls12_ccs(s, dir);
         else
             eng_error(s, MMTLS_TLSERR_MALFORMED_RECORD, dir, off, "malformed ChangeCipherSpec");
+    }
+}
+
+void eng_tls_replay(struct eng_session *s, int dir, const uint8_t *rec, size_t len, uint64_t off)
+{
+    if (!s->d[dir].dead)
+        process_record(s, dir, rec, len, off);
+}
+
+void eng_tls_keys_arrived(struct eng_session *s)
+{
+    if (s->ks.have & MMTLS_KS_BYPASS)
+        return;
+    if (!s->sh_seen) {
+        /* Before the ServerHello only 0-RTT can use keys; the rest waits in s->ks. */
+        if ((s->ks.have & MMTLS_KS_EARLY) && s->early_offered && !s->d[0].k[K_EARLY].have) {
+            s->d[0].k[K_EARLY].secret = s->ks.early;
+            s->d[0].k[K_EARLY].have = true;
+        }
+        return;
+    }
+    if (s->tls13) {
+        tls13_install(s);
+        return;
+    }
+    tls12_prepare(s);
+    /* A ChangeCipherSpec may have passed already (its records were held): install now. */
+    for (int dir = 0; dir < 2; dir++) {
+        struct eng_tdir *d = &s->d[dir];
+        if (d->protected_ && d->rp12 == NULL && d->pend12 != NULL) {
+            d->rp12 = d->pend12;
+            d->pend12 = NULL;
+        }
     }
 }
 

@@ -63,7 +63,7 @@ struct mmtls_keyset {
     struct mmtls_key_block kb; /* MMTLS_KS_KEY_BLOCK: TLS <= 1.2 record keys */
     uint16_t tls_version;      /* from the key protocol, 0 when unknown (key log) */
     uint16_t cipher_suite;
-    bool tag2;                 /* the session carries the private tag */
+    bool tag2; /* the session carries the private tag */
     /* Who may use these keys: a session matches only if its client address equals owner_ip
      * (key channel peer), unless owner_any (key log, DSB, or a peer allowed to speak for NAT). */
     bool owner_any;
@@ -117,7 +117,6 @@ MMTLS_MUST_USE int mmtls_keylog_load_file(struct mmtls_keystore *ks, const char 
 MMTLS_MUST_USE int mmtls_keylog_load_mem(struct mmtls_keystore *ks, const uint8_t *p, size_t len,
                                          uint64_t now_ms, uint32_t *bad_lines);
 
-
 /* ------------------------------------------------------------------------------------------ */
 /* Key protocol v1 (docs/keyproto.md): codec.  Pure: no allocation, no logging.                */
 
@@ -154,7 +153,7 @@ enum mmtls_kp_kind {
 };
 
 struct mmtls_kp_tuple {
-    uint8_t ip_version; /* 4 or 6 */
+    uint8_t ip_version;                   /* 4 or 6 */
     uint8_t client_ip[16], server_ip[16]; /* IPv4 in the first 4 bytes */
     uint16_t client_port, server_port;
 };
@@ -199,27 +198,27 @@ struct mmtls_keyserver;
 
 /* One accepted message.  `ks` is valid for the callback only (the server wipes it after). */
 struct mmtls_key_delivery {
-    enum mmtls_kp_type type;        /* KEYS or BYPASS */
+    enum mmtls_kp_type type; /* KEYS or BYPASS */
     uint8_t client_random[32];
-    struct mmtls_keyset *ks;        /* KEYS: secrets + owner; BYPASS: only the owner fields */
+    struct mmtls_keyset *ks; /* KEYS: secrets + owner; BYPASS: only the owner fields */
     bool has_tuple;
     struct mmtls_kp_tuple tuple;
-    const char *sni;                /* BYPASS */
-    uint64_t recv_ns;               /* CLOCK_MONOTONIC when the message was read */
+    const char *sni;  /* BYPASS */
+    uint64_t recv_ns; /* CLOCK_MONOTONIC when the message was read */
 };
 
 typedef void (*mmtls_key_deliver_cb)(void *ud, const struct mmtls_key_delivery *d);
 
 struct mmtls_keyserver_opts {
     size_t sz;
-    const char *listen;          /* "ADDR:PORT" or "[V6]:PORT" */
-    const char *cert, *key;      /* PEM: the middlebox's certificate and key */
-    const char *client_ca;       /* PEM: CA that issues client certificates */
-    const char *const *allow_nat; /* NULL-terminated: "cn:NAME" or CIDR; may be NULL */
-    bool accept_master;          /* accept MASTER_SECRET from key log followers (default true) */
-    uint32_t max_channels;       /* default 4096 */
+    const char *listen;            /* "ADDR:PORT" or "[V6]:PORT" */
+    const char *cert, *key;        /* PEM: the middlebox's certificate and key */
+    const char *client_ca;         /* PEM: CA that issues client certificates */
+    const char *const *allow_nat;  /* NULL-terminated: "cn:NAME" or CIDR; may be NULL */
+    bool accept_master;            /* accept MASTER_SECRET from key log followers (default true) */
+    uint32_t max_channels;         /* default 4096 */
     uint32_t handshake_timeout_ms; /* default 5000 */
-    uint32_t idle_timeout_ms;    /* default 120000 */
+    uint32_t idle_timeout_ms;      /* default 120000 */
     mmtls_key_deliver_cb deliver;
     void *deliver_ud;
 };

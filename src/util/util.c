@@ -393,3 +393,52 @@ uint64_t mmtls_hash64(const void *p, size_t len, uint64_t seed)
     h ^= h >> 31;
     return h;
 }
+
+/* ------------------------------------------------------------------------------------------ */
+
+int mmtls_ring_init(struct mmtls_ring *r, uint32_t cap)
+{
+    uint32_t n = 2;
+
+    memset(r, 0, sizeof(*r));
+    while (n < cap && n < (1u << 30))
+        n <<= 1;
+    r->slot = calloc(n, sizeof(*r->slot));
+    if (r->slot == NULL)
+        return MMTLS_E_NOMEM;
+    r->mask = n - 1;
+    return 0;
+}
+
+void mmtls_ring_fini(struct mmtls_ring *r)
+{
+    free(r->slot);
+    r->slot = NULL;
+}
+
+bool mmtls_ring_push(struct mmtls_ring *r, void *p)
+{
+    unsigned long head = __atomic_load_n(&r->head, __ATOMIC_RELAXED); /* ours */
+    unsigned long tail = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE); /* pairs with pop */
+
+    if (head - tail > r->mask)
+        return false;
+    r->slot[head & r->mask] = p;
+    /* Publish the slot before the new head: the consumer's acquire load of head sees it. */
+    __atomic_store_n(&r->head, head + 1, __ATOMIC_RELEASE);
+    return true;
+}
+
+void *mmtls_ring_pop(struct mmtls_ring *r)
+{
+    unsigned long tail = __atomic_load_n(&r->tail, __ATOMIC_RELAXED); /* ours */
+    unsigned long head = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE); /* pairs with push */
+    void *p;
+
+    if (tail == head)
+        return NULL;
+    p = r->slot[tail & r->mask];
+    /* Release the slot only after reading it: the producer may reuse it after this store. */
+    __atomic_store_n(&r->tail, tail + 1, __ATOMIC_RELEASE);
+    return p;
+}

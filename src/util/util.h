@@ -256,4 +256,25 @@ void mmtls_memcap_release(struct mmtls_memcap *m, size_t len);
 /* 64-bit FNV-1a-style mix used by hash tables (keyed with a per-process random seed). */
 uint64_t mmtls_hash64(const void *p, size_t len, uint64_t seed);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Single-producer single-consumer ring of pointers (the key server thread -> one worker).     */
+/* Lock-free: the producer owns `head`, the consumer owns `tail`; each publishes its index with */
+/* a release store and reads the other's with an acquire load, so a slot's contents are visible */
+/* to the consumer before it sees the slot counted (as xsk.h's producer/consumer rings).        */
+
+struct mmtls_ring {
+    void **slot;                     /* owned: cap entries */
+    uint32_t mask;                   /* cap - 1; cap is a power of two */
+    _Alignas(64) unsigned long head; /* written by the producer only (atomic) */
+    _Alignas(64) unsigned long tail; /* written by the consumer only (atomic) */
+};
+
+/* cap is rounded up to a power of two (at least 2). */
+MMTLS_MUST_USE int mmtls_ring_init(struct mmtls_ring *r, uint32_t cap);
+void mmtls_ring_fini(struct mmtls_ring *r);
+/* Producer: false when the ring is full (the caller keeps ownership of p). */
+bool mmtls_ring_push(struct mmtls_ring *r, void *p);
+/* Consumer: NULL when empty. */
+void *mmtls_ring_pop(struct mmtls_ring *r);
+
 #endif

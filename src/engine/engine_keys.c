@@ -1,0 +1,398 @@
+/* engine_keys — keys from key channels on the worker side.
+ *
+ * Hand-off.  The key server thread turns each accepted KEYS/BYPASS message into an
+ * mmtls_engine_keymsg and pushes the pointer into the worker's SPSC ring (util: mmtls_ring);
+ * the worker pops them before each packet.  Neither side takes a lock, and the packet path
+ * never touches the shared key store for these keys: everything after the pop is worker-local.
+ *
+ * Matching.  Sessions are mapped by client random when their ClientHello is parsed.  A key
+ * message for a mapped session is applied at once; otherwise it waits in a bounded table
+ * (key_pending_max entries, key_pending_ms of engine time) for its ClientHello.  Applying checks
+ * ownership — the channel's peer address must be the session's client address unless the peer
+ * was allowed to speak for others (owner_any) — and "first wins": the first accepted keys are
+ * kept, an identical later message is a duplicate, a different one is rejected and logged.
+ *
+ * Holding.  While a session has no keys and key_wait_ms > 0, its protected records (and every
+ * later record of the same direction, to keep order) are copied and held, bounded by
+ * key_hold_max per session.  Keys arriving replay them in order through the normal record path;
+ * when the wait expires or the cap is hit they are replayed without keys (counted undecrypted).
+ */
+#include "engine/engine_int.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+struct eng_pend {
+    struct eng_pend *hnext;         /* hash chain */
+    struct eng_pend *older, *newer; /* arrival order */
+    uint64_t t_us;                  /* engine clock at arrival */
+    struct mmtls_engine_keymsg *m;  /* owned */
+};
+
+static uint32_t cr_bucket(const uint8_t cr[32])
+{
+    /* The client random is 32 random bytes (RFC 8446 §4.1.2): its first bytes are a fine hash.
+     * An attacker choosing randoms only lengthens its own chain, bounded by the caps. */
+    return (uint32_t)(mmtls_be32(cr + 4) % ENG_CRMAP_BUCKETS);
+}
+
+int eng_keys_init(struct mmtls_engine *e)
+{
+    return mmtls_ring_init(&e->key_ring, 4096);
+}
+
+static void pend_unlink(struct mmtls_engine *e, struct eng_pend *p)
+{
+    struct eng_pend **pp = &e->pend[cr_bucket(p->m->client_random)];
+
+    while (*pp != NULL && *pp != p)
+        pp = &(*pp)->hnext;
+    if (*pp == p)
+        *pp = p->hnext;
+    if (p->older != NULL)
+        p->older->newer = p->newer;
+    else
+        e->pend_old = p->newer;
+    if (p->newer != NULL)
+        p->newer->older = p->older;
+    else
+        e->pend_new = p->older;
+    e->npend--;
+}
+
+static void pend_free(struct mmtls_engine *e, struct eng_pend *p)
+{
+    pend_unlink(e, p);
+    mmtls_engine_keymsg_free(p->m);
+    free(p);
+}
+
+void eng_keys_fini(struct mmtls_engine *e)
+{
+    void *m;
+
+    while ((m = mmtls_ring_pop(&e->key_ring)) != NULL)
+        mmtls_engine_keymsg_free(m);
+    while (e->pend_old != NULL)
+        pend_free(e, e->pend_old);
+    mmtls_ring_fini(&e->key_ring);
+}
+
+struct mmtls_ring *mmtls_engine_key_ring(struct mmtls_engine *e)
+{
+    return &e->key_ring;
+}
+
+struct mmtls_engine_keymsg *mmtls_engine_keymsg_new(const struct mmtls_key_delivery *d)
+{
+    struct mmtls_engine_keymsg *m = calloc(1, sizeof(*m));
+
+    if (m == NULL)
+        return NULL;
+    m->type = d->type;
+    memcpy(m->client_random, d->client_random, 32);
+    if (d->ks != NULL)
+        m->ks = *d->ks;
+    if (d->sni != NULL)
+        snprintf(m->sni, sizeof(m->sni), "%s", d->sni);
+    m->recv_ns = d->recv_ns;
+    return m;
+}
+
+void mmtls_engine_keymsg_free(struct mmtls_engine_keymsg *m)
+{
+    if (m == NULL)
+        return;
+    mmtls_wipe(m, sizeof(*m));
+    free(m);
+}
+
+/* SHA-256 over the secret material of a keyset, for "first wins" comparisons. */
+static void keys_digest(const struct mmtls_keyset *ks, uint8_t out[32])
+{
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    unsigned int n = 32;
+
+    memset(out, 0, 32);
+    if (c == NULL)
+        return;
+    if (EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
+        EVP_DigestUpdate(c, &ks->have, sizeof(ks->have)) == 1 &&
+        EVP_DigestUpdate(c, &ks->master, sizeof(ks->master)) == 1 &&
+        EVP_DigestUpdate(c, &ks->early, sizeof(ks->early)) == 1 &&
+        EVP_DigestUpdate(c, &ks->chs, sizeof(ks->chs)) == 1 &&
+        EVP_DigestUpdate(c, &ks->shs, sizeof(ks->shs)) == 1 &&
+        EVP_DigestUpdate(c, &ks->cts[0], sizeof(ks->cts[0])) == 1 &&
+        EVP_DigestUpdate(c, &ks->sts[0], sizeof(ks->sts[0])) == 1 &&
+        EVP_DigestUpdate(c, &ks->kb, sizeof(ks->kb)) == 1)
+        (void)EVP_DigestFinal_ex(c, out, &n);
+    EVP_MD_CTX_free(c);
+}
+
+static bool owner_ok(const struct eng_session *s, const struct mmtls_keyset *ks)
+{
+    size_t alen = s->info.ip_version == 4 ? 4 : 16;
+
+    if (ks->owner_any)
+        return true;
+    return ks->owner_ip_version == s->info.ip_version &&
+           memcmp(ks->owner_ip, s->info.client_ip, alen) == 0;
+}
+
+static void wait_unlink(struct mmtls_engine *e, struct eng_session *s)
+{
+    if (!s->in_waitlist)
+        return;
+    if (s->wprev != NULL)
+        s->wprev->wnext = s->wnext;
+    else
+        e->wait_head = s->wnext;
+    if (s->wnext != NULL)
+        s->wnext->wprev = s->wprev;
+    else
+        e->wait_tail = s->wprev;
+    s->wnext = s->wprev = NULL;
+    s->in_waitlist = false;
+}
+
+/* Replays the held records in arrival order (with keys now, or without after the wait). */
+void eng_keys_release(struct eng_session *s)
+{
+    struct mmtls_engine *e = s->eng;
+    struct eng_held *h = s->held_head;
+
+    wait_unlink(e, s);
+    s->held_head = s->held_tail = NULL;
+    s->holding[0] = s->holding[1] = false;
+    s->replaying = true;
+    while (h != NULL) {
+        struct eng_held *next = h->next;
+        e->st.records_released++;
+        if (!s->info.blocked)
+            eng_tls_replay(s, h->dir, h->data, h->len, h->off);
+        e->held_total -= h->len;
+        s->held_bytes -= h->len;
+        mmtls_wipe(h->data, h->len);
+        free(h);
+        h = next;
+    }
+    s->replaying = false;
+}
+
+void eng_keys_drop_held(struct eng_session *s)
+{
+    struct eng_held *h = s->held_head;
+
+    wait_unlink(s->eng, s);
+    while (h != NULL) {
+        struct eng_held *next = h->next;
+        s->eng->held_total -= h->len;
+        free(h);
+        h = next;
+    }
+    s->held_head = s->held_tail = NULL;
+    s->held_bytes = 0;
+}
+
+/* Applies one key message to a session.  Returns true if the message was used or rejected for
+ * good, false if it does not belong to this session (owner mismatch: it may belong to a
+ * session with the same random seen elsewhere). */
+static void apply(struct eng_session *s, struct mmtls_engine_keymsg *m)
+{
+    struct mmtls_engine *e = s->eng;
+    uint8_t dg[32];
+
+    if (!owner_ok(s, &m->ks)) {
+        e->st.keys_rejected_owner++;
+        eng_error(s, MMTLS_TLSERR_KEY_REJECTED, 0, 0,
+                  "keys from a key channel whose peer is not this session's client");
+        return;
+    }
+    if (m->type == MMTLS_KP_BYPASS) {
+        e->st.bypass_received++;
+        s->ks.have |= MMTLS_KS_BYPASS;
+        s->keys_found = true;
+        eng_keys_release(s);
+        return;
+    }
+    keys_digest(&m->ks, dg);
+    if (s->from_channel) {
+        if (memcmp(dg, s->keys_digest, 32) == 0) {
+            e->st.keys_duplicate++;
+        } else {
+            e->st.keys_conflict++;
+            eng_error(s, MMTLS_TLSERR_KEY_REJECTED, 0, 0,
+                      "conflicting keys for a session that has keys already (first wins)");
+        }
+        return;
+    }
+    if (s->keys_found && (s->ks.have != 0 || s->sh_seen)) {
+        /* Keys from a key log were there first: they win the same way. */
+        e->st.keys_duplicate++;
+        return;
+    }
+    e->st.keys_matched++;
+    s->from_channel = true;
+    memcpy(s->keys_digest, dg, 32);
+    mmtls_keyset_wipe(&s->ks);
+    s->ks = m->ks;
+    s->keys_found = true;
+    s->info.private_tag = m->ks.tag2;
+    eng_tls_keys_arrived(s);
+    eng_keys_release(s);
+}
+
+void eng_keys_session_add(struct eng_session *s)
+{
+    struct mmtls_engine *e = s->eng;
+    uint32_t b = cr_bucket(s->info.client_random);
+    struct eng_pend *p, *next;
+
+    if (s->in_crmap)
+        return;
+    s->crnext = e->crmap[b];
+    e->crmap[b] = s;
+    s->in_crmap = true;
+    for (p = e->pend[b]; p != NULL; p = next) {
+        next = p->hnext;
+        if (memcmp(p->m->client_random, s->info.client_random, 32) != 0)
+            continue;
+        apply(s, p->m);
+        pend_free(e, p);
+    }
+}
+
+void eng_keys_session_del(struct eng_session *s)
+{
+    struct eng_session **pp;
+
+    eng_keys_drop_held(s);
+    if (!s->in_crmap)
+        return;
+    pp = &s->eng->crmap[cr_bucket(s->info.client_random)];
+    while (*pp != NULL && *pp != s)
+        pp = &(*pp)->crnext;
+    if (*pp == s)
+        *pp = s->crnext;
+    s->in_crmap = false;
+}
+
+static void pend_add(struct mmtls_engine *e, struct mmtls_engine_keymsg *m)
+{
+    struct eng_pend *p;
+    uint32_t b = cr_bucket(m->client_random);
+
+    if (e->npend >= e->o.key_pending_max && e->pend_old != NULL) {
+        e->st.keys_pending_dropped++; /* full: the oldest waiting key goes */
+        pend_free(e, e->pend_old);
+    }
+    p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        e->st.keys_pending_dropped++;
+        mmtls_engine_keymsg_free(m);
+        return;
+    }
+    p->m = m;
+    p->t_us = e->now_us;
+    p->hnext = e->pend[b];
+    e->pend[b] = p;
+    p->older = e->pend_new;
+    if (e->pend_new != NULL)
+        e->pend_new->newer = p;
+    else
+        e->pend_old = p;
+    e->pend_new = p;
+    e->npend++;
+}
+
+void mmtls_engine_poll_keys(struct mmtls_engine *e)
+{
+    struct mmtls_engine_keymsg *m;
+    int budget = 4096; /* bounded work per call; the rest waits for the next packet */
+
+    while (budget-- > 0 && (m = mmtls_ring_pop(&e->key_ring)) != NULL) {
+        struct eng_session *s;
+        e->st.keys_received++;
+        for (s = e->crmap[cr_bucket(m->client_random)]; s != NULL; s = s->crnext) {
+            if (memcmp(s->info.client_random, m->client_random, 32) == 0)
+                break;
+        }
+        if (s != NULL) {
+            apply(s, m);
+            mmtls_engine_keymsg_free(m);
+        } else {
+            pend_add(e, m);
+        }
+    }
+}
+
+bool eng_keys_hold(struct eng_session *s, int dir, const uint8_t *rec, size_t len, uint64_t off,
+                   bool protected_rec)
+{
+    struct mmtls_engine *e = s->eng;
+    struct eng_held *h;
+
+    if (s->replaying || e->o.key_wait_ms == 0 || s->wait_expired)
+        return false;
+    if (!s->holding[dir]) {
+        if (!protected_rec || s->keys_found)
+            return false;
+        s->holding[dir] = true;
+        if (!s->in_waitlist) {
+            s->wait_start_us = e->now_us;
+            s->wprev = e->wait_tail;
+            if (e->wait_tail != NULL)
+                e->wait_tail->wnext = s;
+            else
+                e->wait_head = s;
+            e->wait_tail = s;
+            s->in_waitlist = true;
+        }
+    }
+    if (s->held_bytes + len > e->o.key_hold_max) {
+        /* Over the cap: stop waiting; everything held is processed without keys. */
+        e->st.holds_over_cap++;
+        s->wait_expired = true;
+        eng_keys_release(s);
+        return false;
+    }
+    h = malloc(sizeof(*h) + len);
+    if (h == NULL) {
+        s->wait_expired = true;
+        eng_keys_release(s);
+        return false;
+    }
+    h->next = NULL;
+    h->dir = dir;
+    h->off = off;
+    h->len = len;
+    memcpy(h->data, rec, len);
+    if (s->held_tail != NULL)
+        s->held_tail->next = h;
+    else
+        s->held_head = h;
+    s->held_tail = h;
+    s->held_bytes += len;
+    e->held_total += len;
+    e->st.records_held++;
+    return true;
+}
+
+void eng_keys_tick(struct mmtls_engine *e)
+{
+    uint64_t wait_us = (uint64_t)e->o.key_wait_ms * 1000;
+    uint64_t pend_us = (uint64_t)e->o.key_pending_ms * 1000;
+
+    while (e->pend_old != NULL && e->pend_old->t_us + pend_us <= e->now_us) {
+        e->st.keys_pending_expired++;
+        pend_free(e, e->pend_old);
+    }
+    while (e->wait_head != NULL && e->wait_head->wait_start_us + wait_us <= e->now_us) {
+        struct eng_session *s = e->wait_head;
+        e->st.holds_expired++;
+        s->wait_expired = true;
+        eng_keys_release(s);
+    }
+}
