@@ -19,6 +19,7 @@
 #include "keys/keys.h"
 
 #define MMTLSD_MAX_KEYLOGS 64
+#define MMTLSD_MAX_NAT 64
 
 struct opts {
     const char *read;
@@ -29,6 +30,11 @@ struct opts {
     const char *dump_dir;
     bool stats_event;
     struct mmtls_engine_opts eng;
+    /* key server */
+    const char *key_listen, *cert, *key, *client_ca;
+    const char *allow_nat[MMTLSD_MAX_NAT + 1];
+    int nnat;
+    bool no_master;
 };
 
 /* Per-run tallies, kept by a tiny app on the public API. */
@@ -57,6 +63,18 @@ static void usage(FILE *fp)
             "      --no-verify-all      decrypt only the records an app asks for\n"
             "      --reasm-keep BYTES   delivered bytes kept per direction to compare with\n"
             "                           retransmissions (evasion check; default 262144, 0 = off)\n"
+            "\n"
+            "Key server (clients share their session secrets, docs/keyproto.md):\n"
+            "      --key-listen ADDR:PORT  accept key channels (TLS 1.3, client certificates)\n"
+            "      --cert FILE          the middlebox certificate (PEM)\n"
+            "      --key FILE           its private key (PEM)\n"
+            "      --client-ca FILE     CA that issues client certificates (PEM)\n"
+            "      --key-allow-nat X    let peers speak for other addresses: cn:NAME or a CIDR;\n"
+            "                           repeatable\n"
+            "      --no-master-secrets  refuse TLS 1.2 master secrets from key log followers\n"
+            "      --key-wait MS        hold a session's records up to MS waiting for its keys\n"
+            "                           (default 2000 with --key-listen)\n"
+            "      --key-hold-max BYTES records held per session while waiting (default 1 MiB)\n"
             "  -v, --verbose            more log output (repeat for debug)\n"
             "  -q, --quiet              no summary on stderr\n"
             "  -h, --help               this help\n"
@@ -92,7 +110,15 @@ static int parse_args(int argc, char **argv, struct opts *o, int *quiet)
         O_MEMCAP,
         O_MAXHS,
         O_NOVERIFY,
-        O_KEEP
+        O_KEEP,
+        O_KLISTEN,
+        O_CERT,
+        O_KEY,
+        O_CLIENTCA,
+        O_NAT,
+        O_NOMASTER,
+        O_KWAIT,
+        O_KHOLD
     };
     static const struct option lopts[] = {
         {"read", required_argument, NULL, 'r'},
@@ -107,6 +133,14 @@ static int parse_args(int argc, char **argv, struct opts *o, int *quiet)
         {"max-handshake", required_argument, NULL, O_MAXHS},
         {"no-verify-all", no_argument, NULL, O_NOVERIFY},
         {"reasm-keep", required_argument, NULL, O_KEEP},
+        {"key-listen", required_argument, NULL, O_KLISTEN},
+        {"cert", required_argument, NULL, O_CERT},
+        {"key", required_argument, NULL, O_KEY},
+        {"client-ca", required_argument, NULL, O_CLIENTCA},
+        {"key-allow-nat", required_argument, NULL, O_NAT},
+        {"no-master-secrets", no_argument, NULL, O_NOMASTER},
+        {"key-wait", required_argument, NULL, O_KWAIT},
+        {"key-hold-max", required_argument, NULL, O_KHOLD},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -157,6 +191,29 @@ static int parse_args(int argc, char **argv, struct opts *o, int *quiet)
                 return -1;
             o->eng.reasm.max_kept_bytes = (size_t)v;
             break;
+        case O_KLISTEN: o->key_listen = optarg; break;
+        case O_CERT: o->cert = optarg; break;
+        case O_KEY: o->key = optarg; break;
+        case O_CLIENTCA: o->client_ca = optarg; break;
+        case O_NAT:
+            if (o->nnat >= MMTLSD_MAX_NAT) {
+                fprintf(stderr, "mmtlsd: too many --key-allow-nat options (max %d)\n",
+                        MMTLSD_MAX_NAT);
+                return -1;
+            }
+            o->allow_nat[o->nnat++] = optarg;
+            break;
+        case O_NOMASTER: o->no_master = true; break;
+        case O_KWAIT:
+            if (parse_u64("key-wait", optarg, 0, 600000, &v) != 0)
+                return -1;
+            o->eng.key_wait_ms = (uint32_t)v;
+            break;
+        case O_KHOLD:
+            if (parse_u64("key-hold-max", optarg, 0, 1u << 30, &v) != 0)
+                return -1;
+            o->eng.key_hold_max = (size_t)v;
+            break;
         case 'v': verbose++; break;
         case 'q': *quiet = 1; break;
         case 'h': usage(stdout); exit(0);
@@ -175,6 +232,14 @@ static int parse_args(int argc, char **argv, struct opts *o, int *quiet)
     }
     if (o->read == NULL) {
         fprintf(stderr, "mmtlsd: nothing to do: give a capture with -r (see --help)\n");
+        return -1;
+    }
+    if (o->key_listen != NULL && (o->cert == NULL || o->key == NULL || o->client_ca == NULL)) {
+        fprintf(stderr, "mmtlsd: --key-listen needs --cert, --key and --client-ca\n");
+        return -1;
+    }
+    if (o->key_listen == NULL && (o->cert != NULL || o->client_ca != NULL || o->nnat > 0)) {
+        fprintf(stderr, "mmtlsd: --cert/--key/--client-ca/--key-allow-nat need --key-listen\n");
         return -1;
     }
     mmtls_log_set_level(verbose >= 2   ? MMTLS_LOG_DEBUG
@@ -212,6 +277,24 @@ static void on_dsb(void *ud, uint32_t type, const uint8_t *p, size_t len)
     if (mmtls_keylog_load_mem(c->ks, p, len, 0, &bad) != 0)
         mmtls_log(MMTLS_LOG_WARN, "decryption secrets block could not be loaded");
     c->bad_lines += bad;
+}
+
+/* Key server thread -> worker: copy the delivery and hand the pointer over the engine's SPSC
+ * ring (docs/ARCHITECTURE.md, "Keys from key channels").  Never blocks: a full ring drops. */
+struct deliver_ctx {
+    struct mmtls_ring *ring;
+    _Atomic unsigned long dropped;
+};
+
+static void on_key_delivery(void *ud, const struct mmtls_key_delivery *d)
+{
+    struct deliver_ctx *c = ud;
+    struct mmtls_engine_keymsg *m = mmtls_engine_keymsg_new(d);
+
+    if (m == NULL || !mmtls_ring_push(c->ring, m)) {
+        mmtls_engine_keymsg_free(m);
+        c->dropped++;
+    }
 }
 
 static double now_s(void)
@@ -278,6 +361,8 @@ int main(int argc, char **argv)
     struct mmtls_dump *dump = NULL;
     struct tally tally = {0};
     struct dsb_ctx dsb = {0};
+    struct deliver_ctx dctx = {0};
+    struct mmtls_keyserver *ksrv = NULL;
     struct mmtls_io_pkt pkt;
     char err[512] = "", eve_path[PATH_MAX];
     int quiet = 0, rc, status = 0;
@@ -285,8 +370,11 @@ int main(int argc, char **argv)
     double t0;
 
     mmtls_engine_opts_default(&o.eng);
+    o.eng.key_wait_ms = UINT32_MAX; /* "not given": becomes 2000 with --key-listen, else 0 */
     if (parse_args(argc, argv, &o, &quiet) != 0)
         return 2;
+    if (o.eng.key_wait_ms == UINT32_MAX)
+        o.eng.key_wait_ms = o.key_listen != NULL ? 2000 : 0;
 
     if (mmtls_keystore_new(&ks, &kso) != 0) {
         fprintf(stderr, "mmtlsd: cannot allocate the key store\n");
@@ -348,6 +436,27 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    if (o.key_listen != NULL) {
+        struct mmtls_keyserver_opts kopts = {
+            .sz = sizeof(kopts),
+            .listen = o.key_listen,
+            .cert = o.cert,
+            .key = o.key,
+            .client_ca = o.client_ca,
+            .allow_nat = o.allow_nat,
+            .accept_master = !o.no_master,
+            .deliver = on_key_delivery,
+            .deliver_ud = &dctx,
+        };
+        dctx.ring = mmtls_engine_key_ring(e);
+        if (mmtls_keyserver_start(&ksrv, &kopts, err, sizeof(err)) != 0) {
+            fprintf(stderr, "mmtlsd: key server: %s\n", err);
+            status = 2;
+            goto out;
+        }
+        mmtls_log(MMTLS_LOG_INFO, "key server listening on %s (port %u)", o.key_listen,
+                  mmtls_keyserver_port(ksrv));
+    }
 
     t0 = now_s();
     for (;;) {
@@ -362,6 +471,14 @@ int main(int argc, char **argv)
         (void)mmtls_engine_packet(e, pkt.linktype, pkt.data, pkt.caplen, pkt.ts_us);
         last_ts = pkt.ts_us;
     }
+    if (ksrv != NULL) {
+        /* Keys still on their way for the last sessions: give them the key wait once. */
+        struct timespec ts = {.tv_sec = o.eng.key_wait_ms / 1000,
+                              .tv_nsec = (long)(o.eng.key_wait_ms % 1000) * 1000000L};
+        if (mmtls_engine_get_stats(e)->records_held > mmtls_engine_get_stats(e)->records_released)
+            nanosleep(&ts, NULL);
+        mmtls_engine_poll_keys(e);
+    }
     mmtls_engine_flush(e);
     if (o.stats_event)
         mmtls_eve_write_stats(eve, e, last_ts);
@@ -369,6 +486,10 @@ int main(int argc, char **argv)
         summary(&o, e, &tally, &dsb, now_s() - t0, eve_path, mmtls_eve_lines(eve));
 
 out:
+    mmtls_keyserver_stop(ksrv);
+    if (dctx.dropped > 0)
+        fprintf(stderr, "mmtlsd: %lu key messages dropped (worker ring full)\n",
+                (unsigned long)dctx.dropped);
     mmtls_engine_free(e);
     mmtls_pcap_close(r);
     mmtls_eve_free(eve);
