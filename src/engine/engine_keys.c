@@ -131,6 +131,43 @@ static void keys_digest(const struct mmtls_keyset *ks, uint8_t out[32])
     EVP_MD_CTX_free(c);
 }
 
+/* A later message from the same owner may add TLS 1.3 secrets the first lacked (a key log
+ * follower sends what it has after a timeout); any secret present in both must be equal.
+ * Returns 1 when something was added, 0 when nothing new, -1 on a conflict. */
+static int merge_one(struct mmtls_keyset *have, uint32_t *hbits, uint32_t bit,
+                     struct mmtls_secret *hs, const struct mmtls_secret *ns, uint32_t nbits)
+{
+    (void)have;
+    if (!(nbits & bit))
+        return 0;
+    if (*hbits & bit)
+        return hs->len == ns->len && mmtls_ct_eq(hs->b, ns->b, ns->len) ? 0 : -1;
+    *hs = *ns;
+    *hbits |= bit;
+    return 1;
+}
+
+static int merge(struct eng_session *s, const struct mmtls_keyset *n)
+{
+    struct mmtls_keyset *h = &s->ks;
+    int r[5], added = 0;
+
+    if ((n->have & (MMTLS_KS_KEY_BLOCK | MMTLS_KS_MASTER)) ||
+        (h->have & (MMTLS_KS_KEY_BLOCK | MMTLS_KS_MASTER)))
+        return -1; /* TLS <= 1.2 keys come whole: a second, different message conflicts */
+    r[0] = merge_one(h, &h->have, MMTLS_KS_EARLY, &h->early, &n->early, n->have);
+    r[1] = merge_one(h, &h->have, MMTLS_KS_CHS, &h->chs, &n->chs, n->have);
+    r[2] = merge_one(h, &h->have, MMTLS_KS_SHS, &h->shs, &n->shs, n->have);
+    r[3] = merge_one(h, &h->cts_have, 1u, &h->cts[0], &n->cts[0], n->cts_have);
+    r[4] = merge_one(h, &h->sts_have, 1u, &h->sts[0], &n->sts[0], n->sts_have);
+    for (int i = 0; i < 5; i++) {
+        if (r[i] < 0)
+            return -1;
+        added |= r[i];
+    }
+    return added;
+}
+
 static bool owner_ok(const struct eng_session *s, const struct mmtls_keyset *ks)
 {
     size_t alen = s->info.ip_version == 4 ? 4 : 16;
@@ -219,12 +256,18 @@ static void apply(struct eng_session *s, struct mmtls_engine_keymsg *m)
     }
     keys_digest(&m->ks, dg);
     if (s->from_channel) {
-        if (memcmp(dg, s->keys_digest, 32) == 0) {
+        int r = memcmp(dg, s->keys_digest, 32) == 0 ? 0 : merge(s, &m->ks);
+        if (r == 0) {
             e->st.keys_duplicate++;
-        } else {
+        } else if (r < 0) {
             e->st.keys_conflict++;
             eng_error(s, MMTLS_TLSERR_KEY_REJECTED, 0, 0,
                       "conflicting keys for a session that has keys already (first wins)");
+        } else {
+            e->st.keys_matched++; /* secrets the first message lacked (a key log follower) */
+            keys_digest(&s->ks, s->keys_digest);
+            eng_tls_keys_arrived(s);
+            eng_keys_release(s);
         }
         return;
     }
