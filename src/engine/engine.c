@@ -364,11 +364,11 @@ int mmtls_engine_packet(struct mmtls_engine *e, int linktype, const uint8_t *dat
     enum mmtls_decode_event dev;
 
     e->verdict = MMTLS_PKT_FORWARD;
-    mmtls_engine_poll_keys(e);
     e->st.packets++;
     e->st.bytes += len;
     if (ts_us > e->now_us)
         e->now_us = ts_us;
+    mmtls_engine_poll_keys(e); /* after the clock: waiting keys are stamped with engine time */
     if (e->now_us >= e->last_tick_us + 1000000) {
         mmtls_engine_tick(e, e->now_us);
         e->last_tick_us = e->now_us;

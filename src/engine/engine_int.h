@@ -146,7 +146,9 @@ struct mmtls_engine {
     struct mmtls_ring key_ring;                   /* owned: key messages from the key server */
     struct eng_session *crmap[ENG_CRMAP_BUCKETS]; /* sessions by client random (borrowed) */
     struct eng_pend *pend[ENG_CRMAP_BUCKETS];     /* owned: keys waiting for their session */
-    struct eng_pend *pend_old, *pend_new;         /* arrival order, for expiry */
+    struct eng_pend *pend_tail[ENG_CRMAP_BUCKETS];
+    uint64_t cr_seed;
+    struct eng_pend *pend_old, *pend_new; /* arrival order, for expiry */
     uint32_t npend;
     struct eng_session *wait_head, *wait_tail; /* sessions holding records, oldest first */
     size_t held_total;

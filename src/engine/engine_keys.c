@@ -20,37 +20,44 @@
 #include "engine/engine_int.h"
 
 #include <stdlib.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include <openssl/evp.h>
 
 struct eng_pend {
-    struct eng_pend *hnext;         /* hash chain */
-    struct eng_pend *older, *newer; /* arrival order */
+    struct eng_pend *hnext, *hprev; /* bucket list, in arrival order */
+    struct eng_pend *older, *newer; /* arrival order, for expiry */
     uint64_t t_us;                  /* engine clock at arrival */
     struct mmtls_engine_keymsg *m;  /* owned */
 };
 
-static uint32_t cr_bucket(const uint8_t cr[32])
+static uint32_t cr_bucket(const struct mmtls_engine *e, const uint8_t cr[32])
 {
-    /* The client random is 32 random bytes (RFC 8446 §4.1.2): its first bytes are a fine hash.
-     * An attacker choosing randoms only lengthens its own chain, bounded by the caps. */
-    return (uint32_t)(mmtls_be32(cr + 4) % ENG_CRMAP_BUCKETS);
+    /* Keyed hash: key channel peers are authenticated, but one could still choose randoms that
+     * collide; with a per-engine random seed they cannot aim at a bucket. */
+    return (uint32_t)(mmtls_hash64(cr, 32, e->cr_seed) % ENG_CRMAP_BUCKETS);
 }
 
 int eng_keys_init(struct mmtls_engine *e)
 {
+    if (getrandom(&e->cr_seed, sizeof(e->cr_seed), 0) != (ssize_t)sizeof(e->cr_seed))
+        e->cr_seed = (uint64_t)(uintptr_t)e ^ 0x6b657973ull;
     return mmtls_ring_init(&e->key_ring, 4096);
 }
 
 static void pend_unlink(struct mmtls_engine *e, struct eng_pend *p)
 {
-    struct eng_pend **pp = &e->pend[cr_bucket(p->m->client_random)];
+    uint32_t b = cr_bucket(e, p->m->client_random);
 
-    while (*pp != NULL && *pp != p)
-        pp = &(*pp)->hnext;
-    if (*pp == p)
-        *pp = p->hnext;
+    if (p->hprev != NULL)
+        p->hprev->hnext = p->hnext;
+    else
+        e->pend[b] = p->hnext;
+    if (p->hnext != NULL)
+        p->hnext->hprev = p->hprev;
+    else
+        e->pend_tail[b] = p->hprev;
     if (p->older != NULL)
         p->older->newer = p->newer;
     else
@@ -290,7 +297,7 @@ static void apply(struct eng_session *s, struct mmtls_engine_keymsg *m)
 void eng_keys_session_add(struct eng_session *s)
 {
     struct mmtls_engine *e = s->eng;
-    uint32_t b = cr_bucket(s->info.client_random);
+    uint32_t b = cr_bucket(e, s->info.client_random);
     struct eng_pend *p, *next;
 
     if (s->in_crmap)
@@ -314,7 +321,7 @@ void eng_keys_session_del(struct eng_session *s)
     eng_keys_drop_held(s);
     if (!s->in_crmap)
         return;
-    pp = &s->eng->crmap[cr_bucket(s->info.client_random)];
+    pp = &s->eng->crmap[cr_bucket(s->eng, s->info.client_random)];
     while (*pp != NULL && *pp != s)
         pp = &(*pp)->crnext;
     if (*pp == s)
@@ -325,7 +332,7 @@ void eng_keys_session_del(struct eng_session *s)
 static void pend_add(struct mmtls_engine *e, struct mmtls_engine_keymsg *m)
 {
     struct eng_pend *p;
-    uint32_t b = cr_bucket(m->client_random);
+    uint32_t b = cr_bucket(e, m->client_random);
 
     if (e->npend >= e->o.key_pending_max && e->pend_old != NULL) {
         e->st.keys_pending_dropped++; /* full: the oldest waiting key goes */
@@ -339,8 +346,13 @@ static void pend_add(struct mmtls_engine *e, struct mmtls_engine_keymsg *m)
     }
     p->m = m;
     p->t_us = e->now_us;
-    p->hnext = e->pend[b];
-    e->pend[b] = p;
+    /* Append: a session applies its waiting keys in arrival order (first wins). */
+    p->hprev = e->pend_tail[b];
+    if (e->pend_tail[b] != NULL)
+        e->pend_tail[b]->hnext = p;
+    else
+        e->pend[b] = p;
+    e->pend_tail[b] = p;
     p->older = e->pend_new;
     if (e->pend_new != NULL)
         e->pend_new->newer = p;
@@ -358,7 +370,7 @@ void mmtls_engine_poll_keys(struct mmtls_engine *e)
     while (budget-- > 0 && (m = mmtls_ring_pop(&e->key_ring)) != NULL) {
         struct eng_session *s;
         e->st.keys_received++;
-        for (s = e->crmap[cr_bucket(m->client_random)]; s != NULL; s = s->crnext) {
+        for (s = e->crmap[cr_bucket(e, m->client_random)]; s != NULL; s = s->crnext) {
             if (memcmp(s->info.client_random, m->client_random, 32) == 0)
                 break;
         }
