@@ -16,9 +16,19 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* OpenSSL's literal "_N" (MMTLS_KEYLOG_INDEX_NEXT) was stored as the highest generation. */
+static uint32_t resolve(uint32_t index, uint32_t bits)
+{
+    if (index != MMTLS_KEYLOG_INDEX_NEXT)
+        return index;
+    return bits == 0 ? 0 : 31u - (uint32_t)__builtin_clz(bits);
+}
+
 static const struct mmtls_secret *slot_of(const struct mmtls_keyset *set,
                                           const struct mmtls_keylog_entry *e, bool *have)
 {
+    uint32_t idx;
+
     switch (e->label) {
     case MMTLS_KL_CLIENT_RANDOM: *have = set->have & MMTLS_KS_MASTER; return &set->master;
     case MMTLS_KL_CLIENT_EARLY_TRAFFIC_SECRET:
@@ -31,11 +41,13 @@ static const struct mmtls_secret *slot_of(const struct mmtls_keyset *set,
         *have = set->have & MMTLS_KS_SHS;
         return &set->shs;
     case MMTLS_KL_CLIENT_TRAFFIC_SECRET:
-        *have = set->cts_have >> e->index & 1;
-        return &set->cts[e->index];
+        idx = resolve(e->index, set->cts_have);
+        *have = set->cts_have >> idx & 1;
+        return &set->cts[idx];
     case MMTLS_KL_SERVER_TRAFFIC_SECRET:
-        *have = set->sts_have >> e->index & 1;
-        return &set->sts[e->index];
+        idx = resolve(e->index, set->sts_have);
+        *have = set->sts_have >> idx & 1;
+        return &set->sts[idx];
     default: return NULL;
     }
 }
@@ -91,6 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         } else if (rc == MMTLS_DECLINED) {
             CHECK(e.label == MMTLS_KL_EXPORTER_SECRET ||
                   e.label == MMTLS_KL_EARLY_EXPORTER_SECRET || e.index >= MMTLS_KEYS_MAX_UPDATES);
+            /* (an "_N" line beyond the kept generations is declined too) */
         }
         mmtls_keystore_get_stats(ks, &st);
         CHECK(st.entries <= o.max_entries);
