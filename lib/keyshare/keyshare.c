@@ -1,0 +1,612 @@
+/* keyshare.c — the key log side of libmmtls-keyshare: mmtls_keyshare_attach(), the chained key
+ * log callback, per-connection collection of TLS 1.3 secrets, TLS <= 1.2 record key derivation,
+ * and the encoding of KEYS / BYPASS messages (docs/keyproto.md) handed to the queue.
+ *
+ * The callback runs on the application's thread inside its handshake: it parses one line,
+ * touches only the SSL's own ex_data, encodes at most one message and copies it into the queue
+ * under a short mutex.  It never does I/O on the channel and never fails the handshake.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
+
+#include "crypto/crypto.h"
+#include "keyshare_int.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Pure helpers                                                                                */
+
+static const struct {
+    const char *name;
+    enum mmtls_keyshare_label label; /* 0: recognised but never sent */
+} ks_labels[] = {
+    {"CLIENT_RANDOM", MMTLS_KEYSHARE_L_CLIENT_RANDOM},
+    {"CLIENT_EARLY_TRAFFIC_SECRET", MMTLS_KEYSHARE_L_EARLY},
+    {"CLIENT_HANDSHAKE_TRAFFIC_SECRET", MMTLS_KEYSHARE_L_CHS},
+    {"SERVER_HANDSHAKE_TRAFFIC_SECRET", MMTLS_KEYSHARE_L_SHS},
+    {"CLIENT_TRAFFIC_SECRET_0", MMTLS_KEYSHARE_L_CTS0},
+    {"SERVER_TRAFFIC_SECRET_0", MMTLS_KEYSHARE_L_STS0},
+};
+
+int mmtls_keyshare_line_parse(const char *line, size_t len, enum mmtls_keyshare_label *label,
+                              uint8_t cr[32], struct mmtls_secret *secret)
+{
+    const char *sp1, *sp2, *end = line + len;
+    size_t nlen, slen;
+
+    /* Strip a trailing newline: OpenSSL passes none, other writers might. */
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) {
+        len--;
+        end = line + len;
+    }
+    sp1 = memchr(line, ' ', len);
+    if (sp1 == NULL) {
+        return MMTLS_E_MALFORMED;
+    }
+    nlen = (size_t)(sp1 - line);
+    *label = 0;
+    for (size_t i = 0; i < MMTLS_ARRAY_SIZE(ks_labels); i++) {
+        if (strlen(ks_labels[i].name) == nlen && memcmp(ks_labels[i].name, line, nlen) == 0) {
+            *label = ks_labels[i].label;
+            break;
+        }
+    }
+    /* RFC 9850 §2.1: unknown labels are skipped.  EXPORTER_SECRET, EARLY_EXPORTER_SECRET and
+     * later traffic secrets (KeyUpdate) land here: the protocol has no kind for them. */
+    if (*label == 0) {
+        return MMTLS_DECLINED;
+    }
+    /* RFC 9850 §2: "<label> <client_random as 64 hex digits> <secret as hex>". */
+    if (66 > (size_t)(end - sp1) || sp1[65] != ' ') {
+        return MMTLS_E_MALFORMED;
+    }
+    if (mmtls_hex_decode(sp1 + 1, 64, cr, 32) != 0) {
+        return MMTLS_E_MALFORMED;
+    }
+    sp2 = sp1 + 65;
+    slen = (size_t)(end - sp2) - 1;
+    if (slen == 0 || slen % 2 != 0 || slen / 2 > sizeof(secret->b)) {
+        return MMTLS_E_MALFORMED;
+    }
+    if (mmtls_hex_decode(sp2 + 1, slen, secret->b, sizeof(secret->b)) != 0) {
+        mmtls_wipe(secret->b, sizeof(secret->b));
+        return MMTLS_E_MALFORMED;
+    }
+    secret->len = (uint8_t)(slen / 2);
+    return 0;
+}
+
+bool mmtls_keyshare_bypass_match(const char *patterns, const char *sni)
+{
+    char pat[256];
+    const char *p = patterns;
+    unsigned n = 0;
+
+    if (patterns == NULL || sni == NULL || sni[0] == '\0') {
+        return false;
+    }
+    /* Capped: a pattern list is configuration, but keep every loop bounded anyway. */
+    while (*p != '\0' && n++ < 1024) {
+        const char *comma = strchr(p, ',');
+        size_t plen = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        const char *b = p, *e = p + plen;
+
+        while (b < e && (*b == ' ' || *b == '\t')) {
+            b++;
+        }
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t')) {
+            e--;
+        }
+        if (e > b && (size_t)(e - b) < sizeof(pat)) {
+            memcpy(pat, b, (size_t)(e - b));
+            pat[e - b] = '\0';
+            if (fnmatch(pat, sni, FNM_CASEFOLD) == 0) {
+                return true;
+            }
+        }
+        if (comma == NULL) {
+            break;
+        }
+        p = comma + 1;
+    }
+    return false;
+}
+
+static void msg_head(struct mmtls_kp_msg *m, enum mmtls_kp_type type, const uint8_t cr[32],
+                     const struct mmtls_kp_tuple *tuple)
+{
+    memset(m, 0, sizeof(*m));
+    m->type = type;
+    memcpy(m->client_random, cr, 32);
+    if (tuple != NULL) {
+        m->flags |= MMTLS_KP_F_TUPLE;
+        m->tuple = *tuple;
+    }
+}
+
+static void msg_add(struct mmtls_kp_msg *m, enum mmtls_kp_kind kind, const uint8_t *p,
+                    size_t len)
+{
+    if (m->n >= MMTLS_KP_MAX_SECRETS || len > sizeof(m->secret[0].b)) {
+        return; /* cannot happen with the callers below; the encoder rejects the result */
+    }
+    m->kind[m->n] = (uint8_t)kind;
+    m->secret[m->n].len = (uint8_t)len;
+    memcpy(m->secret[m->n].b, p, len);
+    m->n++;
+}
+
+int mmtls_keyshare_build_tls13(const struct mmtls_keyshare_tls13 *t, const uint8_t cr[32],
+                               uint16_t version, uint16_t suite,
+                               const struct mmtls_kp_tuple *tuple, uint8_t *out, size_t out_cap)
+{
+    struct mmtls_kp_msg m;
+    int rc;
+
+    if ((t->have & MMTLS_KEYSHARE_TLS13_COMPLETE) != MMTLS_KEYSHARE_TLS13_COMPLETE) {
+        return MMTLS_E_INVAL;
+    }
+    msg_head(&m, MMTLS_KP_KEYS, cr, tuple);
+    m.tls_version = version;
+    m.cipher_suite = suite;
+    /* docs/keyproto.md: kind 1 only when the client sent 0-RTT data (EARLY flag). */
+    if ((t->have & (1u << MMTLS_KEYSHARE_L_EARLY)) != 0) {
+        m.flags |= MMTLS_KP_F_EARLY;
+        msg_add(&m, MMTLS_KP_CLIENT_EARLY, t->early.b, t->early.len);
+    }
+    msg_add(&m, MMTLS_KP_CLIENT_HS, t->chs.b, t->chs.len);
+    msg_add(&m, MMTLS_KP_SERVER_HS, t->shs.b, t->shs.len);
+    msg_add(&m, MMTLS_KP_CLIENT_APP0, t->cts0.b, t->cts0.len);
+    msg_add(&m, MMTLS_KP_SERVER_APP0, t->sts0.b, t->sts0.len);
+    rc = mmtls_kp_encode(&m, out, out_cap);
+    mmtls_kp_msg_wipe(&m);
+    return rc;
+}
+
+int mmtls_keyshare_build_tls12(const struct mmtls_secret *master, const uint8_t cr[32],
+                               const uint8_t sr[32], uint16_t version, uint16_t suite,
+                               const struct mmtls_kp_tuple *tuple, uint8_t *out, size_t out_cap)
+{
+    const struct mmtls_suite *s = mmtls_crypto_suite(suite);
+    struct mmtls_key_block kb;
+    struct mmtls_kp_msg m;
+    int rc;
+
+    if (s == NULL || s->tls13) {
+        return MMTLS_E_UNSUPPORTED;
+    }
+    /* RFC 5246 §6.3: key_block = PRF(master_secret, "key expansion", server_random +
+     * client_random), split into MAC keys, write keys and IVs (AEAD: the 4-byte implicit nonce
+     * of RFC 5288 §3; ChaCha20-Poly1305: 12 bytes, RFC 7905 §2; CBC: IVs only for TLS 1.0). */
+    rc = mmtls_crypto_tls12_key_block(s, version, master, cr, sr, &kb);
+    if (rc != 0) {
+        return rc;
+    }
+    msg_head(&m, MMTLS_KP_KEYS, cr, tuple);
+    m.tls_version = version;
+    m.cipher_suite = suite;
+    if (kb.mac_len > 0) {
+        msg_add(&m, MMTLS_KP_CLIENT_MAC, kb.mac[0], kb.mac_len);
+        msg_add(&m, MMTLS_KP_SERVER_MAC, kb.mac[1], kb.mac_len);
+    }
+    msg_add(&m, MMTLS_KP_CLIENT_KEY, kb.key[0], kb.key_len);
+    msg_add(&m, MMTLS_KP_SERVER_KEY, kb.key[1], kb.key_len);
+    if (kb.iv_len > 0) {
+        msg_add(&m, MMTLS_KP_CLIENT_IV, kb.iv[0], kb.iv_len);
+        msg_add(&m, MMTLS_KP_SERVER_IV, kb.iv[1], kb.iv_len);
+    }
+    mmtls_key_block_wipe(&kb);
+    rc = mmtls_kp_encode(&m, out, out_cap);
+    mmtls_kp_msg_wipe(&m);
+    return rc;
+}
+
+int mmtls_keyshare_build_bypass(const uint8_t cr[32], const struct mmtls_kp_tuple *tuple,
+                                const char *sni, uint8_t *out, size_t out_cap)
+{
+    struct mmtls_kp_msg m;
+    size_t n = sni != NULL ? strlen(sni) : 0;
+
+    msg_head(&m, MMTLS_KP_BYPASS, cr, tuple);
+    if (n > 255) {
+        n = 255; /* docs/keyproto.md: sni_length is one byte; a DNS name fits (RFC 1035 §2.3.4) */
+    }
+    m.sni_len = (uint8_t)n;
+    if (n > 0) {
+        memcpy(m.sni, sni, n);
+    }
+    return mmtls_kp_encode(&m, out, out_cap);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* OpenSSL glue                                                                                */
+
+struct mmtls_keyshare_ossl mmtls_keyshare_ossl = {
+    .ctx_new = SSL_CTX_new,
+    .set_keylog = SSL_CTX_set_keylog_callback,
+    .get_keylog = SSL_CTX_get_keylog_callback,
+};
+
+void mmtls_keyshare_ossl_set(const struct mmtls_keyshare_ossl *fns)
+{
+    mmtls_keyshare_ossl = *fns;
+}
+
+/* Per SSL_CTX (ex_data): the application's own key log callback, called first. */
+struct ks_ctx {
+    SSL_CTX_keylog_cb_func app_cb;
+};
+
+/* Per SSL (ex_data): what has been seen of the current handshake. */
+struct ks_sess {
+    uint8_t cr[32];
+    bool started, done;
+    bool has_tuple; /* taken at the first line: the socket may be gone by the last one */
+    struct mmtls_kp_tuple tuple;
+    struct mmtls_keyshare_tls13 t13;
+};
+
+static pthread_once_t ks_once = PTHREAD_ONCE_INIT;
+static int ks_ctx_idx = -1, ks_ssl_idx = -1;
+
+static void ks_ctx_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                        void *argp)
+{
+    free(ptr);
+}
+
+static void ks_sess_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                         void *argp)
+{
+    if (ptr != NULL) {
+        OPENSSL_cleanse(ptr, sizeof(struct ks_sess));
+        free(ptr);
+    }
+}
+
+static void ks_init_once(void)
+{
+    ks_ctx_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, ks_ctx_free);
+    ks_ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, ks_sess_free);
+}
+
+static struct ks_ctx *ctx_state(const SSL_CTX *ctx)
+{
+    if (ks_ctx_idx < 0 || ctx == NULL) {
+        return NULL;
+    }
+    return SSL_CTX_get_ex_data(ctx, ks_ctx_idx);
+}
+
+/* The 4-tuple as the client's socket sees it; false when the SSL has no socket (memory BIOs).
+ * An IPv4-mapped IPv6 socket goes on the wire as IPv4, so it is reported as such. */
+static bool sock_tuple(const SSL *ssl, struct mmtls_kp_tuple *t)
+{
+    struct sockaddr_storage la, ra;
+    socklen_t ll = sizeof(la), rl = sizeof(ra);
+    int fd = SSL_get_fd(ssl);
+
+    if (fd < 0 || getsockname(fd, (struct sockaddr *)&la, &ll) != 0 ||
+        getpeername(fd, (struct sockaddr *)&ra, &rl) != 0 || la.ss_family != ra.ss_family) {
+        return false;
+    }
+    memset(t, 0, sizeof(*t));
+    if (la.ss_family == AF_INET) {
+        const struct sockaddr_in *l4 = (const struct sockaddr_in *)&la;
+        const struct sockaddr_in *r4 = (const struct sockaddr_in *)&ra;
+
+        t->ip_version = 4;
+        memcpy(t->client_ip, &l4->sin_addr, 4);
+        memcpy(t->server_ip, &r4->sin_addr, 4);
+        t->client_port = ntohs(l4->sin_port);
+        t->server_port = ntohs(r4->sin_port);
+        return true;
+    }
+    if (la.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *l6 = (const struct sockaddr_in6 *)&la;
+        const struct sockaddr_in6 *r6 = (const struct sockaddr_in6 *)&ra;
+
+        if (IN6_IS_ADDR_V4MAPPED(&l6->sin6_addr) && IN6_IS_ADDR_V4MAPPED(&r6->sin6_addr)) {
+            t->ip_version = 4;
+            memcpy(t->client_ip, &l6->sin6_addr.s6_addr[12], 4);
+            memcpy(t->server_ip, &r6->sin6_addr.s6_addr[12], 4);
+        } else {
+            t->ip_version = 6;
+            memcpy(t->client_ip, &l6->sin6_addr, 16);
+            memcpy(t->server_ip, &r6->sin6_addr, 16);
+        }
+        t->client_port = ntohs(l6->sin6_port);
+        t->server_port = ntohs(r6->sin6_port);
+        return true;
+    }
+    return false;
+}
+
+static uint16_t ssl_suite(const SSL *ssl)
+{
+    const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+
+    if (c == NULL) {
+        c = SSL_get_pending_cipher(ssl);
+    }
+    return c != NULL ? SSL_CIPHER_get_protocol_id(c) : 0;
+}
+
+static struct ks_sess *sess_get(const SSL *ssl, const uint8_t cr[32])
+{
+    struct ks_sess *s = SSL_get_ex_data(ssl, ks_ssl_idx);
+
+    if (s == NULL) {
+        s = calloc(1, sizeof(*s));
+        /* SSL_set_ex_data takes a non-const SSL; the key log callback only gets a const one.
+         * The ex_data slot belongs to this library, so writing it is not a visible change. */
+        if (s == NULL || SSL_set_ex_data((SSL *)ssl, ks_ssl_idx, s) != 1) {
+            free(s);
+            return NULL;
+        }
+    }
+    if (!s->started || memcmp(s->cr, cr, 32) != 0) {
+        /* A new handshake on this SSL (renegotiation, or reuse after SSL_clear). */
+        OPENSSL_cleanse(s, sizeof(*s));
+        memcpy(s->cr, cr, 32);
+        s->started = true;
+        /* With 0-RTT the client's last secret may be logged only when the application next
+         * reads, writes or shuts down, possibly after the peer closed: take the tuple now.
+         * Programs with their own BIO (curl) have no descriptor: the message goes without. */
+        s->has_tuple = sock_tuple(ssl, &s->tuple);
+    }
+    return s;
+}
+
+static struct mmtls_secret *t13_slot(struct mmtls_keyshare_tls13 *t,
+                                     enum mmtls_keyshare_label l)
+{
+    switch (l) {
+    case MMTLS_KEYSHARE_L_EARLY:
+        return &t->early;
+    case MMTLS_KEYSHARE_L_CHS:
+        return &t->chs;
+    case MMTLS_KEYSHARE_L_SHS:
+        return &t->shs;
+    case MMTLS_KEYSHARE_L_CTS0:
+        return &t->cts0;
+    case MMTLS_KEYSHARE_L_STS0:
+        return &t->sts0;
+    default:
+        return NULL;
+    }
+}
+
+static void handle_line(const SSL *ssl, const char *line)
+{
+    enum mmtls_keyshare_label label;
+    struct mmtls_secret secret;
+    const struct mmtls_kp_tuple *tp;
+    uint8_t cr[32], sr[32], msg[MMTLS_KP_MAX_MSG];
+    struct ks_sess *s;
+    const char *sni;
+    int len = -1;
+
+    if (mmtls_keyshare_line_parse(line, strlen(line), &label, cr, &secret) != 0) {
+        return;
+    }
+    s = sess_get(ssl, cr);
+    if (s == NULL) {
+        mmtls_keyshare_count_other_drop();
+        goto out;
+    }
+    if (s->done) {
+        goto out;
+    }
+    tp = s->has_tuple ? &s->tuple : NULL;
+    sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (mmtls_keyshare_bypass_match(mmtls_keyshare_chan_bypass(), sni)) {
+        /* docs/keyproto.md BYPASS: ask for the session not to be inspected; no secret leaves
+         * the process. */
+        s->done = true;
+        mmtls_keyshare_count_session();
+        len = mmtls_keyshare_build_bypass(cr, tp, sni, msg, sizeof(msg));
+        goto out;
+    }
+    if (label == MMTLS_KEYSHARE_L_CLIENT_RANDOM) {
+        /* TLS <= 1.2: OpenSSL logs the master secret once it is computed, after ServerHello,
+         * so the server random and the negotiated suite are known. */
+        if (SSL_get_server_random(ssl, sr, sizeof(sr)) != sizeof(sr)) {
+            mmtls_keyshare_count_other_drop();
+            goto out;
+        }
+        s->done = true;
+        mmtls_keyshare_count_session();
+        len = mmtls_keyshare_build_tls12(&secret, cr, sr, (uint16_t)SSL_version(ssl),
+                                         ssl_suite(ssl), tp, msg, sizeof(msg));
+        OPENSSL_cleanse(sr, sizeof(sr));
+        if (len < 0) {
+            mmtls_keyshare_count_other_drop();
+        }
+        goto out;
+    }
+    {
+        struct mmtls_secret *slot = t13_slot(&s->t13, label);
+
+        if (slot == NULL) {
+            goto out;
+        }
+        *slot = secret;
+        s->t13.have |= 1u << label;
+    }
+    /* OpenSSL logs SERVER_TRAFFIC_SECRET_0 before CLIENT_TRAFFIC_SECRET_0; either order works. */
+    if ((s->t13.have & MMTLS_KEYSHARE_TLS13_COMPLETE) == MMTLS_KEYSHARE_TLS13_COMPLETE) {
+        s->done = true;
+        mmtls_keyshare_count_session();
+        len = mmtls_keyshare_build_tls13(&s->t13, cr, (uint16_t)SSL_version(ssl), ssl_suite(ssl),
+                                         tp, msg, sizeof(msg));
+        OPENSSL_cleanse(&s->t13, sizeof(s->t13));
+        if (len < 0) {
+            mmtls_keyshare_count_other_drop();
+        }
+    }
+out:
+    if (len > 0) {
+        mmtls_keyshare_chan_put(msg, (size_t)len);
+        OPENSSL_cleanse(msg, (size_t)len);
+    }
+    OPENSSL_cleanse(&secret, sizeof(secret));
+}
+
+static void ks_keylog_cb(const SSL *ssl, const char *line)
+{
+    struct ks_ctx *kc = ctx_state(SSL_get_SSL_CTX(ssl));
+
+    if (kc != NULL && kc->app_cb != NULL) {
+        kc->app_cb(ssl, line);
+    }
+    if (line == NULL || SSL_is_server(ssl)) {
+        return; /* only the client side of a connection speaks for it */
+    }
+    handle_line(ssl, line);
+}
+
+bool mmtls_keyshare_chain_set(SSL_CTX *ctx, SSL_CTX_keylog_cb_func cb)
+{
+    struct ks_ctx *kc = ctx_state(ctx);
+
+    if (kc == NULL) {
+        return false;
+    }
+    kc->app_cb = cb == ks_keylog_cb ? NULL : cb;
+    return true;
+}
+
+bool mmtls_keyshare_chain_get(const SSL_CTX *ctx, SSL_CTX_keylog_cb_func *cb)
+{
+    struct ks_ctx *kc = ctx_state(ctx);
+
+    if (kc == NULL) {
+        return false;
+    }
+    *cb = kc->app_cb;
+    return true;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Configuration and attach                                                                    */
+
+static int cfg_str(char **dst, const char *v, const char *env, uint32_t flags)
+{
+    if (v == NULL && (flags & MMTLS_KEYSHARE_F_NO_ENV) == 0) {
+        v = getenv(env);
+    }
+    *dst = NULL;
+    if (v == NULL || v[0] == '\0') {
+        return 0;
+    }
+    *dst = strdup(v);
+    return *dst != NULL ? 0 : MMTLS_E_NOMEM;
+}
+
+static void cfg_free(struct mmtls_keyshare_cfg *c)
+{
+    free(c->keyserver);
+    free(c->ca);
+    free(c->cert);
+    free(c->key);
+    free(c->bypass);
+    memset(c, 0, sizeof(*c));
+}
+
+/* Reads field f of opts only when the caller's struct is large enough to hold it. */
+#define OPT(o, f, def)                                                                             \
+    ((o) != NULL && (o)->sz >= offsetof(struct mmtls_keyshare_opts, f) + sizeof((o)->f)           \
+         ? (o)->f                                                                                  \
+         : (def))
+
+MMTLS_KEYSHARE_API int mmtls_keyshare_attach(SSL_CTX *ctx,
+                                             const struct mmtls_keyshare_opts *opts)
+{
+    struct mmtls_keyshare_cfg cfg = {0};
+    struct ks_ctx *kc;
+    int rc;
+
+    if (ctx == NULL || (opts != NULL && opts->sz < sizeof(size_t))) {
+        return MMTLS_E_INVAL;
+    }
+    if (pthread_once(&ks_once, ks_init_once) != 0 || ks_ctx_idx < 0 || ks_ssl_idx < 0) {
+        return MMTLS_E_NOMEM;
+    }
+    if (ctx_state(ctx) != NULL) {
+        return 0; /* already attached (SSL_CTX_new may call SSL_CTX_new_ex internally) */
+    }
+    cfg.flags = OPT(opts, flags, 0u);
+    cfg.queue_max = OPT(opts, queue_max, 0u);
+    if (cfg.queue_max == 0) {
+        cfg.queue_max = MMTLS_KEYSHARE_QUEUE_DEFAULT;
+    }
+    if (cfg.queue_max > MMTLS_KEYSHARE_QUEUE_LIMIT) {
+        cfg.queue_max = MMTLS_KEYSHARE_QUEUE_LIMIT;
+    }
+    if (cfg_str(&cfg.keyserver, OPT(opts, keyserver, NULL), "MMTLS_KEYSERVER", cfg.flags) != 0 ||
+        cfg_str(&cfg.ca, OPT(opts, ca, NULL), "MMTLS_CA", cfg.flags) != 0 ||
+        cfg_str(&cfg.cert, OPT(opts, cert, NULL), "MMTLS_CERT", cfg.flags) != 0 ||
+        cfg_str(&cfg.key, OPT(opts, key, NULL), "MMTLS_KEY", cfg.flags) != 0 ||
+        cfg_str(&cfg.bypass, OPT(opts, bypass, NULL), "MMTLS_BYPASS", cfg.flags) != 0) {
+        rc = MMTLS_E_NOMEM;
+        goto out_cfg;
+    }
+    if (cfg.keyserver == NULL) {
+        rc = MMTLS_E_INVAL;
+        goto out_cfg;
+    }
+    kc = calloc(1, sizeof(*kc));
+    if (kc == NULL) {
+        rc = MMTLS_E_NOMEM;
+        goto out_cfg;
+    }
+    rc = mmtls_keyshare_chan_configure(&cfg); /* takes the strings on success */
+    if (rc != 0) {
+        goto out_kc;
+    }
+    kc->app_cb = mmtls_keyshare_ossl.get_keylog(ctx);
+    if (kc->app_cb == ks_keylog_cb) {
+        kc->app_cb = NULL;
+    }
+    if (SSL_CTX_set_ex_data(ctx, ks_ctx_idx, kc) != 1) {
+        rc = MMTLS_E_NOMEM;
+        goto out_kc;
+    }
+    mmtls_keyshare_ossl.set_keylog(ctx, ks_keylog_cb);
+    return 0;
+
+out_kc:
+    free(kc);
+out_cfg:
+    cfg_free(&cfg);
+    return rc;
+}
+
+MMTLS_KEYSHARE_API const char *mmtls_keyshare_strerror(int err)
+{
+    switch (err) {
+    case MMTLS_OK:
+        return "ok";
+    case MMTLS_AGAIN:
+        return "timed out";
+    case MMTLS_E_INVAL:
+        return "invalid argument (is MMTLS_KEYSERVER set?)";
+    case MMTLS_E_CONFLICT:
+        return "another key server is already configured in this process";
+    case MMTLS_E_NOMEM:
+        return "out of memory";
+    case MMTLS_E_IO:
+        return "the key channel could not be established";
+    default:
+        return "unknown error";
+    }
+}
