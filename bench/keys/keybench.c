@@ -55,10 +55,10 @@
 #include <mmtls/keyshare.h>
 #endif
 
-#define KB_RING_CAP 4096       /* as the engine's key ring (src/engine/engine_keys.c) */
-#define KB_HS_INFLIGHT 64      /* channel handshakes in flight at once (listen backlog 128) */
+#define KB_RING_CAP 4096  /* as the engine's key ring (src/engine/engine_keys.c) */
+#define KB_HS_INFLIGHT 64 /* channel handshakes in flight at once (listen backlog 128) */
 #define KB_MAX_CHANNELS 4096
-#define KB_WARMUP_HS 20        /* keyshare: handshakes before "go" (channel connect, caches) */
+#define KB_WARMUP_HS 20 /* keyshare: handshakes before "go" (channel connect, caches) */
 #define KB_CDF_POINTS 201
 
 enum kb_mode { KB_FLOOD, KB_PACED, KB_KEYSHARE };
@@ -782,22 +782,29 @@ static int cmp_rec(const void *a, const void *b)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: keybench flood|paced|keyshare --dir CERTDIR [--channels N] [--keys K]\n"
-            "       [--seconds S] [--batch B] [--rate R] [--handshakes H] [--spin]\n");
+    fprintf(stderr, "usage: keybench flood|paced|keyshare --dir CERTDIR [--channels N] [--keys K]\n"
+                    "       [--seconds S] [--batch B] [--rate R] [--handshakes H] [--spin]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    struct kb_cfg cf = {.channels = 1, .keys = 2000000, .seconds = 8, .batch = 64,
-                        .rate = 10000, .handshakes = 2000};
-    static const struct option lo[] = {
-        {"dir", required_argument, NULL, 'd'},      {"channels", required_argument, NULL, 'n'},
-        {"keys", required_argument, NULL, 'k'},     {"seconds", required_argument, NULL, 's'},
-        {"batch", required_argument, NULL, 'b'},    {"rate", required_argument, NULL, 'r'},
-        {"handshakes", required_argument, NULL, 'h'}, {"spin", no_argument, NULL, 'S'},
-        {"rt", no_argument, NULL, 'R'}, {NULL, 0, NULL, 0}};
+    struct kb_cfg cf = {.channels = 1,
+                        .keys = 2000000,
+                        .seconds = 8,
+                        .batch = 64,
+                        .rate = 10000,
+                        .handshakes = 2000};
+    static const struct option lo[] = {{"dir", required_argument, NULL, 'd'},
+                                       {"channels", required_argument, NULL, 'n'},
+                                       {"keys", required_argument, NULL, 'k'},
+                                       {"seconds", required_argument, NULL, 's'},
+                                       {"batch", required_argument, NULL, 'b'},
+                                       {"rate", required_argument, NULL, 'r'},
+                                       {"handshakes", required_argument, NULL, 'h'},
+                                       {"spin", no_argument, NULL, 'S'},
+                                       {"rt", no_argument, NULL, 'R'},
+                                       {NULL, 0, NULL, 0}};
     int opt;
 
     if (argc < 2) {
@@ -938,8 +945,7 @@ int main(int argc, char **argv)
     /* Wait until every key the client wrote has been delivered and popped (or dropped). */
     uint64_t expect = cf.mode == KB_KEYSHARE ? res.sent : pop0 + res.sent;
     uint64_t wait_end = now_ns() + 10ull * 1000000000u;
-    while (now_ns() < wait_end &&
-           atomic_load(&s.popped) + atomic_load(&s.dropped) < expect) {
+    while (now_ns() < wait_end && atomic_load(&s.popped) + atomic_load(&s.dropped) < expect) {
         usleep(200);
     }
     uint64_t cpu1 = task_cpu_ns(s.ktid, &wait1);
@@ -957,15 +963,16 @@ int main(int argc, char **argv)
            "\"server_malformed\":%llu,\"client_s\":%.4f,\"wall_s\":%.4f,\"keys_per_s\":%.0f,"
            "\"server_cpu_s\":%.4f,\"server_cpu_share\":%.3f,\"keys_per_server_cpu_s\":%.0f,"
            "\"server_runq_wait_s\":%.4f,\"openssl\":\"%s\"",
-           cf.mode == KB_FLOOD ? "flood" : cf.mode == KB_PACED ? "paced" : "keyshare",
+           cf.mode == KB_FLOOD   ? "flood"
+           : cf.mode == KB_PACED ? "paced"
+                                 : "keyshare",
            cf.channels, up, cf.mode == KB_FLOOD ? cf.batch : 1,
            (unsigned long long)(cf.mode == KB_PACED ? cf.rate : 0), pinned ? "true" : "false",
-           cf.rt ? "true" : "false",
-           cf.spin ? "spin" : "sleep10us", (unsigned long long)res.sent,
+           cf.rt ? "true" : "false", cf.spin ? "spin" : "sleep10us", (unsigned long long)res.sent,
            (unsigned long long)popped, (unsigned long long)atomic_load(&s.dropped),
            (unsigned long long)ks.keys, (unsigned long long)ks.rejected_owner,
-           (unsigned long long)ks.messages_malformed, (double)(res.t_end - res.t_start) / 1e9,
-           wall, wall > 0 ? (double)popped / wall : 0.0, scpu, wall > 0 ? scpu / wall : 0.0,
+           (unsigned long long)ks.messages_malformed, (double)(res.t_end - res.t_start) / 1e9, wall,
+           wall > 0 ? (double)popped / wall : 0.0, scpu, wall > 0 ? scpu / wall : 0.0,
            scpu > 0 ? (double)popped / scpu : 0.0, (double)(wait1 - wait0) / 1e9,
            OpenSSL_version(OPENSSL_VERSION));
     if (cf.mode == KB_KEYSHARE) {

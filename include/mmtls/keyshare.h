@@ -55,7 +55,7 @@ struct mmtls_keyshare_opts {
     uint32_t flags;        /* MMTLS_KEYSHARE_F_* */
 };
 
-#define MMTLS_KEYSHARE_OPTS(name, ...)                                                            \
+#define MMTLS_KEYSHARE_OPTS(name, ...)                                                             \
     struct mmtls_keyshare_opts name = {.sz = sizeof(struct mmtls_keyshare_opts), __VA_ARGS__}
 
 /* Counters since the process (or, after fork, the child) started.  The caller sets sz; fields

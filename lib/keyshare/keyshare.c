@@ -132,8 +132,7 @@ static void msg_head(struct mmtls_kp_msg *m, enum mmtls_kp_type type, const uint
     }
 }
 
-static void msg_add(struct mmtls_kp_msg *m, enum mmtls_kp_kind kind, const uint8_t *p,
-                    size_t len)
+static void msg_add(struct mmtls_kp_msg *m, enum mmtls_kp_kind kind, const uint8_t *p, size_t len)
 {
     if (m->n >= MMTLS_KP_MAX_SECRETS || len > sizeof(m->secret[0].b)) {
         return; /* cannot happen with the callers below; the encoder rejects the result */
@@ -145,8 +144,8 @@ static void msg_add(struct mmtls_kp_msg *m, enum mmtls_kp_kind kind, const uint8
 }
 
 int mmtls_keyshare_build_tls13(const struct mmtls_keyshare_tls13 *t, const uint8_t cr[32],
-                               uint16_t version, uint16_t suite,
-                               const struct mmtls_kp_tuple *tuple, uint8_t *out, size_t out_cap)
+                               uint16_t version, uint16_t suite, const struct mmtls_kp_tuple *tuple,
+                               uint8_t *out, size_t out_cap)
 {
     struct mmtls_kp_msg m;
     int rc;
@@ -257,8 +256,7 @@ struct ks_sess {
 static pthread_once_t ks_once = PTHREAD_ONCE_INIT;
 static int ks_ctx_idx = -1, ks_ssl_idx = -1;
 
-static void ks_ctx_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-                        void *argp)
+static void ks_ctx_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
     free(ptr);
 }
@@ -366,22 +364,15 @@ static struct ks_sess *sess_get(const SSL *ssl, const uint8_t cr[32])
     return s;
 }
 
-static struct mmtls_secret *t13_slot(struct mmtls_keyshare_tls13 *t,
-                                     enum mmtls_keyshare_label l)
+static struct mmtls_secret *t13_slot(struct mmtls_keyshare_tls13 *t, enum mmtls_keyshare_label l)
 {
     switch (l) {
-    case MMTLS_KEYSHARE_L_EARLY:
-        return &t->early;
-    case MMTLS_KEYSHARE_L_CHS:
-        return &t->chs;
-    case MMTLS_KEYSHARE_L_SHS:
-        return &t->shs;
-    case MMTLS_KEYSHARE_L_CTS0:
-        return &t->cts0;
-    case MMTLS_KEYSHARE_L_STS0:
-        return &t->sts0;
-    default:
-        return NULL;
+    case MMTLS_KEYSHARE_L_EARLY: return &t->early;
+    case MMTLS_KEYSHARE_L_CHS: return &t->chs;
+    case MMTLS_KEYSHARE_L_SHS: return &t->shs;
+    case MMTLS_KEYSHARE_L_CTS0: return &t->cts0;
+    case MMTLS_KEYSHARE_L_STS0: return &t->sts0;
+    default: return NULL;
     }
 }
 
@@ -524,12 +515,10 @@ static void cfg_free(struct mmtls_keyshare_cfg *c)
 
 /* Reads field f of opts only when the caller's struct is large enough to hold it. */
 #define OPT(o, f, def)                                                                             \
-    ((o) != NULL && (o)->sz >= offsetof(struct mmtls_keyshare_opts, f) + sizeof((o)->f)           \
-         ? (o)->f                                                                                  \
-         : (def))
+    ((o) != NULL && (o)->sz >= offsetof(struct mmtls_keyshare_opts, f) + sizeof((o)->f) ? (o)->f   \
+                                                                                        : (def))
 
-MMTLS_KEYSHARE_API int mmtls_keyshare_attach(SSL_CTX *ctx,
-                                             const struct mmtls_keyshare_opts *opts)
+MMTLS_KEYSHARE_API int mmtls_keyshare_attach(SSL_CTX *ctx, const struct mmtls_keyshare_opts *opts)
 {
     struct mmtls_keyshare_cfg cfg = {0};
     struct ks_ctx *kc;
@@ -594,19 +583,12 @@ out_cfg:
 MMTLS_KEYSHARE_API const char *mmtls_keyshare_strerror(int err)
 {
     switch (err) {
-    case MMTLS_OK:
-        return "ok";
-    case MMTLS_AGAIN:
-        return "timed out";
-    case MMTLS_E_INVAL:
-        return "invalid argument (is MMTLS_KEYSERVER set?)";
-    case MMTLS_E_CONFLICT:
-        return "another key server is already configured in this process";
-    case MMTLS_E_NOMEM:
-        return "out of memory";
-    case MMTLS_E_IO:
-        return "the key channel could not be established";
-    default:
-        return "unknown error";
+    case MMTLS_OK: return "ok";
+    case MMTLS_AGAIN: return "timed out";
+    case MMTLS_E_INVAL: return "invalid argument (is MMTLS_KEYSERVER set?)";
+    case MMTLS_E_CONFLICT: return "another key server is already configured in this process";
+    case MMTLS_E_NOMEM: return "out of memory";
+    case MMTLS_E_IO: return "the key channel could not be established";
+    default: return "unknown error";
     }
 }

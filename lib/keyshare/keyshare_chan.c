@@ -373,8 +373,7 @@ static int tcp_connect(const char *host, const char *port)
         int err = 0, w;
         socklen_t el = sizeof(err);
 
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0) {
             continue;
         }
@@ -400,8 +399,8 @@ static int tcp_connect(const char *host, const char *port)
 
 /* Runs one non-blocking OpenSSL operation to completion.  Returns 0, or -1 on error, timeout or
  * stop. */
-static int ssl_drive(struct chan *c, int (*op)(SSL *, const void *, int), const void *buf,
-                     int len, uint64_t deadline_ms)
+static int ssl_drive(struct chan *c, int (*op)(SSL *, const void *, int), const void *buf, int len,
+                     uint64_t deadline_ms)
 {
     for (;;) {
         int r = op(c->ssl, buf, len), e, w;
@@ -598,8 +597,8 @@ static void *chan_thread(void *arg)
             }
         }
         if (have && c.ssl != NULL) {
-            if (ssl_drive(&c, op_write, g.batch, (int)g.batch_len,
-                          now_ms() + KS_IO_TIMEOUT_MS) != 0) {
+            if (ssl_drive(&c, op_write, g.batch, (int)g.batch_len, now_ms() + KS_IO_TIMEOUT_MS) !=
+                0) {
                 /* The batch stays and goes out first on the next channel; the key server
                  * counts an identical KEYS as a duplicate (docs/keyproto.md "First wins"). */
                 ks_log_ossl("write to the key server");

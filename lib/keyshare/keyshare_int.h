@@ -72,8 +72,8 @@ MMTLS_MUST_USE int mmtls_keyshare_build_tls12(const struct mmtls_secret *master,
 
 /* Encodes a BYPASS message (sni may be NULL: empty). */
 MMTLS_MUST_USE int mmtls_keyshare_build_bypass(const uint8_t cr[32],
-                                               const struct mmtls_kp_tuple *tuple,
-                                               const char *sni, uint8_t *out, size_t out_cap);
+                                               const struct mmtls_kp_tuple *tuple, const char *sni,
+                                               uint8_t *out, size_t out_cap);
 
 /* ------------------------------------------------------------------------------------------ */
 /* OpenSSL entry points used by the library.  Inside the preload shim the names SSL_CTX_new,

@@ -59,10 +59,10 @@ static void preload_resolve(void)
     real.ctx_new = (SSL_CTX * (*)(const SSL_METHOD *)) real_sym("SSL_CTX_new");
     real.ctx_new_ex = (SSL_CTX * (*)(OSSL_LIB_CTX *, const char *, const SSL_METHOD *))
         real_sym("SSL_CTX_new_ex");
-    real.set_keylog = (void (*)(SSL_CTX *, SSL_CTX_keylog_cb_func))real_sym(
-        "SSL_CTX_set_keylog_callback");
-    real.get_keylog = (SSL_CTX_keylog_cb_func(*)(const SSL_CTX *))real_sym(
-        "SSL_CTX_get_keylog_callback");
+    real.set_keylog =
+        (void (*)(SSL_CTX *, SSL_CTX_keylog_cb_func))real_sym("SSL_CTX_set_keylog_callback");
+    real.get_keylog =
+        (SSL_CTX_keylog_cb_func(*)(const SSL_CTX *))real_sym("SSL_CTX_get_keylog_callback");
     if (real.ctx_new == NULL || real.set_keylog == NULL || real.get_keylog == NULL) {
         fprintf(stderr, "mmtls-preload: cannot find libssl's functions; key sharing is off\n");
         return;

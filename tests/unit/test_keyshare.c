@@ -119,7 +119,7 @@ static void test_bypass(void **state)
         {"*.bank.example", "www.bank.example", true},
         {"*.bank.example", "bank.example", false},
         {"a.test, *.Bank.Example ,c.test", "WWW.BANK.EXAMPLE", true}, /* blanks, case */
-        {"a.test,,c.test", "c.test", true},                            /* empty item */
+        {"a.test,,c.test", "c.test", true},                           /* empty item */
         {"a.test", "", false},
         {"", "a.test", false},
         {"health?.example", "health1.example", true},
@@ -130,8 +130,7 @@ static void test_bypass(void **state)
 
     (void)state;
     for (size_t i = 0; i < MMTLS_ARRAY_SIZE(cases); i++) {
-        assert_int_equal(mmtls_keyshare_bypass_match(cases[i].pat, cases[i].sni),
-                         cases[i].match);
+        assert_int_equal(mmtls_keyshare_bypass_match(cases[i].pat, cases[i].sni), cases[i].match);
     }
 }
 
@@ -204,14 +203,23 @@ static void test_build_tls12(void **state)
         uint8_t kind[6];
         const char *val[6];
     } cases[] = {
-        {0xC02F, 0x0303, 4, {18, 19, 20, 21}, /* ECDHE_RSA_AES_128_GCM_SHA256: no MAC keys */
+        {0xC02F,
+         0x0303,
+         4,
+         {18, 19, 20, 21}, /* ECDHE_RSA_AES_128_GCM_SHA256: no MAC keys */
          {"886240d4647738915c477e7edc07e3cc", "2514be6cf92a2442f41249519f648865", "efa6781f",
           "3e847e29"}},
-        {0xC027, 0x0303, 4, {16, 17, 18, 19}, /* ECDHE_RSA_AES_128_CBC_SHA256: no IVs (1.2) */
+        {0xC027,
+         0x0303,
+         4,
+         {16, 17, 18, 19}, /* ECDHE_RSA_AES_128_CBC_SHA256: no IVs (1.2) */
          {"886240d4647738915c477e7edc07e3cc2514be6cf92a2442f41249519f648865",
           "efa6781f3e847e2908914b413372b7aea119f3674e3e0538ade94d72f42aec1d",
           "af53bcf7b664b3fdf73e936057c32a00", "231308016d92b26c4d07fe50d9c48b56"}},
-        {0xC013, 0x0301, 6, {16, 17, 18, 19, 20, 21}, /* TLS 1.0 CBC: MD5/SHA-1 PRF, IVs */
+        {0xC013,
+         0x0301,
+         6,
+         {16, 17, 18, 19, 20, 21}, /* TLS 1.0 CBC: MD5/SHA-1 PRF, IVs */
          {"61aca1f736794198d035ebfd25e7062ebedf0398", "faf54ce93432a872e00fd1f8aac0b53de6a50986",
           "5df10e7861d35b99c411c1c6153006e9", "357361e2d5080656fb3315cc1888e765",
           "34e49ca6b6f53ebc116fb9a0ae04dc61", "1fd0aa3cd54489cdb62cf85494d33b62"}},
@@ -253,14 +261,14 @@ static void test_build_tls12(void **state)
         mmtls_kp_msg_wipe(&m);
     }
     /* a TLS 1.3 suite, an unknown one, an AEAD suite with TLS 1.0 */
-    assert_int_equal(mmtls_keyshare_build_tls12(&master, cr, sr, 0x0303, 0x1301, NULL, out,
-                                                sizeof(out)),
-                     MMTLS_E_UNSUPPORTED);
-    assert_int_equal(mmtls_keyshare_build_tls12(&master, cr, sr, 0x0303, 0x0000, NULL, out,
-                                                sizeof(out)),
-                     MMTLS_E_UNSUPPORTED);
-    assert_true(mmtls_keyshare_build_tls12(&master, cr, sr, 0x0301, 0xC02F, NULL, out,
-                                           sizeof(out)) < 0);
+    assert_int_equal(
+        mmtls_keyshare_build_tls12(&master, cr, sr, 0x0303, 0x1301, NULL, out, sizeof(out)),
+        MMTLS_E_UNSUPPORTED);
+    assert_int_equal(
+        mmtls_keyshare_build_tls12(&master, cr, sr, 0x0303, 0x0000, NULL, out, sizeof(out)),
+        MMTLS_E_UNSUPPORTED);
+    assert_true(
+        mmtls_keyshare_build_tls12(&master, cr, sr, 0x0301, 0xC02F, NULL, out, sizeof(out)) < 0);
 }
 
 static void test_build_bypass(void **state)
