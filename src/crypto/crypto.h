@@ -16,6 +16,8 @@ enum mmtls_md {
     MMTLS_MD_SHA384,
 };
 
+/* OpenSSL's name of a digest ("SHA256"), NULL for NONE. */
+const char *mmtls_md_name(enum mmtls_md md);
 /* Size in bytes of a digest (0 for NONE). */
 size_t mmtls_md_size(enum mmtls_md md);
 

@@ -21,7 +21,7 @@ static void kdf_fetch_all(void)
     kdf_tlsprf = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_TLS1_PRF, NULL);
 }
 
-static const char *md_name(enum mmtls_md md)
+const char *mmtls_md_name(enum mmtls_md md)
 {
     switch (md) {
     case MMTLS_MD_MD5: return "MD5";
@@ -79,7 +79,7 @@ int mmtls_crypto_hkdf_expand_label(enum mmtls_md md, const uint8_t *secret, size
      * opaque context<0..255>; } HkdfLabel; */
     uint8_t info[2 + 1 + 255 + 1 + 255];
     size_t plen = sizeof(TLS13_LABEL_PREFIX) - 1, llen, n = 0;
-    const char *name = md_name(md);
+    const char *name = mmtls_md_name(md);
     OSSL_PARAM params[5];
     int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
     int rc;
@@ -202,7 +202,7 @@ int mmtls_crypto_tls_prf(uint16_t version, enum mmtls_md md, const uint8_t *secr
         if (md != MMTLS_MD_SHA256 && md != MMTLS_MD_SHA384) {
             return MMTLS_E_INVAL;
         }
-        name = md_name(md);
+        name = mmtls_md_name(md);
     }
     llen = strlen(label);
     if (llen > PRF_SEED_MAX || seed1_len > PRF_SEED_MAX - llen ||

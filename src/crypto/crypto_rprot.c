@@ -130,18 +130,6 @@ static int rprot_alg(const struct mmtls_suite *s, enum rprot_alg *alg)
     return MMTLS_E_INVAL;
 }
 
-static const char *rprot_md_name(enum mmtls_md md)
-{
-    switch (md) {
-    case MMTLS_MD_MD5: return "MD5";
-    case MMTLS_MD_SHA1: return "SHA1";
-    case MMTLS_MD_SHA256: return "SHA256";
-    case MMTLS_MD_SHA384: return "SHA384";
-    case MMTLS_MD_NONE: break;
-    }
-    return NULL;
-}
-
 /* An OpenSSL refusal that is not the peer's fault: logged at debug level, never per record
  * above it. */
 static int rprot_crypto_err(const char *what)
@@ -304,7 +292,7 @@ int mmtls_rprot_new_tls12(struct mmtls_rprot **out, const struct mmtls_suite *s,
     rp->version = version;
     memcpy(rp->key, kb->key[writer], s->key_len);
     if (cbc) {
-        const char *md = rprot_md_name(s->mac_md);
+        const char *md = mmtls_md_name(s->mac_md);
         OSSL_PARAM params[2];
 
         rp->scheme = RPROT_CBC;

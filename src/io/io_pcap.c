@@ -69,20 +69,6 @@ struct mmtls_pcap_reader {
     void *dsb_ud; /* borrowed */
 };
 
-static void set_err(char *err, size_t cap, const char *fmt, ...) MMTLS_PRINTF(3, 4);
-
-static void set_err(char *err, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || cap == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
-
 static uint16_t rd16(const uint8_t *p, bool swapped)
 {
     uint16_t v;
@@ -152,14 +138,14 @@ static int rd_bytes(struct mmtls_pcap_reader *r, size_t at, size_t n, size_t *go
         return 0;
     }
     if (buf_reserve(r, at + n) != 0) {
-        set_err(err, err_cap, "%s: out of memory", r->name);
+        mmtls_errf(err, err_cap, "%s: out of memory", r->name);
         return MMTLS_E_NOMEM;
     }
     *got = fread(r->buf + at, 1, n, r->fp);
     r->off += *got;
     if (*got < n && ferror(r->fp)) {
-        set_err(err, err_cap, "%s: read error at offset %" PRIu64 ": %s", r->name, r->off,
-                strerror(errno));
+        mmtls_errf(err, err_cap, "%s: read error at offset %" PRIu64 ": %s", r->name, r->off,
+                   strerror(errno));
         return MMTLS_E_IO;
     }
     return 0;
@@ -183,7 +169,7 @@ static int pcap_open_hdr(struct mmtls_pcap_reader *r, char *err, size_t err_cap)
                __builtin_bswap32(magic) == PCAP_MAGIC_NS) {
         r->swapped = true;
     } else {
-        set_err(err, err_cap, "%s: not a pcap or pcapng file", r->name);
+        mmtls_errf(err, err_cap, "%s: not a pcap or pcapng file", r->name);
         return MMTLS_E_UNSUPPORTED;
     }
     r->nsec = rd32(r->buf, r->swapped) == PCAP_MAGIC_NS;
@@ -192,7 +178,7 @@ static int pcap_open_hdr(struct mmtls_pcap_reader *r, char *err, size_t err_cap)
         return rc;
     }
     if (got < PCAP_FILE_HDR_LEN - 4) {
-        set_err(err, err_cap, "%s: truncated pcap file header", r->name);
+        mmtls_errf(err, err_cap, "%s: truncated pcap file header", r->name);
         return MMTLS_E_MALFORMED;
     }
     /* magic u32 | version_major u16 | version_minor u16 | thiszone i32 | sigfigs u32 |
@@ -200,7 +186,7 @@ static int pcap_open_hdr(struct mmtls_pcap_reader *r, char *err, size_t err_cap)
     major = rd16(r->buf + 4, r->swapped);
     minor = rd16(r->buf + 6, r->swapped);
     if (major != 2) {
-        set_err(err, err_cap, "%s: unsupported pcap version %u.%u", r->name, major, minor);
+        mmtls_errf(err, err_cap, "%s: unsupported pcap version %u.%u", r->name, major, minor);
         return MMTLS_E_UNSUPPORTED;
     }
     r->linktype = (int)(rd32(r->buf + 20, r->swapped) & 0x0fffffffu);
@@ -231,16 +217,16 @@ static int pcap_next_rec(struct mmtls_pcap_reader *r, struct mmtls_io_pkt *pkt, 
     caplen = rd32(r->buf + 8, r->swapped);
     origlen = rd32(r->buf + 12, r->swapped);
     if (caplen > MMTLS_PCAP_MAX_SNAPLEN) {
-        set_err(err, err_cap,
-                "%s: packet record at offset %" PRIu64 ": captured length %u exceeds %u", r->name,
-                roff, caplen, MMTLS_PCAP_MAX_SNAPLEN);
+        mmtls_errf(err, err_cap,
+                   "%s: packet record at offset %" PRIu64 ": captured length %u exceeds %u",
+                   r->name, roff, caplen, MMTLS_PCAP_MAX_SNAPLEN);
         return MMTLS_E_MALFORMED;
     }
     if (caplen > origlen) {
-        set_err(err, err_cap,
-                "%s: packet record at offset %" PRIu64
-                ": captured length %u exceeds original length %u",
-                r->name, roff, caplen, origlen);
+        mmtls_errf(err, err_cap,
+                   "%s: packet record at offset %" PRIu64
+                   ": captured length %u exceeds original length %u",
+                   r->name, roff, caplen, origlen);
         return MMTLS_E_MALFORMED;
     }
     rc = rd_bytes(r, PCAP_REC_HDR_LEN, caplen, &got, err, err_cap);
@@ -260,7 +246,7 @@ static int pcap_next_rec(struct mmtls_pcap_reader *r, struct mmtls_io_pkt *pkt, 
     return 0;
 
 truncated:
-    set_err(err, err_cap, "%s: truncated packet record at offset %" PRIu64, r->name, roff);
+    mmtls_errf(err, err_cap, "%s: truncated packet record at offset %" PRIu64, r->name, roff);
     return MMTLS_E_MALFORMED;
 }
 
@@ -365,8 +351,9 @@ static int ng_read_block(struct mmtls_pcap_reader *r, size_t have, struct mmtls_
         } else if (bom == __builtin_bswap32(PCAPNG_BOM)) {
             r->swapped = true;
         } else {
-            set_err(err, err_cap, "%s: bad byte-order magic in section header at offset %" PRIu64,
-                    r->name, *boff);
+            mmtls_errf(err, err_cap,
+                       "%s: bad byte-order magic in section header at offset %" PRIu64, r->name,
+                       *boff);
             return MMTLS_E_MALFORMED;
         }
     }
@@ -382,14 +369,14 @@ static int ng_read_block(struct mmtls_pcap_reader *r, size_t have, struct mmtls_
         rc = mmtls_pcapng_block_parse(r->buf, need, r->swapped, b, &need);
     }
     if (rc != 0) {
-        set_err(err, err_cap, "%s: bad block length %u at offset %" PRIu64, r->name,
-                rd32(r->buf + 4, r->swapped), *boff);
+        mmtls_errf(err, err_cap, "%s: bad block length %u at offset %" PRIu64, r->name,
+                   rd32(r->buf + 4, r->swapped), *boff);
         return MMTLS_E_MALFORMED;
     }
     return 0;
 
 truncated:
-    set_err(err, err_cap, "%s: truncated block at offset %" PRIu64, r->name, *boff);
+    mmtls_errf(err, err_cap, "%s: truncated block at offset %" PRIu64, r->name, *boff);
     return MMTLS_E_MALFORMED;
 }
 
@@ -400,14 +387,15 @@ static int ng_shb(struct mmtls_pcap_reader *r, const struct mmtls_pcapng_block *
     uint16_t major, minor;
 
     if (b->body.len < 16) {
-        set_err(err, err_cap, "%s: short section header block at offset %" PRIu64, r->name, boff);
+        mmtls_errf(err, err_cap, "%s: short section header block at offset %" PRIu64, r->name,
+                   boff);
         return MMTLS_E_MALFORMED;
     }
     major = rd16(b->body.p + 4, r->swapped);
     minor = rd16(b->body.p + 6, r->swapped);
     if (major != 1) {
-        set_err(err, err_cap, "%s: unsupported pcapng version %u.%u at offset %" PRIu64, r->name,
-                major, minor, boff);
+        mmtls_errf(err, err_cap, "%s: unsupported pcapng version %u.%u at offset %" PRIu64, r->name,
+                   major, minor, boff);
         return MMTLS_E_UNSUPPORTED;
     }
     r->nif = 0; /* §4.2: interface ids are per section */
@@ -421,19 +409,19 @@ static int ng_idb(struct mmtls_pcap_reader *r, const struct mmtls_pcapng_block *
     struct pcapng_iface ifc = {.tsresol = 6};
 
     if (b->body.len < 8) {
-        set_err(err, err_cap, "%s: short interface description block at offset %" PRIu64, r->name,
-                boff);
+        mmtls_errf(err, err_cap, "%s: short interface description block at offset %" PRIu64,
+                   r->name, boff);
         return MMTLS_E_MALFORMED;
     }
     if (r->nif >= PCAPNG_MAX_IFACES) {
-        set_err(err, err_cap, "%s: too many interfaces (max %u) at offset %" PRIu64, r->name,
-                PCAPNG_MAX_IFACES, boff);
+        mmtls_errf(err, err_cap, "%s: too many interfaces (max %u) at offset %" PRIu64, r->name,
+                   PCAPNG_MAX_IFACES, boff);
         return MMTLS_E_LIMIT;
     }
     ifc.linktype = rd16(b->body.p, r->swapped);
     ifc.snaplen = rd32(b->body.p + 4, r->swapped);
     if (ng_idb_opts(mmtls_cur_make(b->body.p + 8, b->body.len - 8), r->swapped, &ifc) != 0) {
-        set_err(err, err_cap, "%s: bad interface option at offset %" PRIu64, r->name, boff);
+        mmtls_errf(err, err_cap, "%s: bad interface option at offset %" PRIu64, r->name, boff);
         return MMTLS_E_MALFORMED;
     }
     r->ifs[r->nif++] = ifc;
@@ -444,27 +432,27 @@ static int ng_pkt_check(struct mmtls_pcap_reader *r, uint32_t ifidx, uint32_t ca
                         uint32_t origlen, size_t room, uint64_t boff, char *err, size_t err_cap)
 {
     if (ifidx >= r->nif) {
-        set_err(err, err_cap, "%s: packet block at offset %" PRIu64 ": unknown interface %u",
-                r->name, boff, ifidx);
+        mmtls_errf(err, err_cap, "%s: packet block at offset %" PRIu64 ": unknown interface %u",
+                   r->name, boff, ifidx);
         return MMTLS_E_MALFORMED;
     }
     if (caplen > room) {
-        set_err(err, err_cap,
-                "%s: packet block at offset %" PRIu64 ": captured length %u exceeds the block",
-                r->name, boff, caplen);
+        mmtls_errf(err, err_cap,
+                   "%s: packet block at offset %" PRIu64 ": captured length %u exceeds the block",
+                   r->name, boff, caplen);
         return MMTLS_E_MALFORMED;
     }
     if (caplen > MMTLS_PCAP_MAX_SNAPLEN) {
-        set_err(err, err_cap,
-                "%s: packet block at offset %" PRIu64 ": captured length %u exceeds %u", r->name,
-                boff, caplen, MMTLS_PCAP_MAX_SNAPLEN);
+        mmtls_errf(err, err_cap,
+                   "%s: packet block at offset %" PRIu64 ": captured length %u exceeds %u", r->name,
+                   boff, caplen, MMTLS_PCAP_MAX_SNAPLEN);
         return MMTLS_E_MALFORMED;
     }
     if (caplen > origlen) {
-        set_err(err, err_cap,
-                "%s: packet block at offset %" PRIu64
-                ": captured length %u exceeds original length %u",
-                r->name, boff, caplen, origlen);
+        mmtls_errf(err, err_cap,
+                   "%s: packet block at offset %" PRIu64
+                   ": captured length %u exceeds original length %u",
+                   r->name, boff, caplen, origlen);
         return MMTLS_E_MALFORMED;
     }
     return 0;
@@ -483,7 +471,7 @@ static int ng_epb(struct mmtls_pcap_reader *r, const struct mmtls_pcapng_block *
     int rc;
 
     if (b->body.len < 20) {
-        set_err(err, err_cap, "%s: short packet block at offset %" PRIu64, r->name, boff);
+        mmtls_errf(err, err_cap, "%s: short packet block at offset %" PRIu64, r->name, boff);
         return MMTLS_E_MALFORMED;
     }
     ifidx = b->type == PCAPNG_EPB ? rd32(p, r->swapped) : rd16(p, r->swapped);
@@ -513,7 +501,7 @@ static int ng_spb(struct mmtls_pcap_reader *r, const struct mmtls_pcapng_block *
     int rc;
 
     if (b->body.len < 4) {
-        set_err(err, err_cap, "%s: short simple packet block at offset %" PRIu64, r->name, boff);
+        mmtls_errf(err, err_cap, "%s: short simple packet block at offset %" PRIu64, r->name, boff);
         return MMTLS_E_MALFORMED;
     }
     origlen = rd32(b->body.p, r->swapped);
@@ -541,16 +529,17 @@ static int ng_dsb(struct mmtls_pcap_reader *r, const struct mmtls_pcapng_block *
     uint32_t type, len;
 
     if (b->body.len < 8) {
-        set_err(err, err_cap, "%s: short decryption secrets block at offset %" PRIu64, r->name,
-                boff);
+        mmtls_errf(err, err_cap, "%s: short decryption secrets block at offset %" PRIu64, r->name,
+                   boff);
         return MMTLS_E_MALFORMED;
     }
     type = rd32(b->body.p, r->swapped);
     len = rd32(b->body.p + 4, r->swapped);
     if (len > b->body.len - 8) {
-        set_err(err, err_cap,
-                "%s: decryption secrets block at offset %" PRIu64 ": length %u exceeds the block",
-                r->name, boff, len);
+        mmtls_errf(err, err_cap,
+                   "%s: decryption secrets block at offset %" PRIu64
+                   ": length %u exceeds the block",
+                   r->name, boff, len);
         return MMTLS_E_MALFORMED;
     }
     if (r->dsb_cb != NULL) {
@@ -646,7 +635,7 @@ static int open_common(struct mmtls_pcap_reader **out, FILE *fp, bool close_fp, 
 
     r = calloc(1, sizeof(*r));
     if (r == NULL) {
-        set_err(err, err_cap, "%s: out of memory", name);
+        mmtls_errf(err, err_cap, "%s: out of memory", name);
         return MMTLS_E_NOMEM;
     }
     r->fp = fp;
@@ -661,8 +650,8 @@ static int open_common(struct mmtls_pcap_reader **out, FILE *fp, bool close_fp, 
         goto out_free;
     }
     if (got < 4) {
-        set_err(err, err_cap, "%s: not a pcap or pcapng file (%s)", name,
-                got == 0 ? "empty" : "too short");
+        mmtls_errf(err, err_cap, "%s: not a pcap or pcapng file (%s)", name,
+                   got == 0 ? "empty" : "too short");
         rc = MMTLS_E_MALFORMED;
         goto out_free;
     }
@@ -692,7 +681,7 @@ int mmtls_pcap_open_fp(struct mmtls_pcap_reader **out, FILE *fp, const char *nam
                        mmtls_pcap_dsb_cb dsb_cb, void *dsb_ud, char *err, size_t err_cap)
 {
     if (out == NULL || fp == NULL) {
-        set_err(err, err_cap, "invalid argument");
+        mmtls_errf(err, err_cap, "invalid argument");
         return MMTLS_E_INVAL;
     }
     *out = NULL;
@@ -707,7 +696,7 @@ int mmtls_pcap_open(struct mmtls_pcap_reader **out, const char *path, mmtls_pcap
     int rc;
 
     if (out == NULL || path == NULL) {
-        set_err(err, err_cap, "invalid argument");
+        mmtls_errf(err, err_cap, "invalid argument");
         return MMTLS_E_INVAL;
     }
     *out = NULL;
@@ -716,7 +705,7 @@ int mmtls_pcap_open(struct mmtls_pcap_reader **out, const char *path, mmtls_pcap
     }
     fp = fopen(path, "rb");
     if (fp == NULL) {
-        set_err(err, err_cap, "cannot open %s: %s", path, strerror(errno));
+        mmtls_errf(err, err_cap, "cannot open %s: %s", path, strerror(errno));
         return MMTLS_E_IO;
     }
     rc = open_common(out, fp, true, path, dsb_cb, dsb_ud, err, err_cap);
@@ -732,11 +721,11 @@ int mmtls_pcap_next(struct mmtls_pcap_reader *r, struct mmtls_io_pkt *pkt, char 
     int rc;
 
     if (r == NULL || pkt == NULL) {
-        set_err(err, err_cap, "invalid argument");
+        mmtls_errf(err, err_cap, "invalid argument");
         return MMTLS_E_INVAL;
     }
     if (r->sticky != 0) {
-        set_err(err, err_cap, "%s: reader stopped after an earlier error", r->name);
+        mmtls_errf(err, err_cap, "%s: reader stopped after an earlier error", r->name);
         return r->sticky;
     }
     rc = r->ng ? ng_next(r, pkt, err, err_cap) : pcap_next_rec(r, pkt, err, err_cap);

@@ -108,20 +108,6 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void errf(char *err, size_t cap, const char *fmt, ...) MMTLS_PRINTF(3, 4);
-
-static void errf(char *err, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || cap == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
-
 /* Drains OpenSSL's error queue; the first error's text goes to buf. */
 static const char *ssl_errstr(char *buf, size_t cap)
 {
@@ -911,35 +897,37 @@ static int ctx_setup(struct mmtls_keyserver *s, const struct mmtls_keyserver_opt
     ERR_clear_error();
     s->ctx = SSL_CTX_new(TLS_server_method());
     if (s->ctx == NULL) {
-        errf(err, cap, "key server: SSL_CTX_new: %s", ssl_errstr(buf, sizeof(buf)));
+        mmtls_errf(err, cap, "key server: SSL_CTX_new: %s", ssl_errstr(buf, sizeof(buf)));
         return MMTLS_E_CRYPTO;
     }
     /* docs/keyproto.md: the key channel is TLS 1.3 only. */
     if (SSL_CTX_set_min_proto_version(s->ctx, TLS1_3_VERSION) != 1 ||
         SSL_CTX_set_max_proto_version(s->ctx, TLS1_3_VERSION) != 1) {
-        errf(err, cap, "key server: cannot restrict to TLS 1.3: %s", ssl_errstr(buf, sizeof(buf)));
+        mmtls_errf(err, cap, "key server: cannot restrict to TLS 1.3: %s",
+                   ssl_errstr(buf, sizeof(buf)));
         return MMTLS_E_CRYPTO;
     }
     if (SSL_CTX_use_certificate_chain_file(s->ctx, o->cert) != 1) {
-        errf(err, cap, "cannot load %s: %s", o->cert, ssl_errstr(buf, sizeof(buf)));
+        mmtls_errf(err, cap, "cannot load %s: %s", o->cert, ssl_errstr(buf, sizeof(buf)));
         return MMTLS_E_IO;
     }
     if (SSL_CTX_use_PrivateKey_file(s->ctx, o->key, SSL_FILETYPE_PEM) != 1) {
-        errf(err, cap, "cannot load %s: %s", o->key, ssl_errstr(buf, sizeof(buf)));
+        mmtls_errf(err, cap, "cannot load %s: %s", o->key, ssl_errstr(buf, sizeof(buf)));
         return MMTLS_E_IO;
     }
     if (SSL_CTX_check_private_key(s->ctx) != 1) {
-        errf(err, cap, "%s does not match %s: %s", o->key, o->cert, ssl_errstr(buf, sizeof(buf)));
+        mmtls_errf(err, cap, "%s does not match %s: %s", o->key, o->cert,
+                   ssl_errstr(buf, sizeof(buf)));
         return MMTLS_E_INVAL;
     }
     /* The client CA is the only trust anchor: the default paths are never loaded. */
     if (SSL_CTX_load_verify_locations(s->ctx, o->client_ca, NULL) != 1) {
-        errf(err, cap, "cannot load %s: %s", o->client_ca, ssl_errstr(buf, sizeof(buf)));
+        mmtls_errf(err, cap, "cannot load %s: %s", o->client_ca, ssl_errstr(buf, sizeof(buf)));
         return MMTLS_E_IO;
     }
     names = SSL_load_client_CA_file(o->client_ca);
     if (names == NULL) {
-        errf(err, cap, "cannot load %s: %s", o->client_ca, ssl_errstr(buf, sizeof(buf)));
+        mmtls_errf(err, cap, "cannot load %s: %s", o->client_ca, ssl_errstr(buf, sizeof(buf)));
         return MMTLS_E_IO;
     }
     SSL_CTX_set_client_CA_list(s->ctx, names); /* takes ownership */
@@ -948,7 +936,8 @@ static int ctx_setup(struct mmtls_keyserver *s, const struct mmtls_keyserver_opt
      * would skip the certificate check's freshness). */
     SSL_CTX_set_session_cache_mode(s->ctx, SSL_SESS_CACHE_OFF);
     if (SSL_CTX_set_num_tickets(s->ctx, 0) != 1) {
-        errf(err, cap, "key server: SSL_CTX_set_num_tickets: %s", ssl_errstr(buf, sizeof(buf)));
+        mmtls_errf(err, cap, "key server: SSL_CTX_set_num_tickets: %s",
+                   ssl_errstr(buf, sizeof(buf)));
         return MMTLS_E_CRYPTO;
     }
     /* Plaintext (secrets) is cleansed from OpenSSL's buffers once handed over; idle channels
@@ -968,35 +957,36 @@ static int sock_setup(struct mmtls_keyserver *s, const char *listen_spec, char *
     int one = 1, zero = 0;
 
     if (parse_listen(listen_spec, &ss, &sl) != 0) {
-        errf(err, cap, "key server: bad listen address '%s' (ADDR:PORT or [V6]:PORT)", listen_spec);
+        mmtls_errf(err, cap, "key server: bad listen address '%s' (ADDR:PORT or [V6]:PORT)",
+                   listen_spec);
         return MMTLS_E_INVAL;
     }
     s->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s->lfd < 0) {
-        errf(err, cap, "key server: socket: %s", strerror(errno));
+        mmtls_errf(err, cap, "key server: socket: %s", strerror(errno));
         return MMTLS_E_IO;
     }
     if (setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
-        errf(err, cap, "key server: SO_REUSEADDR: %s", strerror(errno));
+        mmtls_errf(err, cap, "key server: SO_REUSEADDR: %s", strerror(errno));
         return MMTLS_E_IO;
     }
     /* [::] also takes IPv4 clients (as IPv4-mapped peers, normalised in chan_set_peer). */
     if (ss.ss_family == AF_INET6 &&
         setsockopt(s->lfd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) != 0) {
-        errf(err, cap, "key server: IPV6_V6ONLY: %s", strerror(errno));
+        mmtls_errf(err, cap, "key server: IPV6_V6ONLY: %s", strerror(errno));
         return MMTLS_E_IO;
     }
     if (bind(s->lfd, (struct sockaddr *)&ss, sl) != 0) {
-        errf(err, cap, "key server: cannot listen on %s: %s", listen_spec, strerror(errno));
+        mmtls_errf(err, cap, "key server: cannot listen on %s: %s", listen_spec, strerror(errno));
         return MMTLS_E_IO;
     }
     if (listen(s->lfd, KSRV_BACKLOG) != 0) {
-        errf(err, cap, "key server: listen %s: %s", listen_spec, strerror(errno));
+        mmtls_errf(err, cap, "key server: listen %s: %s", listen_spec, strerror(errno));
         return MMTLS_E_IO;
     }
     sl = sizeof(ss);
     if (getsockname(s->lfd, (struct sockaddr *)&ss, &sl) != 0) {
-        errf(err, cap, "key server: getsockname: %s", strerror(errno));
+        mmtls_errf(err, cap, "key server: getsockname: %s", strerror(errno));
         return MMTLS_E_IO;
     }
     s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
@@ -1011,17 +1001,17 @@ static int loop_setup(struct mmtls_keyserver *s, char *err, size_t cap)
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (s->epfd < 0 || s->efd < 0) {
-        errf(err, cap, "key server: epoll/eventfd: %s", strerror(errno));
+        mmtls_errf(err, cap, "key server: epoll/eventfd: %s", strerror(errno));
         return MMTLS_E_IO;
     }
     ev.data.ptr = &ksrv_tag_listen;
     if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->lfd, &ev) != 0) {
-        errf(err, cap, "key server: epoll_ctl: %s", strerror(errno));
+        mmtls_errf(err, cap, "key server: epoll_ctl: %s", strerror(errno));
         return MMTLS_E_IO;
     }
     ev.data.ptr = &ksrv_tag_stop;
     if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->efd, &ev) != 0) {
-        errf(err, cap, "key server: epoll_ctl: %s", strerror(errno));
+        mmtls_errf(err, cap, "key server: epoll_ctl: %s", strerror(errno));
         return MMTLS_E_IO;
     }
     return 0;
@@ -1054,7 +1044,7 @@ int mmtls_keyserver_start(struct mmtls_keyserver **out, const struct mmtls_keyse
         err[0] = '\0';
     }
     if (out == NULL || o == NULL || o->sz == 0) {
-        errf(err, err_cap, "key server: no options");
+        mmtls_errf(err, err_cap, "key server: no options");
         return MMTLS_E_INVAL;
     }
     *out = NULL;
@@ -1064,12 +1054,13 @@ int mmtls_keyserver_start(struct mmtls_keyserver **out, const struct mmtls_keyse
     memcpy(&opts, o, MMTLS_MIN(o->sz, sizeof(opts)));
     if (opts.listen == NULL || opts.cert == NULL || opts.key == NULL || opts.client_ca == NULL ||
         opts.deliver == NULL) {
-        errf(err, err_cap, "key server: listen, cert, key, client_ca and deliver are required");
+        mmtls_errf(err, err_cap,
+                   "key server: listen, cert, key, client_ca and deliver are required");
         return MMTLS_E_INVAL;
     }
     s = calloc(1, sizeof(*s));
     if (s == NULL) {
-        errf(err, err_cap, "key server: out of memory");
+        mmtls_errf(err, err_cap, "key server: out of memory");
         return MMTLS_E_NOMEM;
     }
     s->lfd = s->efd = s->epfd = -1;
@@ -1083,13 +1074,13 @@ int mmtls_keyserver_start(struct mmtls_keyserver **out, const struct mmtls_keyse
     s->deliver_ud = opts.deliver_ud;
     for (size_t i = 0; opts.allow_nat != NULL && opts.allow_nat[i] != NULL; i++) {
         if (i >= KSRV_MAX_NAT) {
-            errf(err, err_cap, "key server: more than %u allow-nat entries", KSRV_MAX_NAT);
+            mmtls_errf(err, err_cap, "key server: more than %u allow-nat entries", KSRV_MAX_NAT);
             rc = MMTLS_E_LIMIT;
             goto out_free;
         }
         if (parse_nat(opts.allow_nat[i], &s->nat[i]) != 0) {
-            errf(err, err_cap, "key server: bad allow-nat entry '%s' (cn:NAME or ADDR/BITS)",
-                 opts.allow_nat[i]);
+            mmtls_errf(err, err_cap, "key server: bad allow-nat entry '%s' (cn:NAME or ADDR/BITS)",
+                       opts.allow_nat[i]);
             rc = MMTLS_E_INVAL;
             goto out_free;
         }
@@ -1113,7 +1104,7 @@ int mmtls_keyserver_start(struct mmtls_keyserver **out, const struct mmtls_keyse
     rc = pthread_create(&s->thread, NULL, ksrv_main, s);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
-        errf(err, err_cap, "key server: pthread_create: %s", strerror(rc));
+        mmtls_errf(err, err_cap, "key server: pthread_create: %s", strerror(rc));
         rc = MMTLS_E_NOMEM;
         goto out_free;
     }

@@ -194,6 +194,17 @@ void mmtls_log(enum mmtls_log_level lvl, const char *fmt, ...)
     fputc('\n', stderr);
 }
 
+void mmtls_errf(char *err, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || cap == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+}
+
 void mmtls_log_openssl(enum mmtls_log_level lvl, const char *what)
 {
     char line[256] = "";

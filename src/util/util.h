@@ -208,6 +208,9 @@ enum mmtls_log_level { MMTLS_LOG_ERR = 0, MMTLS_LOG_WARN, MMTLS_LOG_INFO, MMTLS_
 void mmtls_log_set_level(enum mmtls_log_level lvl);
 enum mmtls_log_level mmtls_log_get_level(void);
 void mmtls_log(enum mmtls_log_level lvl, const char *fmt, ...) MMTLS_PRINTF(2, 3);
+/* Formats a one-line error message into err (cap bytes, always NUL-terminated); err NULL or cap
+ * 0: nothing.  Used by functions that report "file:line: what" to their caller. */
+void mmtls_errf(char *err, size_t cap, const char *fmt, ...) MMTLS_PRINTF(3, 4);
 /* Drains OpenSSL's error queue into one log line prefixed with `what`. */
 void mmtls_log_openssl(enum mmtls_log_level lvl, const char *what);
 
