@@ -36,6 +36,16 @@ static const struct {
     {"SERVER_TRAFFIC_SECRET_0", MMTLS_KEYSHARE_L_STS0},
 };
 
+enum mmtls_keyshare_label mmtls_keyshare_label_of(const char *name, size_t len)
+{
+    for (size_t i = 0; i < MMTLS_ARRAY_SIZE(ks_labels); i++) {
+        if (strlen(ks_labels[i].name) == len && memcmp(ks_labels[i].name, name, len) == 0) {
+            return ks_labels[i].label;
+        }
+    }
+    return 0;
+}
+
 int mmtls_keyshare_line_parse(const char *line, size_t len, enum mmtls_keyshare_label *label,
                               uint8_t cr[32], struct mmtls_secret *secret)
 {
@@ -52,13 +62,7 @@ int mmtls_keyshare_line_parse(const char *line, size_t len, enum mmtls_keyshare_
         return MMTLS_E_MALFORMED;
     }
     nlen = (size_t)(sp1 - line);
-    *label = 0;
-    for (size_t i = 0; i < MMTLS_ARRAY_SIZE(ks_labels); i++) {
-        if (strlen(ks_labels[i].name) == nlen && memcmp(ks_labels[i].name, line, nlen) == 0) {
-            *label = ks_labels[i].label;
-            break;
-        }
-    }
+    *label = mmtls_keyshare_label_of(line, nlen);
     /* RFC 9850 §2.1: unknown labels are skipped.  EXPORTER_SECRET, EARLY_EXPORTER_SECRET and
      * later traffic secrets (KeyUpdate) land here: the protocol has no kind for them. */
     if (*label == 0) {
@@ -226,71 +230,47 @@ int mmtls_keyshare_build_bypass(const uint8_t cr[32], const struct mmtls_kp_tupl
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* OpenSSL glue                                                                                */
+/* TLS-library neutral collection (OpenSSL's key log lines, GnuTLS's key log hook)            */
 
-struct mmtls_keyshare_ossl mmtls_keyshare_ossl = {
-    .ctx_new = SSL_CTX_new,
-    .set_keylog = SSL_CTX_set_keylog_callback,
-    .get_keylog = SSL_CTX_get_keylog_callback,
-};
+/* IANA name -> value for the suites the crypto table knows, built once from the table. */
+static struct {
+    const char *name; /* borrowed: the crypto table's static string */
+    uint16_t id;
+} ks_suite_names[256];
+static size_t ks_suite_names_n;
+static pthread_once_t ks_suite_once = PTHREAD_ONCE_INIT;
 
-void mmtls_keyshare_ossl_set(const struct mmtls_keyshare_ossl *fns)
+static void ks_suite_names_init(void)
 {
-    mmtls_keyshare_ossl = *fns;
-}
+    for (uint32_t id = 0; id <= 0xFFFF && ks_suite_names_n < MMTLS_ARRAY_SIZE(ks_suite_names);
+         id++) {
+        const struct mmtls_suite *s = mmtls_crypto_suite((uint16_t)id);
 
-/* Per SSL_CTX (ex_data): the application's own key log callback, called first. */
-struct ks_ctx {
-    SSL_CTX_keylog_cb_func app_cb;
-};
-
-/* Per SSL (ex_data): what has been seen of the current handshake. */
-struct ks_sess {
-    uint8_t cr[32];
-    bool started, done;
-    bool has_tuple; /* taken at the first line: the socket may be gone by the last one */
-    struct mmtls_kp_tuple tuple;
-    struct mmtls_keyshare_tls13 t13;
-};
-
-static pthread_once_t ks_once = PTHREAD_ONCE_INIT;
-static int ks_ctx_idx = -1, ks_ssl_idx = -1;
-
-static void ks_ctx_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
-{
-    free(ptr);
-}
-
-static void ks_sess_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-                         void *argp)
-{
-    if (ptr != NULL) {
-        OPENSSL_cleanse(ptr, sizeof(struct ks_sess));
-        free(ptr);
+        if (s != NULL && s->name != NULL) {
+            ks_suite_names[ks_suite_names_n].name = s->name;
+            ks_suite_names[ks_suite_names_n].id = (uint16_t)id;
+            ks_suite_names_n++;
+        }
     }
 }
 
-static void ks_init_once(void)
+uint16_t mmtls_keyshare_suite_by_name(const char *name)
 {
-    ks_ctx_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, ks_ctx_free);
-    ks_ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, ks_sess_free);
-}
-
-static struct ks_ctx *ctx_state(const SSL_CTX *ctx)
-{
-    if (ks_ctx_idx < 0 || ctx == NULL) {
-        return NULL;
+    if (name == NULL || pthread_once(&ks_suite_once, ks_suite_names_init) != 0) {
+        return 0;
     }
-    return SSL_CTX_get_ex_data(ctx, ks_ctx_idx);
+    for (size_t i = 0; i < ks_suite_names_n; i++) {
+        if (strcmp(ks_suite_names[i].name, name) == 0) {
+            return ks_suite_names[i].id;
+        }
+    }
+    return 0;
 }
 
-/* The 4-tuple as the client's socket sees it; false when the SSL has no socket (memory BIOs).
- * An IPv4-mapped IPv6 socket goes on the wire as IPv4, so it is reported as such. */
-static bool sock_tuple(const SSL *ssl, struct mmtls_kp_tuple *t)
+bool mmtls_keyshare_fd_tuple(int fd, struct mmtls_kp_tuple *t)
 {
     struct sockaddr_storage la, ra;
     socklen_t ll = sizeof(la), rl = sizeof(ra);
-    int fd = SSL_get_fd(ssl);
 
     if (fd < 0 || getsockname(fd, (struct sockaddr *)&la, &ll) != 0 ||
         getpeername(fd, (struct sockaddr *)&ra, &rl) != 0 || la.ss_family != ra.ss_family) {
@@ -328,45 +308,10 @@ static bool sock_tuple(const SSL *ssl, struct mmtls_kp_tuple *t)
     return false;
 }
 
-static uint16_t ssl_suite(const SSL *ssl)
-{
-    const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
-
-    if (c == NULL) {
-        c = SSL_get_pending_cipher(ssl);
-    }
-    return c != NULL ? SSL_CIPHER_get_protocol_id(c) : 0;
-}
-
-static struct ks_sess *sess_get(const SSL *ssl, const uint8_t cr[32])
-{
-    struct ks_sess *s = SSL_get_ex_data(ssl, ks_ssl_idx);
-
-    if (s == NULL) {
-        s = calloc(1, sizeof(*s));
-        /* SSL_set_ex_data takes a non-const SSL; the key log callback only gets a const one.
-         * The ex_data slot belongs to this library, so writing it is not a visible change. */
-        if (s == NULL || SSL_set_ex_data((SSL *)ssl, ks_ssl_idx, s) != 1) {
-            free(s);
-            return NULL;
-        }
-    }
-    if (!s->started || memcmp(s->cr, cr, 32) != 0) {
-        /* A new handshake on this SSL (renegotiation, or reuse after SSL_clear). */
-        OPENSSL_cleanse(s, sizeof(*s));
-        memcpy(s->cr, cr, 32);
-        s->started = true;
-        /* With 0-RTT the client's last secret may be logged only when the application next
-         * reads, writes or shuts down, possibly after the peer closed: take the tuple now.
-         * Programs with their own BIO (curl) have no descriptor: the message goes without. */
-        s->has_tuple = sock_tuple(ssl, &s->tuple);
-    }
-    return s;
-}
-
 static struct mmtls_secret *t13_slot(struct mmtls_keyshare_tls13 *t, enum mmtls_keyshare_label l)
 {
     switch (l) {
+    case MMTLS_KEYSHARE_L_CLIENT_RANDOM: return &t->master;
     case MMTLS_KEYSHARE_L_EARLY: return &t->early;
     case MMTLS_KEYSHARE_L_CHS: return &t->chs;
     case MMTLS_KEYSHARE_L_SHS: return &t->shs;
@@ -376,79 +321,221 @@ static struct mmtls_secret *t13_slot(struct mmtls_keyshare_tls13 *t, enum mmtls_
     }
 }
 
+/* Encodes the session's message once it has all its secrets and, for a TLS library that tells
+ * the cipher suite only when the handshake is over (GnuTLS), the suite or final. */
+static int sess_try(struct mmtls_keyshare_sess *s, const struct mmtls_keyshare_conn_ops *ops,
+                    const void *conn, bool final, uint8_t *out, size_t out_cap)
+{
+    const struct mmtls_kp_tuple *tp = s->has_tuple ? &s->tuple : NULL;
+    uint16_t suite;
+    uint8_t sr[32];
+    int len;
+
+    if (!s->started || s->done) {
+        return 0;
+    }
+    if ((s->t13.have & (1u << MMTLS_KEYSHARE_L_CLIENT_RANDOM)) == 0 &&
+        (s->t13.have & MMTLS_KEYSHARE_TLS13_COMPLETE) != MMTLS_KEYSHARE_TLS13_COMPLETE) {
+        return 0;
+    }
+    suite = ops->suite(conn);
+    if (suite == 0 && ops->suite_late && !final) {
+        return 0;
+    }
+    s->done = true;
+    if ((s->t13.have & (1u << MMTLS_KEYSHARE_L_CLIENT_RANDOM)) != 0) {
+        /* TLS <= 1.2: the master secret is logged once it is computed, after ServerHello, so
+         * the server random is known. */
+        len = MMTLS_E_INTERNAL;
+        if (ops->server_random(conn, sr)) {
+            len = mmtls_keyshare_build_tls12(&s->t13.master, s->cr, sr, ops->version(conn), suite,
+                                             tp, out, out_cap);
+            mmtls_wipe(sr, sizeof(sr));
+        }
+    } else {
+        len =
+            mmtls_keyshare_build_tls13(&s->t13, s->cr, ops->version(conn), suite, tp, out, out_cap);
+    }
+    mmtls_wipe(&s->t13, sizeof(s->t13));
+    return len;
+}
+
+int mmtls_keyshare_sess_secret(struct mmtls_keyshare_sess *s,
+                               const struct mmtls_keyshare_conn_ops *ops, const void *conn,
+                               enum mmtls_keyshare_label label, const uint8_t cr[32],
+                               const struct mmtls_secret *secret, const char *bypass, uint8_t *out,
+                               size_t out_cap)
+{
+    struct mmtls_secret *slot;
+    char sni_buf[256];
+    const char *sni;
+
+    if (!s->started || memcmp(s->cr, cr, 32) != 0) {
+        /* A new handshake on this connection (renegotiation, or reuse after SSL_clear). */
+        mmtls_wipe(s, sizeof(*s));
+        memcpy(s->cr, cr, 32);
+        s->started = true;
+        /* With 0-RTT the client's last secret may be logged only when the application next
+         * reads, writes or shuts down, possibly after the peer closed: take the tuple now.
+         * Programs with their own BIO (curl) have no descriptor: the message goes without. */
+        s->has_tuple = ops->tuple(conn, &s->tuple);
+    }
+    if (s->done) {
+        return 0;
+    }
+    sni = ops->sni(conn, sni_buf, sizeof(sni_buf));
+    if (mmtls_keyshare_bypass_match(bypass, sni)) {
+        /* docs/keyproto.md BYPASS: ask for the session not to be inspected; no secret leaves
+         * the process. */
+        s->done = true;
+        mmtls_wipe(&s->t13, sizeof(s->t13));
+        return mmtls_keyshare_build_bypass(cr, s->has_tuple ? &s->tuple : NULL, sni, out, out_cap);
+    }
+    slot = t13_slot(&s->t13, label);
+    if (slot == NULL) {
+        return 0;
+    }
+    *slot = *secret;
+    s->t13.have |= 1u << label;
+    /* OpenSSL logs SERVER_TRAFFIC_SECRET_0 before CLIENT_TRAFFIC_SECRET_0, GnuTLS the other
+     * way round; either order works. */
+    return sess_try(s, ops, conn, false, out, out_cap);
+}
+
+int mmtls_keyshare_sess_finish(struct mmtls_keyshare_sess *s,
+                               const struct mmtls_keyshare_conn_ops *ops, const void *conn,
+                               uint8_t *out, size_t out_cap)
+{
+    return sess_try(s, ops, conn, true, out, out_cap);
+}
+
+void mmtls_keyshare_emit(int len, uint8_t *msg)
+{
+    if (len == 0) {
+        return;
+    }
+    mmtls_keyshare_count_session();
+    if (len < 0) {
+        mmtls_keyshare_count_other_drop();
+        return;
+    }
+    mmtls_keyshare_chan_put(msg, (size_t)len);
+    mmtls_wipe(msg, (size_t)len);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* OpenSSL glue                                                                                */
+
+struct mmtls_keyshare_ossl mmtls_keyshare_ossl = {
+    .ctx_new = SSL_CTX_new,
+    .set_keylog = SSL_CTX_set_keylog_callback,
+    .get_keylog = SSL_CTX_get_keylog_callback,
+};
+
+void mmtls_keyshare_ossl_set(const struct mmtls_keyshare_ossl *fns)
+{
+    mmtls_keyshare_ossl = *fns;
+}
+
+/* Per SSL_CTX (ex_data): the application's own key log callback, called first. */
+struct ks_ctx {
+    SSL_CTX_keylog_cb_func app_cb;
+};
+
+static pthread_once_t ks_once = PTHREAD_ONCE_INIT;
+static int ks_ctx_idx = -1, ks_ssl_idx = -1;
+
+static void ks_ctx_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    free(ptr);
+}
+
+static void ks_sess_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                         void *argp)
+{
+    if (ptr != NULL) {
+        OPENSSL_cleanse(ptr, sizeof(struct mmtls_keyshare_sess));
+        free(ptr);
+    }
+}
+
+static void ks_init_once(void)
+{
+    ks_ctx_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, ks_ctx_free);
+    ks_ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, ks_sess_free);
+}
+
+static struct ks_ctx *ctx_state(const SSL_CTX *ctx)
+{
+    if (ks_ctx_idx < 0 || ctx == NULL) {
+        return NULL;
+    }
+    return SSL_CTX_get_ex_data(ctx, ks_ctx_idx);
+}
+
+static bool ssl_tuple(const void *conn, struct mmtls_kp_tuple *t)
+{
+    return mmtls_keyshare_fd_tuple(SSL_get_fd(conn), t);
+}
+
+static bool ssl_server_random(const void *conn, uint8_t sr[32])
+{
+    return SSL_get_server_random(conn, sr, 32) == 32;
+}
+
+static uint16_t ssl_version(const void *conn)
+{
+    return (uint16_t)SSL_version(conn);
+}
+
+static uint16_t ssl_suite(const void *conn)
+{
+    const SSL_CIPHER *c = SSL_get_current_cipher(conn);
+
+    if (c == NULL) {
+        c = SSL_get_pending_cipher(conn);
+    }
+    return c != NULL ? SSL_CIPHER_get_protocol_id(c) : 0;
+}
+
+static const char *ssl_sni(const void *conn, char *buf, size_t cap)
+{
+    return SSL_get_servername(conn, TLSEXT_NAMETYPE_host_name);
+}
+
+static const struct mmtls_keyshare_conn_ops ssl_ops = {
+    .tuple = ssl_tuple,
+    .server_random = ssl_server_random,
+    .version = ssl_version,
+    .suite = ssl_suite,
+    .sni = ssl_sni,
+};
+
 static void handle_line(const SSL *ssl, const char *line)
 {
     enum mmtls_keyshare_label label;
     struct mmtls_secret secret;
-    const struct mmtls_kp_tuple *tp;
-    uint8_t cr[32], sr[32], msg[MMTLS_KP_MAX_MSG];
-    struct ks_sess *s;
-    const char *sni;
-    int len = -1;
+    struct mmtls_keyshare_sess *s;
+    uint8_t cr[32], msg[MMTLS_KP_MAX_MSG];
 
     if (mmtls_keyshare_line_parse(line, strlen(line), &label, cr, &secret) != 0) {
         return;
     }
-    s = sess_get(ssl, cr);
+    s = SSL_get_ex_data(ssl, ks_ssl_idx);
     if (s == NULL) {
-        mmtls_keyshare_count_other_drop();
-        goto out;
-    }
-    if (s->done) {
-        goto out;
-    }
-    tp = s->has_tuple ? &s->tuple : NULL;
-    sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-    if (mmtls_keyshare_bypass_match(mmtls_keyshare_chan_bypass(), sni)) {
-        /* docs/keyproto.md BYPASS: ask for the session not to be inspected; no secret leaves
-         * the process. */
-        s->done = true;
-        mmtls_keyshare_count_session();
-        len = mmtls_keyshare_build_bypass(cr, tp, sni, msg, sizeof(msg));
-        goto out;
-    }
-    if (label == MMTLS_KEYSHARE_L_CLIENT_RANDOM) {
-        /* TLS <= 1.2: OpenSSL logs the master secret once it is computed, after ServerHello,
-         * so the server random and the negotiated suite are known. */
-        if (SSL_get_server_random(ssl, sr, sizeof(sr)) != sizeof(sr)) {
+        s = calloc(1, sizeof(*s));
+        /* SSL_set_ex_data takes a non-const SSL; the key log callback only gets a const one.
+         * The ex_data slot belongs to this library, so writing it is not a visible change. */
+        if (s == NULL || SSL_set_ex_data((SSL *)ssl, ks_ssl_idx, s) != 1) {
+            free(s);
             mmtls_keyshare_count_other_drop();
-            goto out;
-        }
-        s->done = true;
-        mmtls_keyshare_count_session();
-        len = mmtls_keyshare_build_tls12(&secret, cr, sr, (uint16_t)SSL_version(ssl),
-                                         ssl_suite(ssl), tp, msg, sizeof(msg));
-        OPENSSL_cleanse(sr, sizeof(sr));
-        if (len < 0) {
-            mmtls_keyshare_count_other_drop();
-        }
-        goto out;
-    }
-    {
-        struct mmtls_secret *slot = t13_slot(&s->t13, label);
-
-        if (slot == NULL) {
-            goto out;
-        }
-        *slot = secret;
-        s->t13.have |= 1u << label;
-    }
-    /* OpenSSL logs SERVER_TRAFFIC_SECRET_0 before CLIENT_TRAFFIC_SECRET_0; either order works. */
-    if ((s->t13.have & MMTLS_KEYSHARE_TLS13_COMPLETE) == MMTLS_KEYSHARE_TLS13_COMPLETE) {
-        s->done = true;
-        mmtls_keyshare_count_session();
-        len = mmtls_keyshare_build_tls13(&s->t13, cr, (uint16_t)SSL_version(ssl), ssl_suite(ssl),
-                                         tp, msg, sizeof(msg));
-        OPENSSL_cleanse(&s->t13, sizeof(s->t13));
-        if (len < 0) {
-            mmtls_keyshare_count_other_drop();
+            OPENSSL_cleanse(&secret, sizeof(secret));
+            return;
         }
     }
-out:
-    if (len > 0) {
-        mmtls_keyshare_chan_put(msg, (size_t)len);
-        OPENSSL_cleanse(msg, (size_t)len);
-    }
+    mmtls_keyshare_emit(mmtls_keyshare_sess_secret(s, &ssl_ops, ssl, label, cr, &secret,
+                                                   mmtls_keyshare_chan_bypass(), msg, sizeof(msg)),
+                        msg);
     OPENSSL_cleanse(&secret, sizeof(secret));
 }
 
@@ -518,20 +605,19 @@ static void cfg_free(struct mmtls_keyshare_cfg *c)
     ((o) != NULL && (o)->sz >= offsetof(struct mmtls_keyshare_opts, f) + sizeof((o)->f) ? (o)->f   \
                                                                                         : (def))
 
-MMTLS_KEYSHARE_API int mmtls_keyshare_attach(SSL_CTX *ctx, const struct mmtls_keyshare_opts *opts)
+int mmtls_keyshare_configure(const struct mmtls_keyshare_opts *opts)
 {
     struct mmtls_keyshare_cfg cfg = {0};
-    struct ks_ctx *kc;
     int rc;
 
-    if (ctx == NULL || (opts != NULL && opts->sz < sizeof(size_t))) {
+    if (opts != NULL && opts->sz < sizeof(size_t)) {
         return MMTLS_E_INVAL;
     }
-    if (pthread_once(&ks_once, ks_init_once) != 0 || ks_ctx_idx < 0 || ks_ssl_idx < 0) {
+    /* The exit flush needs OpenSSL: initialise it before chan_configure registers the flush, so
+     * that OpenSSL's own atexit cleanup (registered at its initialisation) runs after ours.  In
+     * a GnuTLS program nothing else has initialised OpenSSL yet. */
+    if (OPENSSL_init_ssl(0, NULL) != 1) {
         return MMTLS_E_NOMEM;
-    }
-    if (ctx_state(ctx) != NULL) {
-        return 0; /* already attached (SSL_CTX_new may call SSL_CTX_new_ex internally) */
     }
     cfg.flags = OPT(opts, flags, 0u);
     cfg.queue_max = OPT(opts, queue_max, 0u);
@@ -547,18 +633,37 @@ MMTLS_KEYSHARE_API int mmtls_keyshare_attach(SSL_CTX *ctx, const struct mmtls_ke
         cfg_str(&cfg.key, OPT(opts, key, NULL), "MMTLS_KEY", cfg.flags) != 0 ||
         cfg_str(&cfg.bypass, OPT(opts, bypass, NULL), "MMTLS_BYPASS", cfg.flags) != 0) {
         rc = MMTLS_E_NOMEM;
-        goto out_cfg;
+        goto out;
     }
     if (cfg.keyserver == NULL) {
         rc = MMTLS_E_INVAL;
-        goto out_cfg;
+        goto out;
+    }
+    rc = mmtls_keyshare_chan_configure(&cfg); /* takes the strings on success */
+out:
+    cfg_free(&cfg);
+    return rc;
+}
+
+MMTLS_KEYSHARE_API int mmtls_keyshare_attach(SSL_CTX *ctx, const struct mmtls_keyshare_opts *opts)
+{
+    struct ks_ctx *kc;
+    int rc;
+
+    if (ctx == NULL || (opts != NULL && opts->sz < sizeof(size_t))) {
+        return MMTLS_E_INVAL;
+    }
+    if (pthread_once(&ks_once, ks_init_once) != 0 || ks_ctx_idx < 0 || ks_ssl_idx < 0) {
+        return MMTLS_E_NOMEM;
+    }
+    if (ctx_state(ctx) != NULL) {
+        return 0; /* already attached (SSL_CTX_new may call SSL_CTX_new_ex internally) */
     }
     kc = calloc(1, sizeof(*kc));
     if (kc == NULL) {
-        rc = MMTLS_E_NOMEM;
-        goto out_cfg;
+        return MMTLS_E_NOMEM;
     }
-    rc = mmtls_keyshare_chan_configure(&cfg); /* takes the strings on success */
+    rc = mmtls_keyshare_configure(opts);
     if (rc != 0) {
         goto out_kc;
     }
@@ -575,8 +680,6 @@ MMTLS_KEYSHARE_API int mmtls_keyshare_attach(SSL_CTX *ctx, const struct mmtls_ke
 
 out_kc:
     free(kc);
-out_cfg:
-    cfg_free(&cfg);
     return rc;
 }
 

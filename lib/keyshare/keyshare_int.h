@@ -44,10 +44,12 @@ MMTLS_MUST_USE int mmtls_keyshare_line_parse(const char *line, size_t len,
  * blanks around a pattern are ignored; patterns longer than 255 bytes never match). */
 bool mmtls_keyshare_bypass_match(const char *patterns, const char *sni);
 
-/* Secrets of one TLS 1.3 session, collected line by line. */
+/* Secrets of one session, collected line by line: TLS 1.3 traffic secrets, or the TLS <= 1.2
+ * master secret (CLIENT_RANDOM) while the cipher suite is not known yet. */
 struct mmtls_keyshare_tls13 {
     uint32_t have; /* bit (1 << label) */
     struct mmtls_secret early, chs, shs, cts0, sts0;
+    struct mmtls_secret master;
 };
 
 #define MMTLS_KEYSHARE_TLS13_COMPLETE                                                              \
@@ -75,6 +77,72 @@ MMTLS_MUST_USE int mmtls_keyshare_build_bypass(const uint8_t cr[32],
                                                const struct mmtls_kp_tuple *tuple, const char *sni,
                                                uint8_t *out, size_t out_cap);
 
+/* The label named by the len bytes at name (no terminator needed), 0 when not one of ours. */
+enum mmtls_keyshare_label mmtls_keyshare_label_of(const char *name, size_t len);
+
+/* The IANA value of the suite with that IANA name (GnuTLS's gnutls_ciphersuite_get), 0 when the
+ * crypto table does not know it. */
+uint16_t mmtls_keyshare_suite_by_name(const char *name);
+
+/* The 4-tuple as the client's socket fd sees it; false when fd is not a connected socket.  An
+ * IPv4-mapped IPv6 socket goes on the wire as IPv4, so it is reported as such. */
+bool mmtls_keyshare_fd_tuple(int fd, struct mmtls_kp_tuple *t);
+
+/* ------------------------------------------------------------------------------------------ */
+/* TLS-library neutral collection: the OpenSSL key log callback and the GnuTLS key log hook of
+ * the preload shim both feed one mmtls_keyshare_sess per client connection.                  */
+
+/* What has been seen of the current handshake of one connection. */
+struct mmtls_keyshare_sess {
+    uint8_t cr[32];
+    bool started, done;
+    bool has_tuple; /* taken at the first secret: the socket may be gone by the last one */
+    struct mmtls_kp_tuple tuple;
+    struct mmtls_keyshare_tls13 t13;
+};
+
+/* Questions about the connection conn (the TLS library's own object, borrowed), asked while a
+ * secret is being handled. */
+struct mmtls_keyshare_conn_ops {
+    bool (*tuple)(const void *conn, struct mmtls_kp_tuple *t);
+    bool (*server_random)(const void *conn, uint8_t sr[32]);
+    uint16_t (*version)(const void *conn); /* 0x0301 .. 0x0304; 0 unknown */
+    uint16_t (*suite)(const void *conn);   /* IANA value; 0 unknown */
+    /* The SNI the client sent (NUL-terminated, in buf or the library's memory), or NULL. */
+    const char *(*sni)(const void *conn, char *buf, size_t cap);
+    /* true: suite() may say 0 until the handshake is over (GnuTLS), so a complete session
+     * waits for mmtls_keyshare_sess_finish; false: 0 is final (OpenSSL). */
+    bool suite_late;
+};
+
+/* Adds one secret of the client connection conn to s (a new client random restarts s).  When the
+ * session is complete (and, with ops->suite_late, the suite is known), encodes its message into out
+ * (MMTLS_KP_MAX_MSG bytes): BYPASS when the SNI matches bypass (may be NULL), KEYS with the
+ * TLS 1.3 secrets, or for CLIENT_RANDOM the TLS <= 1.2 record keys.  Returns the message length,
+ * 0 while nothing is to be sent, or a negative code for a finished session that cannot be
+ * encoded (unknown suite...).  secret is copied; the caller wipes its own copy and out. */
+MMTLS_MUST_USE int mmtls_keyshare_sess_secret(struct mmtls_keyshare_sess *s,
+                                              const struct mmtls_keyshare_conn_ops *ops,
+                                              const void *conn, enum mmtls_keyshare_label label,
+                                              const uint8_t cr[32],
+                                              const struct mmtls_secret *secret, const char *bypass,
+                                              uint8_t *out, size_t out_cap);
+
+/* After the handshake: encodes a complete session that waited for its cipher suite (0 now
+ * means unknown for good: TLS 1.3 goes with suite 0, TLS <= 1.2 fails).  Returns as above. */
+MMTLS_MUST_USE int mmtls_keyshare_sess_finish(struct mmtls_keyshare_sess *s,
+                                              const struct mmtls_keyshare_conn_ops *ops,
+                                              const void *conn, uint8_t *out, size_t out_cap);
+
+/* Hands the result of mmtls_keyshare_sess_secret over: counts the session, queues the message
+ * (len > 0) or counts the drop (len < 0), and wipes msg. */
+void mmtls_keyshare_emit(int len, uint8_t *msg);
+
+/* Configures the process-wide channel from opts (NULL: environment only), as the first
+ * mmtls_keyshare_attach does; idempotent for the same key server.  0, MMTLS_E_INVAL (no key
+ * server), MMTLS_E_CONFLICT, MMTLS_E_NOMEM. */
+MMTLS_MUST_USE int mmtls_keyshare_configure(const struct mmtls_keyshare_opts *opts);
+
 /* ------------------------------------------------------------------------------------------ */
 /* OpenSSL entry points used by the library.  Inside the preload shim the names SSL_CTX_new,
  * SSL_CTX_new_ex and SSL_CTX_{set,get}_keylog_callback are the shim's own interposers, so the
@@ -95,6 +163,12 @@ extern _Thread_local bool mmtls_keyshare_on_chan_thread;
  * application's callback (chained from ours) and returns true; false means "not ours". */
 bool mmtls_keyshare_chain_set(SSL_CTX *ctx, SSL_CTX_keylog_cb_func cb);
 bool mmtls_keyshare_chain_get(const SSL_CTX *ctx, SSL_CTX_keylog_cb_func *cb);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Preload shim (preload.c, preload_gnutls.c)                                                   */
+
+/* dlsym(RTLD_NEXT, name), or from the already loaded soname (a library dlopen'ed RTLD_LOCAL). */
+void *mmtls_keyshare_preload_sym(const char *name, const char *soname);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Queue and channel (keyshare_chan.c)                                                         */

@@ -1,4 +1,5 @@
-/* preload.c — libmmtls-preload.so: key sharing for unmodified OpenSSL 3 programs.
+/* preload.c — libmmtls-preload.so: key sharing for unmodified OpenSSL 3 programs (and, in
+ * preload_gnutls.c, GnuTLS programs such as Debian's wget and gnutls-cli).
  *
  *     MMTLS_KEYSERVER=10.0.0.1:4434 MMTLS_CA=ca.pem MMTLS_CERT=me.pem MMTLS_KEY=me.key \
  *         LD_PRELOAD=libmmtls-preload.so curl https://example.org/
@@ -35,12 +36,12 @@ static struct {
 static pthread_once_t preload_once = PTHREAD_ONCE_INIT;
 static bool preload_enabled;
 
-static void *real_sym(const char *name)
+void *mmtls_keyshare_preload_sym(const char *name, const char *soname)
 {
     void *p = dlsym(RTLD_NEXT, name);
 
     if (p == NULL) {
-        void *h = dlopen("libssl.so.3", RTLD_NOW | RTLD_NOLOAD);
+        void *h = dlopen(soname, RTLD_NOW | RTLD_NOLOAD);
 
         if (h != NULL) {
             p = dlsym(h, name);
@@ -48,6 +49,11 @@ static void *real_sym(const char *name)
         }
     }
     return p;
+}
+
+static void *real_sym(const char *name)
+{
+    return mmtls_keyshare_preload_sym(name, "libssl.so.3");
 }
 
 static void preload_resolve(void)

@@ -4,8 +4,8 @@
 #                     tcpdump -w - | mmtlsd -r - --key-listen 198.18.2.2:4433 (no key log!)
 #   client namespace: curl (TLS 1.3 and 1.2), python3, openssl s_client, each started with
 #                     LD_PRELOAD=libmmtls-preload.so and a client certificate; wget (Debian builds
-#                     it on GnuTLS, which the OpenSSL shim cannot hook) writes SSLKEYLOGFILE and
-#                     mmtls-keyagent ships it
+#                     it on GnuTLS) twice: once writing SSLKEYLOGFILE that mmtls-keyagent ships,
+#                     and under the shim (its GnuTLS hook) over TLS 1.3 and TLS 1.2
 # Every session must decrypt from keys that arrived over key channels, and the decrypted request
 # must be the one the client sent.  Then: the key server down -> the clients still work.
 # Exit 0 pass, 1 fail, 77 skip.
@@ -47,6 +47,12 @@ PIDS+=($!)
 ip netns exec "$NS_C" env SSLKEYLOGFILE="$W/wget.keys" timeout 20 \
     wget -q --no-check-certificate -O "$W/got3" "https://198.18.2.2/file3.txt" ||
     fail "wget failed"
+# wget under the shim: the GnuTLS key log hook (lib/keyshare/preload_gnutls.c).
+for i in 7 8; do head -c $((20000 * i)) /dev/urandom | base64 >"$W/www/file$i.txt"; done
+inc wget -q --no-check-certificate -O "$W/got7" "https://198.18.2.2/file7.txt" ||
+    fail "wget (shim, TLS 1.3) failed"
+inc wget -q --no-check-certificate --ciphers=NORMAL:-VERS-TLS1.3 -O "$W/got8" \
+    "https://198.18.2.2/file8.txt" || fail "wget (shim, TLS 1.2) failed"
 inc "$PY" - "$W/got4" "$W/pki/ca.crt" <<'EOF' || fail "python3 failed"
 import http.client, ssl, sys
 ctx = ssl.create_default_context(cafile=sys.argv[2])
@@ -58,7 +64,9 @@ EOF
 printf 'GET /file5.txt HTTP/1.0\r\nHost: server.test\r\n\r\n' |
     inc openssl s_client -connect 198.18.2.2:443 -servername server.test -quiet -ign_eof \
         -CAfile "$W/pki/ca.crt" >"$W/got5.raw" 2>/dev/null || fail "s_client failed"
-for i in 1 2 3 4; do cmp -s "$W/got$i" "$W/www/file$i.txt" || fail "client $i did not get its file"; done
+for i in 1 2 3 4 7 8; do
+    cmp -s "$W/got$i" "$W/www/file$i.txt" || fail "client $i did not get its file"
+done
 
 # Key server down: the application must still work (its keys are counted as dropped).
 ip netns exec "$NS_C" env LD_PRELOAD="$SHIM" MMTLS_KEYSERVER=198.18.2.2:4499 timeout 20 \
@@ -83,7 +91,8 @@ def files_nonempty(fs):
     return any(os.path.getsize(f) > 0 for f in fs)
 nokeys = 0
 want = {"/file1.txt": "TLS 1.3", "/file2.txt": "TLS 1.2", "/file3.txt": None,
-        "/file4.txt": None, "/file5.txt": None}
+        "/file4.txt": None, "/file5.txt": None, "/file7.txt": "TLS 1.3",
+        "/file8.txt": "TLS 1.2"}
 for s in sessions:
     t = s["tls"]
     files = glob.glob(os.path.join(sys.argv[2], "f%d-*.c2s" % s["flow_id"]))
@@ -103,11 +112,12 @@ if want:
     ok = False; print("   not decrypted:", sorted(want))
 if nokeys != 1:
     ok = False; print("   expected exactly one session without keys (key server down), got", nokeys)
-if stats["tls"]["keys"]["matched"] < 5:
+if stats["tls"]["keys"]["matched"] < 7:
     ok = False
 sys.exit(0 if ok else 1)
 EOF
-[ $FAILS = 0 ] && pass "curl (TLS 1.3, 1.2), wget, python3, s_client: keys over the channel, all decrypted"
+[ $FAILS = 0 ] &&
+    pass "curl (TLS 1.3, 1.2), wget (agent; shim 1.3, 1.2), python3, s_client: all decrypted"
 grep -E "key server|error" "$W/out.log" | head -5
 
 if [ "$FAILS" = 0 ]; then

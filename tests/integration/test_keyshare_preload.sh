@@ -15,8 +15,11 @@
 #   - chaining: the programs' own key log files are still written;
 #   - key server down: curl still fetches the page, fast, and the drop is counted;
 #   - MMTLS_KEYSERVER unset: pure pass-through;
-#   - wget: Debian builds it with GnuTLS, so the shim can only pass through (checked as such;
-#     its keys are checked like curl's when the wget found is linked with libssl).
+#   - GnuTLS programs (Debian's wget, gnutls-cli): TLS 1.3 secrets equal GnuTLS's own
+#     SSLKEYLOGFILE (still written: the shim chains GnuTLS's hook), TLS 1.2 kinds 16..21 (for
+#     gnutls-cli the key block is recomputed from the master secret and the ServerHello random
+#     that `-d 9` prints), BYPASS by SNI, and pass-through without MMTLS_KEYSERVER; a wget linked
+#     with libssl is checked like curl.
 # Environment: MMTLS_PRELOAD (the .so; CTest sets it), MMTLS_KEEP=1 keeps the work directory.
 # Exit: 0 pass, 1 fail, 77 skip.
 set -u
@@ -263,8 +266,11 @@ SUITES = {
 }
 
 def server_randoms(path):
-    """ServerHello randoms from `openssl s_client -msg` output, in order."""
+    """ServerHello randoms from `openssl s_client -msg` or `gnutls-cli -d 9` output, in order."""
     out, cur = [], None
+    txt = open(path, errors="replace").read()
+    if "INT: SERVER RANDOM" in txt:
+        return re.findall(r"INT: SERVER RANDOM\[32\]: ([0-9a-f]{64})", txt)
     for line in open(path, errors="replace"):
         if line.startswith("<<<") or line.startswith(">>>"):
             if cur is not None:
@@ -472,19 +478,66 @@ expect_page bypass "$W/out"
 check bypass bypass bypass.test "$W/k_byp"
 [ "$(stat_of "$W/byp.err" sent_bypass)" = 1 ] || fail bypass "stats: $(grep mmtls "$W/byp.err")"
 
-# wget: GnuTLS on Debian/Ubuntu (pass-through only); libssl builds are checked like curl.
-if command -v wget >/dev/null; then
-    log "wget"
+# GnuTLS programs (preload_gnutls.c): wget (Debian links it with GnuTLS) and gnutls-cli.  Their
+# SSLKEYLOGFILE is written by GnuTLS's own hook, which the shim chains from its hook.
+gnutls_prog() { # PROGRAM - true when it is linked with GnuTLS
+    command -v "$1" >/dev/null && ldd "$(command -v "$1")" | grep -q libgnutls
+}
+if command -v wget >/dev/null && ! gnutls_prog wget; then
+    # A wget built with OpenSSL is checked like curl.
+    log "wget (OpenSSL)"
     rm -f "$W/out" "$W/k_wget"
     SSLKEYLOGFILE=$W/k_wget run_pre timeout 20 wget -q --ca-certificate="$W/ca.crt" \
         -O "$W/out" "$URL" 2>"$W/wget.err" || fail wget "wget failed: $(cat "$W/wget.err")"
     expect_page wget "$W/out"
-    if ldd "$(command -v wget)" | grep -q libssl; then
-        check wget tls13 "$W/k_wget" "$WEB_PORT"
-    else
-        log "wget: linked with $(ldd "$(command -v wget)" | grep -o 'lib[a-z]*tls[^ ]*' |
-            head -1): no OpenSSL to interpose, pass-through checked"
-    fi
+    check wget tls13 "$W/k_wget" "$WEB_PORT"
+fi
+# GnuTLS priority strings: TLS 1.2 with its preferred (AEAD) suite, and TLS 1.2 with CBC only.
+G12_AEAD=NORMAL:-VERS-TLS1.3:-VERS-TLS1.1:-VERS-TLS1.0
+G12_CBC=NORMAL:-VERS-TLS1.3:-AES-256-GCM:-AES-128-GCM:-CHACHA20-POLY1305:-AES-128-CCM:-AES-256-CCM
+if gnutls_prog wget; then
+    # TLS 1.3 (the default), then TLS 1.2 with an AEAD and a CBC suite.  Debian's wget maps
+    # --secure-protocol=TLSv1_2 to "1.2 or later", so the version is pinned with a priority
+    # string (--ciphers), with --secure-protocol=TLSv1_2 kept as asked.
+    for v in 13 "12 $G12_AEAD" "12 $G12_CBC"; do
+        read -r ver prio <<<"$v"
+        log "wget (GnuTLS) TLS 1.${ver#1} $prio"
+        rm -f "$W/out" "$W/k_wget"
+        opts=()
+        [ "$ver" = 12 ] && opts=(--secure-protocol=TLSv1_2 "--ciphers=$prio")
+        SSLKEYLOGFILE=$W/k_wget run_pre timeout 20 wget -q --ca-certificate="$W/ca.crt" \
+            "${opts[@]}" -O "$W/out" "$URL" 2>"$W/wget.err" ||
+            fail "wget$ver" "wget failed: $(cat "$W/wget.err")"
+        expect_page "wget$ver" "$W/out"
+        [ -s "$W/k_wget" ] || fail "wget$ver" "GnuTLS's SSLKEYLOGFILE is empty (hook not chained)"
+        check "wget$ver $prio" "tls$ver" "$W/k_wget" "$WEB_PORT"
+        [ "$(stat_of "$W/wget.err" sent)" = 1 ] ||
+            fail "wget$ver" "stats: $(grep mmtls "$W/wget.err")"
+    done
+fi
+if gnutls_prog gnutls-cli; then
+    # gnutls-cli -d 9 prints the ServerHello random ("INT: SERVER RANDOM"): the TLS 1.2 key
+    # block is recomputed from it and the master secret in the key log.
+    for pr in NORMAL "$G12_AEAD" "$G12_CBC"; do
+        case $pr in *-VERS-TLS1.3*) v=12 ;; *) v=13 ;; esac
+        log "gnutls-cli TLS 1.${v#1} $pr"
+        rm -f "$W/k_gcli"
+        printf 'GET /index.html HTTP/1.0\r\n\r\n' | SSLKEYLOGFILE=$W/k_gcli run_pre timeout 20 \
+            gnutls-cli -d 9 --priority "$pr" --x509cafile "$W/ca.crt" -p "$WEB_PORT" 127.0.0.1 \
+            >"$W/gcli.out" 2>"$W/gcli.err" || fail "gnutls-cli$v" "gnutls-cli failed"
+        if [ "$v" = 12 ]; then
+            check "gnutls-cli$v $pr" tls12 "$W/k_gcli" "$WEB_PORT" "$W/gcli.err"
+        else
+            check "gnutls-cli$v" tls13 "$W/k_gcli" "$WEB_PORT"
+        fi
+    done
+    log "gnutls-cli bypass"
+    rm -f "$W/k_gbyp"
+    printf 'GET /index.html HTTP/1.0\r\n\r\n' | SSLKEYLOGFILE=$W/k_gbyp MMTLS_BYPASS="bypass.*" \
+        run_pre timeout 20 gnutls-cli --sni-hostname bypass.test --x509cafile "$W/ca.crt" \
+        -p "$WEB_PORT" 127.0.0.1 >"$W/gbyp.out" 2>"$W/gbyp.err" ||
+        fail gnutls-bypass "gnutls-cli failed"
+    check gnutls-bypass bypass bypass.test "$W/k_gbyp"
 fi
 
 # Only KEYS/BYPASS that the cases above expect; everything parsed exactly.
@@ -528,6 +581,15 @@ SSLKEYLOGFILE=$W/k_pt env -u MMTLS_KEYSERVER LD_PRELOAD="$PRELOAD" timeout 20 cu
 expect_page passthrough "$W/out"
 grep -q CLIENT_TRAFFIC_SECRET_0 "$W/k_pt" || fail passthrough "curl's key log is empty"
 grep -q mmtls "$W/pt.err" && fail passthrough "the shim did something: $(cat "$W/pt.err")"
+if gnutls_prog wget; then
+    rm -f "$W/k_pt" "$W/out"
+    SSLKEYLOGFILE=$W/k_pt env -u MMTLS_KEYSERVER LD_PRELOAD="$PRELOAD" timeout 20 wget -q \
+        --ca-certificate="$W/ca.crt" -O "$W/out" "$URL" 2>"$W/pt.err" ||
+        fail passthrough-wget "wget failed"
+    expect_page passthrough-wget "$W/out"
+    grep -q CLIENT_TRAFFIC_SECRET_0 "$W/k_pt" || fail passthrough-wget "GnuTLS's key log is empty"
+    grep -q mmtls "$W/pt.err" && fail passthrough-wget "the shim did something: $(cat "$W/pt.err")"
+fi
 
 if [ "$FAILS" -gt 0 ]; then
     log "$FAILS failure(s)"

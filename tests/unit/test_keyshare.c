@@ -9,6 +9,11 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <openssl/ssl.h>
 
 #include "keyshare_int.h"
@@ -390,12 +395,358 @@ static void test_api_queue(void **state)
     SSL_CTX_free(ctx2);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Neutral collection (mmtls_keyshare_sess_secret / _finish) with a fake TLS library          */
+
+struct fake_conn {
+    uint16_t version, suite; /* suite 0: not known yet (GnuTLS during the handshake) */
+    bool has_sr, has_tuple;
+    uint8_t sr[32];
+    const char *sni;
+};
+
+static bool fake_tuple(const void *conn, struct mmtls_kp_tuple *t)
+{
+    const struct fake_conn *c = conn;
+
+    if (!c->has_tuple) {
+        return false;
+    }
+    memset(t, 0, sizeof(*t));
+    t->ip_version = 4;
+    memcpy(t->client_ip, "\x7f\x00\x00\x01", 4);
+    memcpy(t->server_ip, "\x7f\x00\x00\x02", 4);
+    t->client_port = 50000;
+    t->server_port = 443;
+    return true;
+}
+
+static bool fake_server_random(const void *conn, uint8_t sr[32])
+{
+    const struct fake_conn *c = conn;
+
+    memcpy(sr, c->sr, 32);
+    return c->has_sr;
+}
+
+static uint16_t fake_version(const void *conn)
+{
+    return ((const struct fake_conn *)conn)->version;
+}
+
+static uint16_t fake_suite(const void *conn)
+{
+    return ((const struct fake_conn *)conn)->suite;
+}
+
+static const char *fake_sni(const void *conn, char *buf, size_t cap)
+{
+    (void)buf;
+    (void)cap;
+    return ((const struct fake_conn *)conn)->sni;
+}
+
+static const struct mmtls_keyshare_conn_ops fake_ops = {
+    .tuple = fake_tuple,
+    .server_random = fake_server_random,
+    .version = fake_version,
+    .suite = fake_suite,
+    .sni = fake_sni,
+    .suite_late = true,
+};
+
+/* secret of length len filled with byte v */
+static struct mmtls_secret sec_of(uint8_t v, uint8_t len)
+{
+    struct mmtls_secret s = {.len = len};
+
+    memset(s.b, v, len);
+    return s;
+}
+
+/* Parses exactly one message of len bytes. */
+static void parse_one(const uint8_t *out, int len, struct mmtls_kp_msg *m)
+{
+    size_t used = 0;
+
+    assert_true(len > 0);
+    assert_int_equal(mmtls_kp_parse(out, (size_t)len, m, &used), 0);
+    assert_int_equal(used, (size_t)len);
+}
+
+static int feed(struct mmtls_keyshare_sess *s, struct fake_conn *c, enum mmtls_keyshare_label l,
+                const uint8_t cr[32], uint8_t v, const char *bypass, uint8_t *out)
+{
+    struct mmtls_secret sec = sec_of(v, 48);
+
+    return mmtls_keyshare_sess_secret(s, &fake_ops, c, l, cr, &sec, bypass, out, MMTLS_KP_MAX_MSG);
+}
+
+static void test_sess_tls13(void **state)
+{
+    /* GnuTLS: CHS, SHS, (EXPORTER_SECRET: never handed over), CTS0, STS0 with the suite
+     * unknown until the handshake is over; OpenSSL: STS0 before CTS0, suite known. */
+    static const enum mmtls_keyshare_label gnutls_order[] = {
+        MMTLS_KEYSHARE_L_CHS, MMTLS_KEYSHARE_L_SHS, MMTLS_KEYSHARE_L_CTS0, MMTLS_KEYSHARE_L_STS0};
+    static const enum mmtls_keyshare_label ossl_order[] = {
+        MMTLS_KEYSHARE_L_EARLY, MMTLS_KEYSHARE_L_CHS, MMTLS_KEYSHARE_L_SHS, MMTLS_KEYSHARE_L_STS0,
+        MMTLS_KEYSHARE_L_CTS0};
+    struct mmtls_keyshare_sess s;
+    struct fake_conn c = {.version = 0x0304, .has_tuple = true};
+    uint8_t cr[32], out[MMTLS_KP_MAX_MSG];
+    struct mmtls_kp_msg m;
+    int len;
+
+    (void)state;
+    cr_bytes(cr);
+    /* GnuTLS: nothing until finish, then the suite is known */
+    memset(&s, 0, sizeof(s));
+    for (size_t i = 0; i < MMTLS_ARRAY_SIZE(gnutls_order); i++) {
+        assert_int_equal(
+            feed(&s, &c, gnutls_order[i], cr, (uint8_t)(0x10 + gnutls_order[i]), NULL, out), 0);
+    }
+    c.suite = 0x1302;
+    len = mmtls_keyshare_sess_finish(&s, &fake_ops, &c, out, sizeof(out));
+    assert_true(len > 0);
+    parse_one(out, len, &m);
+    assert_int_equal(m.type, MMTLS_KP_KEYS);
+    assert_memory_equal(m.client_random, cr, 32);
+    assert_int_equal(m.flags, MMTLS_KP_F_TUPLE);
+    assert_int_equal(m.tuple.client_port, 50000);
+    assert_int_equal(m.tls_version, 0x0304);
+    assert_int_equal(m.cipher_suite, 0x1302);
+    assert_int_equal(m.n, 4);
+    for (unsigned i = 0; i < 4; i++) {
+        struct mmtls_secret want = sec_of((uint8_t)(0x10 + MMTLS_KEYSHARE_L_CHS + i), 48);
+
+        assert_int_equal(m.kind[i], MMTLS_KP_CLIENT_HS + i);
+        assert_int_equal(m.secret[i].len, 48);
+        assert_memory_equal(m.secret[i].b, want.b, 48);
+    }
+    mmtls_kp_msg_wipe(&m);
+    /* once sent: finish again, a late secret, nothing more; the secrets are wiped */
+    assert_int_equal(mmtls_keyshare_sess_finish(&s, &fake_ops, &c, out, sizeof(out)), 0);
+    assert_int_equal(feed(&s, &c, MMTLS_KEYSHARE_L_STS0, cr, 1, NULL, out), 0);
+    assert_int_equal(s.t13.have, 0);
+
+    /* OpenSSL: the message with the last secret, EARLY flag and kind 1, no tuple */
+    memset(&s, 0, sizeof(s));
+    c.has_tuple = false;
+    for (size_t i = 0; i < MMTLS_ARRAY_SIZE(ossl_order); i++) {
+        len = feed(&s, &c, ossl_order[i], cr, 0x20, NULL, out);
+        assert_int_equal(len > 0, i + 1 == MMTLS_ARRAY_SIZE(ossl_order));
+    }
+    parse_one(out, len, &m);
+    assert_int_equal(m.flags, MMTLS_KP_F_EARLY);
+    assert_int_equal(m.n, 5);
+    assert_int_equal(m.kind[0], MMTLS_KP_CLIENT_EARLY);
+    mmtls_kp_msg_wipe(&m);
+    assert_int_equal(mmtls_keyshare_sess_finish(&s, &fake_ops, &c, out, sizeof(out)), 0);
+
+    /* suite still unknown after the handshake (GnuTLS < 3.7.3): TLS 1.3 goes with suite 0 */
+    memset(&s, 0, sizeof(s));
+    c.suite = 0;
+    for (size_t i = 0; i < MMTLS_ARRAY_SIZE(gnutls_order); i++) {
+        assert_int_equal(feed(&s, &c, gnutls_order[i], cr, 0x30, NULL, out), 0);
+    }
+    len = mmtls_keyshare_sess_finish(&s, &fake_ops, &c, out, sizeof(out));
+    parse_one(out, len, &m);
+    assert_int_equal(m.cipher_suite, 0);
+    mmtls_kp_msg_wipe(&m);
+
+    /* a library whose answer is final (OpenSSL, never-connected SSL): suite 0 at once */
+    {
+        struct mmtls_keyshare_conn_ops now = fake_ops;
+
+        now.suite_late = false;
+        memset(&s, 0, sizeof(s));
+        for (size_t i = 0; i < MMTLS_ARRAY_SIZE(gnutls_order); i++) {
+            struct mmtls_secret sec = sec_of(0x35, 32);
+
+            len = mmtls_keyshare_sess_secret(&s, &now, &c, gnutls_order[i], cr, &sec, NULL, out,
+                                             sizeof(out));
+            assert_int_equal(len > 0, i + 1 == MMTLS_ARRAY_SIZE(gnutls_order));
+        }
+        parse_one(out, len, &m);
+        assert_int_equal(m.cipher_suite, 0);
+        assert_int_equal(m.secret[0].len, 32);
+        mmtls_kp_msg_wipe(&m);
+    }
+
+    /* an incomplete session is never sent, not even by finish */
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(mmtls_keyshare_sess_finish(&s, &fake_ops, &c, out, sizeof(out)), 0);
+    assert_int_equal(feed(&s, &c, MMTLS_KEYSHARE_L_CHS, cr, 0x40, NULL, out), 0);
+    assert_int_equal(mmtls_keyshare_sess_finish(&s, &fake_ops, &c, out, sizeof(out)), 0);
+
+    /* a new client random restarts the collection: only the second handshake's secrets */
+    c.suite = 0x1301;
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(feed(&s, &c, MMTLS_KEYSHARE_L_CHS, cr, 0x50, NULL, out), 0);
+    assert_int_equal(feed(&s, &c, MMTLS_KEYSHARE_L_SHS, cr, 0x50, NULL, out), 0);
+    cr[0] ^= 0xff;
+    assert_int_equal(feed(&s, &c, MMTLS_KEYSHARE_L_CTS0, cr, 0x60, NULL, out), 0);
+    assert_int_equal(feed(&s, &c, MMTLS_KEYSHARE_L_STS0, cr, 0x60, NULL, out), 0);
+    assert_int_equal(feed(&s, &c, MMTLS_KEYSHARE_L_CHS, cr, 0x60, NULL, out), 0);
+    len = feed(&s, &c, MMTLS_KEYSHARE_L_SHS, cr, 0x60, NULL, out);
+    parse_one(out, len, &m);
+    assert_memory_equal(m.client_random, cr, 32);
+    for (unsigned i = 0; i < m.n; i++) {
+        assert_int_equal(m.secret[i].b[0], 0x60);
+    }
+    mmtls_kp_msg_wipe(&m);
+}
+
+static void test_sess_tls12(void **state)
+{
+    struct mmtls_keyshare_sess s;
+    struct fake_conn c = {.version = 0x0303, .has_sr = true, .has_tuple = true};
+    struct mmtls_secret master;
+    struct mmtls_kp_tuple tu;
+    uint8_t cr[32], out[MMTLS_KP_MAX_MSG], want[MMTLS_KP_MAX_MSG];
+    int len, wlen;
+
+    (void)state;
+    cr_bytes(cr);
+    for (int i = 0; i < 32; i++) {
+        c.sr[i] = (uint8_t)(0x50 + i);
+    }
+    master = sec_of(0x77, 48);
+    assert_true(fake_tuple(&c, &tu));
+    wlen = mmtls_keyshare_build_tls12(&master, cr, c.sr, 0x0303, 0xC02F, &tu, want, sizeof(want));
+    assert_true(wlen > 0);
+    /* GnuTLS: master secret while the suite is unknown, keys at the end of the handshake */
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(feed(&s, &c, MMTLS_KEYSHARE_L_CLIENT_RANDOM, cr, 0x77, NULL, out), 0);
+    c.suite = 0xC02F;
+    len = mmtls_keyshare_sess_finish(&s, &fake_ops, &c, out, sizeof(out));
+    assert_int_equal(len, wlen);
+    assert_memory_equal(out, want, (size_t)wlen);
+    assert_int_equal(s.t13.have, 0); /* the master secret is wiped once used */
+    /* OpenSSL: suite known at once */
+    memset(&s, 0, sizeof(s));
+    len = feed(&s, &c, MMTLS_KEYSHARE_L_CLIENT_RANDOM, cr, 0x77, NULL, out);
+    assert_int_equal(len, wlen);
+    assert_memory_equal(out, want, (size_t)wlen);
+    assert_int_equal(mmtls_keyshare_sess_finish(&s, &fake_ops, &c, out, sizeof(out)), 0);
+    /* suite unknown for good, or a suite the table lacks: a counted failure, not a message */
+    memset(&s, 0, sizeof(s));
+    c.suite = 0;
+    assert_int_equal(feed(&s, &c, MMTLS_KEYSHARE_L_CLIENT_RANDOM, cr, 0x77, NULL, out), 0);
+    assert_int_equal(mmtls_keyshare_sess_finish(&s, &fake_ops, &c, out, sizeof(out)),
+                     MMTLS_E_UNSUPPORTED);
+    memset(&s, 0, sizeof(s));
+    c.suite = 0x0041; /* TLS_RSA_WITH_CAMELLIA_128_CBC_SHA */
+    assert_int_equal(feed(&s, &c, MMTLS_KEYSHARE_L_CLIENT_RANDOM, cr, 0x77, NULL, out),
+                     MMTLS_E_UNSUPPORTED);
+    /* no server random */
+    memset(&s, 0, sizeof(s));
+    c.suite = 0xC02F;
+    c.has_sr = false;
+    assert_true(feed(&s, &c, MMTLS_KEYSHARE_L_CLIENT_RANDOM, cr, 0x77, NULL, out) < 0);
+}
+
+static void test_sess_bypass(void **state)
+{
+    struct mmtls_keyshare_sess s;
+    struct fake_conn c = {.version = 0x0304, .suite = 0x1301, .sni = "Bypass.Test"};
+    uint8_t cr[32], out[MMTLS_KP_MAX_MSG];
+    struct mmtls_kp_msg m;
+    int len;
+
+    (void)state;
+    cr_bytes(cr);
+    memset(&s, 0, sizeof(s));
+    len = feed(&s, &c, MMTLS_KEYSHARE_L_CHS, cr, 0x11, "*.example.org, bypass.*", out);
+    parse_one(out, len, &m);
+    assert_int_equal(m.type, MMTLS_KP_BYPASS);
+    assert_int_equal(m.sni_len, 11);
+    assert_memory_equal(m.sni, "Bypass.Test", 11);
+    mmtls_kp_msg_wipe(&m);
+    /* nothing else for that session, and no secret kept */
+    assert_int_equal(s.t13.have, 0);
+    assert_int_equal(feed(&s, &c, MMTLS_KEYSHARE_L_SHS, cr, 0x11, "bypass.*", out), 0);
+    assert_int_equal(mmtls_keyshare_sess_finish(&s, &fake_ops, &c, out, sizeof(out)), 0);
+    /* another name: KEYS as usual */
+    memset(&s, 0, sizeof(s));
+    c.sni = "www.example.com";
+    assert_int_equal(feed(&s, &c, MMTLS_KEYSHARE_L_CHS, cr, 0x11, "bypass.*", out), 0);
+}
+
+static void test_lookups(void **state)
+{
+    static const struct {
+        const char *name;
+        uint16_t id;
+    } suites[] = {
+        {"TLS_AES_128_GCM_SHA256", 0x1301},
+        {"TLS_AES_256_GCM_SHA384", 0x1302},
+        {"TLS_CHACHA20_POLY1305_SHA256", 0x1303},
+        {"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", 0xC02C},
+        {"TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", 0xC00A},
+        {"TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", 0xCCA8},
+        {"TLS_RSA_CAMELLIA_128_CBC_SHA1", 0}, /* GnuTLS's name of a suite the table lacks */
+        {"tls_aes_128_gcm_sha256", 0},
+        {"", 0},
+    };
+    static const char *const labels[] = {"CLIENT_RANDOM",
+                                         "CLIENT_EARLY_TRAFFIC_SECRET",
+                                         "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+                                         "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+                                         "CLIENT_TRAFFIC_SECRET_0",
+                                         "SERVER_TRAFFIC_SECRET_0"};
+    struct mmtls_kp_tuple t;
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t al = sizeof(a);
+    int l, c, sp[2];
+
+    (void)state;
+    for (size_t i = 0; i < MMTLS_ARRAY_SIZE(suites); i++) {
+        assert_int_equal(mmtls_keyshare_suite_by_name(suites[i].name), suites[i].id);
+    }
+    assert_int_equal(mmtls_keyshare_suite_by_name(NULL), 0);
+    for (size_t i = 0; i < MMTLS_ARRAY_SIZE(labels); i++) {
+        assert_int_equal(mmtls_keyshare_label_of(labels[i], strlen(labels[i])),
+                         MMTLS_KEYSHARE_L_CLIENT_RANDOM + (int)i);
+        /* a prefix is not the label */
+        assert_int_equal(mmtls_keyshare_label_of(labels[i], strlen(labels[i]) - 1), 0);
+    }
+    assert_int_equal(mmtls_keyshare_label_of("EXPORTER_SECRET", 15), 0);
+    assert_int_equal(mmtls_keyshare_label_of("CLIENT_TRAFFIC_SECRET_1", 23), 0);
+
+    /* the tuple of a loopback TCP connection; none for a bad fd or a unix socket */
+    assert_false(mmtls_keyshare_fd_tuple(-1, &t));
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+    assert_false(mmtls_keyshare_fd_tuple(sp[0], &t));
+    close(sp[0]);
+    close(sp[1]);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    l = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(l >= 0);
+    assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(l, 1), 0);
+    assert_int_equal(getsockname(l, (struct sockaddr *)&a, &al), 0);
+    c = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_true(mmtls_keyshare_fd_tuple(c, &t));
+    assert_int_equal(t.ip_version, 4);
+    assert_memory_equal(t.client_ip, "\x7f\x00\x00\x01", 4);
+    assert_memory_equal(t.server_ip, "\x7f\x00\x00\x01", 4);
+    assert_int_equal(t.server_port, ntohs(a.sin_port));
+    assert_true(t.client_port != 0);
+    assert_false(mmtls_keyshare_fd_tuple(l, &t)); /* listening: no peer */
+    close(c);
+    close(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_line_parse),   cmocka_unit_test(test_bypass),
         cmocka_unit_test(test_build_tls13),  cmocka_unit_test(test_build_tls12),
         cmocka_unit_test(test_build_bypass), cmocka_unit_test(test_api_queue),
+        cmocka_unit_test(test_sess_tls13),   cmocka_unit_test(test_sess_tls12),
+        cmocka_unit_test(test_sess_bypass),  cmocka_unit_test(test_lookups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
