@@ -90,10 +90,10 @@ def evecheck(eve, nokeys, sessions, plain):
     return json.loads(p.stdout)
 
 
-def mmtlsd_run(mmtlsd, cap, keys, meta, plain_bytes, cap_bytes):
+def mmtlsd_run(mmtlsd, cap, keys, meta, plain_bytes, cap_bytes, extra=()):
     d = tempfile.mkdtemp(prefix="mmtls-bench-eve.")
     try:
-        argv = [mmtlsd, "-r", cap, "-l", d, "-q"]
+        argv = [mmtlsd, "-r", cap, "-l", d, "-q"] + list(extra)
         if keys:
             argv[3:3] = ["--keylog", keys]
         rc, cpu, wall, rss, _o, err, ut, st = run_timed(argv)
@@ -175,6 +175,10 @@ def main(argv):
             rd["openssl"] = openssl_speed(ossl_secs)
             rd["mmtlsd_keys"] = mmtlsd_run(mmtlsd, cap, keys, meta, plain_bytes, cap_bytes)
             rd["mmtlsd_nokeys"] = mmtlsd_run(mmtlsd, cap, None, meta, plain_bytes, cap_bytes)
+            # The same decryption without the retransmission comparison (--reasm-keep 0): the
+            # cost of keeping every delivered byte until it is acknowledged.
+            rd["mmtlsd_keys_nokeep"] = mmtlsd_run(mmtlsd, cap, keys, meta, plain_bytes, cap_bytes,
+                                                  ["--reasm-keep", "0"])
             t = tshark_run(ts_cap, keys, ts_timeout)
             t["gbps_plain"] = gbps(ts_plain, t["cpu_s"])
             t["gbps_capture"] = gbps(ts_bytes, t["cpu_s"])
@@ -186,11 +190,14 @@ def main(argv):
             k, n = rd["mmtlsd_keys"]["gbps_plain"], rd["mmtlsd_nokeys"]["gbps_plain"]
             rd["ratio_keys_openssl"] = k / o
             rd["ratio_nokeys_openssl"] = n / o
+            rd["ratio_keys_nokeep_openssl"] = rd["mmtlsd_keys_nokeep"]["gbps_plain"] / o
             rd["ratio_keys_tshark"] = k / t["gbps_plain"]
             rounds.append(rd)
-            print("round %d: openssl %.2f, mmtlsd keys %.2f, no keys %.2f, tshark %.3f Gbit/s;"
-                  " keys/openssl %.3f, keys/tshark %.1f (load %.1f)" %
-                  (r + 1, o, k, n, t["gbps_plain"], rd["ratio_keys_openssl"],
+            print("round %d: openssl %.2f, mmtlsd keys %.2f (keep 0: %.2f), no keys %.2f, "
+                  "tshark %.3f Gbit/s; keys/openssl %.3f (keep 0: %.3f), keys/tshark %.1f "
+                  "(load %.1f)" %
+                  (r + 1, o, k, rd["mmtlsd_keys_nokeep"]["gbps_plain"], n, t["gbps_plain"],
+                   rd["ratio_keys_openssl"], rd["ratio_keys_nokeep_openssl"],
                    rd["ratio_keys_tshark"], rd["loadavg"]), file=sys.stderr, flush=True)
     finally:
         if tmpdir:
@@ -223,6 +230,8 @@ def main(argv):
         "mmtlsd_nokeys_maxrss_kB": max(rd["mmtlsd_nokeys"]["maxrss_kB"] for rd in rounds),
         "tshark_maxrss_kB": max(rd["tshark"]["maxrss_kB"] for rd in rounds),
         "ratio_keys_openssl": mf("ratio_keys_openssl"),
+        "mmtlsd_keys_nokeep_gbps": mf("mmtlsd_keys_nokeep.gbps_plain"),
+        "ratio_keys_nokeep_openssl": mf("ratio_keys_nokeep_openssl"),
         "ratio_nokeys_openssl": mf("ratio_nokeys_openssl"),
         "ratio_keys_tshark": mf("ratio_keys_tshark"),
     }
