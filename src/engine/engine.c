@@ -144,11 +144,15 @@ void mmtls_session_resume(struct mmtls_session *ss, enum mmtls_dir dir)
 void mmtls_session_block(struct mmtls_session *ss, const char *reason)
 {
     struct eng_session *s = (struct eng_session *)ss;
-
     (void)reason;
     if (!s->info.blocked) {
         s->info.blocked = true;
         s->eng->st.blocked_sessions++;
+        if (s->eng->inline_mode) {
+            /* DESIGN §3 rule 4: what was held is dropped and both ends are reset. */
+            eng_inline_release_frames(s, false);
+            eng_inline_reset(s->eng, s->flow->ud);
+        }
     }
     s->eng->verdict = MMTLS_PKT_DROP;
 }
@@ -273,6 +277,7 @@ static void handle_tcp(struct mmtls_engine *e, const struct mmtls_pkt *pkt)
         }
         ef->eng = e;
         ef->flow = f;
+        ef->port_in[0] = ef->port_in[1] = -1;
         mmtls_reasm_init(&ef->r[0], &e->o.reasm, &e->reasm_mc);
         mmtls_reasm_init(&ef->r[1], &e->o.reasm, &e->reasm_mc);
         f->ud = ef;
@@ -281,9 +286,13 @@ static void handle_tcp(struct mmtls_engine *e, const struct mmtls_pkt *pkt)
             ef->midstream = true;
     }
     dir = mmtls_flow_dir(f, sender);
+    if (e->inline_mode)
+        eng_inline_note(e, ef, dir, pkt);
     if (ef->stop) {
         if (ef->s != NULL && ef->s->info.blocked)
             e->verdict = MMTLS_PKT_DROP;
+        else if (e->inline_mode && e->o.block_non_tls && (ef->s == NULL || ef->s->not_tls))
+            e->verdict = MMTLS_PKT_DROP; /* operator policy: only TLS passes */
         return;
     }
     if (ef->s != NULL)
@@ -355,6 +364,10 @@ static void handle_tcp(struct mmtls_engine *e, const struct mmtls_pkt *pkt)
     }
     if (ef->s != NULL && ef->s->info.blocked)
         e->verdict = MMTLS_PKT_DROP;
+    if (ef->stop && e->inline_mode && e->o.block_non_tls && !(ef->s != NULL && ef->s->started)) {
+        e->st.non_tls_blocked++;
+        e->verdict = MMTLS_PKT_DROP;
+    }
 }
 
 int mmtls_engine_packet(struct mmtls_engine *e, int linktype, const uint8_t *data, size_t len,

@@ -33,6 +33,16 @@ struct mmtls_engine_opts {
     size_t key_hold_max;
     uint32_t key_pending_max; /* keys waiting for their session (count) */
     uint32_t key_pending_ms;  /* ... and how long they wait */
+    /* Inline mode (mmtls_engine_packet_inline): what happens to a session whose keys did not
+     * come within key_wait_ms (DESIGN §3 rule 2), and to flows that are not TLS. */
+    int on_missing_keys; /* enum mmtls_missing_keys */
+    bool block_non_tls;
+};
+
+enum mmtls_missing_keys {
+    MMTLS_MISSING_BLOCK = 0, /* drop what was held, reset both ends (default) */
+    MMTLS_MISSING_PASS,      /* release what was held, uninspected */
+    MMTLS_MISSING_ALERT,     /* release, and raise no_keys (as pass, logged) */
 };
 
 /* Fills *o with the documented defaults (docs/CONFIG.md). */
@@ -45,7 +55,30 @@ void mmtls_engine_free(struct mmtls_engine *e);
 enum mmtls_pkt_verdict {
     MMTLS_PKT_FORWARD = 0,
     MMTLS_PKT_DROP = 1,
+    MMTLS_PKT_HOLD = 2, /* inline: the engine keeps a copy and sends it later */
 };
+
+/* Inline mode: where the engine sends frames it releases (held frames, in their order) and
+ * frames it builds (RSTs).  `port` is the port the frame leaves by.  `meta` is the opaque
+ * per-frame metadata given with the frame (e.g. the virtio_net_hdr and VLAN tag); for built
+ * frames it is the metadata of a frame of the same direction, and `built` is true (the sink
+ * must clear offload fields). */
+struct mmtls_engine_tx {
+    void *ud;
+    void (*send)(void *ud, int port, const uint8_t *frame, size_t len, const uint8_t *meta,
+                 size_t meta_len, bool built);
+};
+
+#define MMTLS_ENGINE_META_MAX 32
+
+void mmtls_engine_set_tx(struct mmtls_engine *e, const struct mmtls_engine_tx *tx);
+
+/* Inline: a frame that arrived on `port` (0 or 1) and leaves by the other one.  Returns
+ * MMTLS_PKT_FORWARD (send it now), MMTLS_PKT_DROP, or MMTLS_PKT_HOLD (the engine copied it and
+ * the tx sink will get it once the records it completes were inspected, or never if the session
+ * is blocked).  meta (<= MMTLS_ENGINE_META_MAX bytes) travels with a held frame. */
+int mmtls_engine_packet_inline(struct mmtls_engine *e, int port, const uint8_t *data, size_t len,
+                               uint64_t ts_us, const uint8_t *meta, size_t meta_len);
 
 /* Processes one frame.  Returns an mmtls_pkt_verdict.  Never fails: malformed input is counted. */
 int mmtls_engine_packet(struct mmtls_engine *e, int linktype, const uint8_t *data, size_t len,
@@ -74,6 +107,8 @@ struct mmtls_engine_stats {
     uint64_t keys_received, keys_matched, keys_pending_expired, keys_pending_dropped;
     uint64_t keys_rejected_owner, keys_conflict, keys_duplicate, bypass_received;
     uint64_t records_held, records_released, holds_expired, holds_over_cap;
+    uint64_t frames_held, frames_released, frames_dropped, rst_sent, blocked_missing_keys;
+    uint64_t non_tls_blocked;
 };
 
 const struct mmtls_engine_stats *mmtls_engine_get_stats(const struct mmtls_engine *e);

@@ -53,6 +53,16 @@ struct eng_tdir {
     bool err_once[MMTLS_TLSERR_MAX + 1];
 };
 
+/* A frame held inline until the records it completes are inspected. */
+struct eng_frame {
+    struct eng_frame *next;
+    int port; /* arrival port; it leaves by port ^ 1 */
+    uint16_t meta_len;
+    uint8_t meta[MMTLS_ENGINE_META_MAX];
+    size_t len;
+    uint8_t data[]; /* owned */
+};
+
 /* A record held while its session waits for keys (copy of header + fragment). */
 struct eng_held {
     struct eng_held *next;
@@ -74,6 +84,8 @@ struct eng_session {
     bool wait_expired; /* gave up waiting for keys */
     bool replaying;
     uint64_t wait_start_us;
+    struct eng_frame *frames_head, *frames_tail; /* owned: inline frames held with the records */
+    size_t frames_bytes;
     struct eng_session *wnext, *wprev; /* engine's list of sessions holding records */
     bool in_waitlist;
     struct mmtls_flow *flow; /* borrowed: the flow outlives the session */
@@ -128,7 +140,15 @@ struct eng_flow {
     uint64_t ack_pending_next[2]; /* next_off when the count (re)started: progress restarts it */
     bool seen_any[2];
     bool tls_decided, is_tls, midstream, stop;
-    struct eng_session *s;    /* owned, NULL until the flow looks like TLS */
+    struct eng_session *s; /* owned, NULL until the flow looks like TLS */
+    /* inline: what RSTs are built from */
+    int port_in[2];       /* arrival port of each direction's frames, -1 unknown */
+    uint32_t last_ack[2]; /* ACK number last sent in each direction */
+    bool have_ack[2];
+    uint16_t l2_len[2]; /* link header of the direction's last frame (Ethernet + VLAN) */
+    uint8_t l2[2][22];
+    uint16_t meta_len[2];
+    uint8_t meta[2][MMTLS_ENGINE_META_MAX];
     struct mmtls_engine *eng; /* borrowed */
     struct mmtls_flow *flow;  /* borrowed */
 };
@@ -162,6 +182,15 @@ struct mmtls_engine {
     uint64_t now_us, last_tick_us;
     uint8_t *scratch; /* owned: ENG_REC_MAX bytes of decrypted plaintext */
     int verdict;      /* for the packet being processed */
+    bool inline_mode; /* set by mmtls_engine_packet_inline */
+    struct mmtls_engine_tx tx;
+    /* the frame being processed inline (borrowed for the call) */
+    int cur_port;
+    const uint8_t *cur_data;
+    size_t cur_len;
+    const uint8_t *cur_meta;
+    size_t cur_meta_len;
+    struct eng_session *cur_hold; /* session that held a record of the current frame */
 };
 
 /* engine.c */
@@ -197,5 +226,16 @@ void eng_keys_tick(struct mmtls_engine *e);
 void eng_keys_drop_held(struct eng_session *s);
 /* Replays the session's held records now (with whatever keys it has). */
 void eng_keys_release(struct eng_session *s);
+
+/* engine_inline.c */
+/* Keeps a copy of the current frame with session s (verdict HOLD). */
+void eng_inline_hold_frame(struct mmtls_engine *e, struct eng_session *s);
+/* Sends s's held frames on (records inspected, session not blocked) or drops them. */
+void eng_inline_release_frames(struct eng_session *s, bool send);
+/* Resets both ends of a blocked session's flow (RST with the right sequence numbers). */
+void eng_inline_reset(struct mmtls_engine *e, struct eng_flow *ef);
+/* Records what RSTs of this flow are built from (link header, ports, ACKs). */
+void eng_inline_note(struct mmtls_engine *e, struct eng_flow *ef, int dir,
+                     const struct mmtls_pkt *pkt);
 
 #endif

@@ -201,6 +201,25 @@ static void wait_unlink(struct mmtls_engine *e, struct eng_session *s)
     s->in_waitlist = false;
 }
 
+/* Inline: after the held records were replayed, their frames go on — unless the session was
+ * blocked, or its keys never came and the policy says block (DESIGN §3 rule 2). */
+static void release_frames_policy(struct eng_session *s)
+{
+    struct mmtls_engine *e = s->eng;
+
+    if (!s->info.blocked && s->wait_expired && !s->keys_found) {
+        if (e->o.on_missing_keys == MMTLS_MISSING_BLOCK) {
+            e->st.blocked_missing_keys++;
+            mmtls_session_block((struct mmtls_session *)s, "keys did not arrive in time");
+            return; /* block dropped the frames and reset both ends */
+        }
+        if (e->o.on_missing_keys == MMTLS_MISSING_ALERT)
+            eng_error(s, MMTLS_TLSERR_NO_KEYS, 0, 0,
+                      "keys did not arrive in time: released uninspected (policy alert)");
+    }
+    eng_inline_release_frames(s, !s->info.blocked);
+}
+
 /* Replays the held records in arrival order (with keys now, or without after the wait). */
 void eng_keys_release(struct eng_session *s)
 {
@@ -223,12 +242,15 @@ void eng_keys_release(struct eng_session *s)
         h = next;
     }
     s->replaying = false;
+    if (e->inline_mode)
+        release_frames_policy(s);
 }
 
 void eng_keys_drop_held(struct eng_session *s)
 {
     struct eng_held *h = s->held_head;
 
+    eng_inline_release_frames(s, false);
     wait_unlink(s->eng, s);
     while (h != NULL) {
         struct eng_held *next = h->next;
@@ -418,6 +440,12 @@ bool eng_keys_hold(struct eng_session *s, int dir, const uint8_t *rec, size_t le
         s->wait_expired = true;
         eng_keys_release(s);
         return false;
+    }
+    if (e->inline_mode && e->cur_data != NULL) {
+        /* The current frame completes a held record: it is held with it (DESIGN §3 rule 3). */
+        e->cur_hold = s;
+        if (e->verdict != MMTLS_PKT_DROP)
+            e->verdict = MMTLS_PKT_HOLD;
     }
     h->next = NULL;
     h->dir = dir;

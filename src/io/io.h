@@ -61,4 +61,54 @@ struct mmtls_pcapng_block {
 MMTLS_MUST_USE int mmtls_pcapng_block_parse(const uint8_t *p, size_t len, bool swapped,
                                             struct mmtls_pcapng_block *b, size_t *need);
 
+
+/* ------------------------------------------------------------------------------------------ */
+/* AF_PACKET port (inline mode): one interface of one worker, TPACKET_V3 memory-mapped RX ring  */
+/* (batched receive) and a TX ring (batched send).  With vnet_hdr, frames carry the kernel's    */
+/* struct virtio_net_hdr (GSO super-frames with unfinished checksums) in and out unchanged.     */
+
+struct mmtls_afp;
+
+struct mmtls_afp_opts {
+    size_t sz;
+    const char *ifname;
+    bool vnet_hdr;          /* PACKET_VNET_HDR on RX and TX (keeps GSO/GRO frames intact) */
+    int fanout_group;       /* 0: none; else PACKET_FANOUT id shared by the workers */
+    uint32_t block_size;    /* RX ring block size (default 1 MiB) */
+    uint32_t block_nr;      /* RX ring blocks (default 64) */
+    uint32_t tx_frame_size; /* TX ring frame size (default 64 KiB + headers, for GSO frames) */
+    uint32_t tx_frame_nr;   /* TX ring frames (default 512) */
+};
+
+/* A received frame: data borrowed until mmtls_afp_rx_done(). */
+struct mmtls_afp_frame {
+    const uint8_t *data;
+    uint32_t len;
+    uint64_t ts_us;
+    const uint8_t *vnet; /* 10-byte struct virtio_net_hdr when vnet_hdr, else NULL */
+    uint16_t vlan_tci;   /* VLAN tag stripped by the kernel (TP_STATUS_VLAN_VALID), else 0 */
+    bool vlan_valid;
+};
+
+struct mmtls_afp_stats {
+    uint64_t rx_frames, rx_bytes, rx_drops_kernel, tx_frames, tx_bytes, tx_errors, tx_ring_full;
+};
+
+MMTLS_MUST_USE int mmtls_afp_open(struct mmtls_afp **out, const struct mmtls_afp_opts *o, char *err,
+                                  size_t err_cap);
+void mmtls_afp_close(struct mmtls_afp *p);
+/* The fd to poll for readability. */
+int mmtls_afp_fd(const struct mmtls_afp *p);
+/* Up to max frames from the current RX block(s); 0 when none is ready (never blocks). */
+int mmtls_afp_rx_burst(struct mmtls_afp *p, struct mmtls_afp_frame *f, int max);
+/* Gives the frames of the last burst back to the kernel. */
+void mmtls_afp_rx_done(struct mmtls_afp *p);
+/* Queues a frame for sending (copies it into the TX ring; vnet may be NULL, vlan re-inserted
+ * when vlan_valid).  MMTLS_E_LIMIT when the ring is full (counted). */
+MMTLS_MUST_USE int mmtls_afp_tx(struct mmtls_afp *p, const uint8_t *data, uint32_t len,
+                                const uint8_t *vnet, uint16_t vlan_tci, bool vlan_valid);
+/* Kicks the kernel to send what is queued. */
+void mmtls_afp_tx_flush(struct mmtls_afp *p);
+void mmtls_afp_get_stats(const struct mmtls_afp *p, struct mmtls_afp_stats *st);
+
 #endif

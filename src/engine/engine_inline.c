@@ -1,0 +1,194 @@
+/* engine_inline — the packet rules of the inline middlebox (DESIGN §3):
+ *
+ *  1. Frames are forwarded at once, unchanged (MMTLS_PKT_FORWARD), except:
+ *  2. a frame that completes a record of a session still waiting for its keys is held: the
+ *     engine keeps a copy and releases it, in order, after the keys came and the apps saw the
+ *     record — or, when the wait expires, as the missing-keys policy says;
+ *  3. so a record's completing frame leaves only after the apps saw the record (records are
+ *     processed inside mmtls_engine_packet_inline, before the caller forwards the frame);
+ *  4. a blocked session: the completing frame is dropped, both ends get an RST with sequence
+ *     numbers they accept, and every later frame of the flow is dropped.
+ * Frames that complete nothing (out-of-order segments, a record's first parts) go out at once:
+ * the receiver cannot use a record before it is whole.
+ */
+#include "engine/engine_int.h"
+
+#include <stdlib.h>
+
+void mmtls_engine_set_tx(struct mmtls_engine *e, const struct mmtls_engine_tx *tx)
+{
+    e->tx = *tx;
+}
+
+void eng_inline_hold_frame(struct mmtls_engine *e, struct eng_session *s)
+{
+    struct eng_frame *f;
+    size_t ml = MMTLS_MIN(e->cur_meta_len, (size_t)MMTLS_ENGINE_META_MAX);
+
+    f = malloc(sizeof(*f) + e->cur_len);
+    if (f == NULL) {
+        /* Cannot keep it: never forward uninspected data, drop it (TCP retransmits). */
+        e->verdict = MMTLS_PKT_DROP;
+        e->st.frames_dropped++;
+        return;
+    }
+    f->next = NULL;
+    f->port = e->cur_port;
+    f->meta_len = (uint16_t)ml;
+    if (ml > 0)
+        memcpy(f->meta, e->cur_meta, ml);
+    f->len = e->cur_len;
+    memcpy(f->data, e->cur_data, e->cur_len);
+    if (s->frames_tail != NULL)
+        s->frames_tail->next = f;
+    else
+        s->frames_head = f;
+    s->frames_tail = f;
+    s->frames_bytes += e->cur_len;
+    e->st.frames_held++;
+}
+
+void eng_inline_release_frames(struct eng_session *s, bool send)
+{
+    struct mmtls_engine *e = s->eng;
+    struct eng_frame *f = s->frames_head;
+
+    s->frames_head = s->frames_tail = NULL;
+    s->frames_bytes = 0;
+    while (f != NULL) {
+        struct eng_frame *next = f->next;
+        if (send && e->tx.send != NULL) {
+            e->tx.send(e->tx.ud, f->port ^ 1, f->data, f->len, f->meta, f->meta_len, false);
+            e->st.frames_released++;
+        } else {
+            e->st.frames_dropped++;
+        }
+        free(f);
+        f = next;
+    }
+}
+
+void eng_inline_note(struct mmtls_engine *e, struct eng_flow *ef, int dir,
+                     const struct mmtls_pkt *pkt)
+{
+    size_t l2 = (size_t)(pkt->l3 - e->cur_data);
+
+    ef->port_in[dir] = e->cur_port;
+    if (pkt->tcp_flags & MMTLS_TCP_ACK) {
+        ef->last_ack[dir] = pkt->ack;
+        ef->have_ack[dir] = true;
+    }
+    if (pkt->l3 >= e->cur_data && l2 <= sizeof(ef->l2[dir])) {
+        memcpy(ef->l2[dir], e->cur_data, l2);
+        ef->l2_len[dir] = (uint16_t)l2;
+    }
+    ef->meta_len[dir] = (uint16_t)MMTLS_MIN(e->cur_meta_len, (size_t)MMTLS_ENGINE_META_MAX);
+    if (ef->meta_len[dir] > 0)
+        memcpy(ef->meta[dir], e->cur_meta, ef->meta_len[dir]);
+}
+
+/* RFC 1071 one's-complement sum. */
+static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i += 2)
+        sum += (uint32_t)p[i] << 8 | p[i + 1];
+    if (len & 1)
+        sum += (uint32_t)p[len - 1] << 8;
+    return sum;
+}
+
+static uint16_t csum_fold(uint32_t sum)
+{
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)~sum;
+}
+
+/* Builds and sends an RST from endpoint `from_dir`'s side to the other end: the frame looks as
+ * if sent by the sender of direction from_dir (its link header, addresses and ports), with the
+ * sequence number the receiver expects (the receiver's last ACK) (RFC 793 §3.4, RFC 5961 §3.2:
+ * an RST is accepted when its sequence number is exactly the next expected). */
+static void send_rst(struct mmtls_engine *e, struct eng_flow *ef, int from_dir)
+{
+    struct mmtls_flow *fl = ef->flow;
+    int to = !from_dir;
+    int sender = from_dir == 0 ? fl->client : !fl->client; /* endpoint index of the sender */
+    uint8_t fr[22 + 40 + 20];
+    size_t l2 = ef->l2_len[from_dir], off, ipl;
+    uint8_t *ip, *tcp;
+    uint32_t seq = ef->have_ack[to] ? ef->last_ack[to] : 0;
+    uint32_t ack = ef->have_ack[from_dir] ? ef->last_ack[from_dir] : 0;
+    uint32_t sum;
+    bool v4 = fl->key.ip_version == 4;
+
+    if (e->tx.send == NULL || ef->port_in[from_dir] < 0 || l2 == 0)
+        return;
+    memcpy(fr, ef->l2[from_dir], l2);
+    off = l2;
+    ip = fr + off;
+    ipl = v4 ? 20 : 40;
+    tcp = ip + ipl;
+    memset(ip, 0, ipl + 20);
+    if (v4) {
+        ip[0] = 0x45;
+        mmtls_put_be16(ip + 2, (uint16_t)(ipl + 20));
+        ip[8] = 64;
+        ip[9] = 6;
+        memcpy(ip + 12, fl->key.addr[sender], 4);
+        memcpy(ip + 16, fl->key.addr[!sender], 4);
+        mmtls_put_be16(ip + 10, csum_fold(csum_add(0, ip, 20)));
+    } else {
+        ip[0] = 0x60;
+        mmtls_put_be16(ip + 4, 20);
+        ip[6] = 6;
+        ip[7] = 64;
+        memcpy(ip + 8, fl->key.addr[sender], 16);
+        memcpy(ip + 24, fl->key.addr[!sender], 16);
+    }
+    mmtls_put_be16(tcp, fl->key.port[sender]);
+    mmtls_put_be16(tcp + 2, fl->key.port[!sender]);
+    tcp[4] = (uint8_t)(seq >> 24), tcp[5] = (uint8_t)(seq >> 16);
+    tcp[6] = (uint8_t)(seq >> 8), tcp[7] = (uint8_t)seq;
+    tcp[8] = (uint8_t)(ack >> 24), tcp[9] = (uint8_t)(ack >> 16);
+    tcp[10] = (uint8_t)(ack >> 8), tcp[11] = (uint8_t)ack;
+    tcp[12] = 5 << 4;
+    tcp[13] = MMTLS_TCP_RST | (ef->have_ack[from_dir] ? MMTLS_TCP_ACK : 0);
+    /* pseudo-header (RFC 793 §3.1, RFC 8200 §8.1) */
+    sum = csum_add(0, v4 ? ip + 12 : ip + 8, v4 ? 8 : 32);
+    sum += 6 + 20;
+    sum = csum_add(sum, tcp, 20);
+    mmtls_put_be16(tcp + 16, csum_fold(sum));
+    /* It leaves by the port the direction's frames leave by. */
+    e->tx.send(e->tx.ud, ef->port_in[from_dir] ^ 1, fr, off + ipl + 20, ef->meta[from_dir],
+               ef->meta_len[from_dir], true);
+    e->st.rst_sent++;
+}
+
+void eng_inline_reset(struct mmtls_engine *e, struct eng_flow *ef)
+{
+    if (!e->inline_mode || ef == NULL)
+        return;
+    send_rst(e, ef, 0); /* to the server, as the client */
+    send_rst(e, ef, 1); /* to the client, as the server */
+}
+
+int mmtls_engine_packet_inline(struct mmtls_engine *e, int port, const uint8_t *data, size_t len,
+                               uint64_t ts_us, const uint8_t *meta, size_t meta_len)
+{
+    int v;
+
+    e->inline_mode = true;
+    e->cur_port = port;
+    e->cur_data = data;
+    e->cur_len = len;
+    e->cur_meta = meta;
+    e->cur_meta_len = meta_len;
+    e->cur_hold = NULL;
+    v = mmtls_engine_packet(e, MMTLS_LINK_ETHERNET, data, len, ts_us);
+    if (v == MMTLS_PKT_HOLD && e->cur_hold != NULL)
+        eng_inline_hold_frame(e, e->cur_hold);
+    v = e->verdict;
+    e->cur_data = NULL;
+    e->cur_hold = NULL;
+    return v;
+}
