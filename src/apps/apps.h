@@ -33,6 +33,33 @@ MMTLS_MUST_USE int mmtls_dump_new(struct mmtls_dump **out, const char *dir, char
 MMTLS_MUST_USE int mmtls_dump_register(struct mmtls_dump *d, struct mmtls_engine *e);
 void mmtls_dump_free(struct mmtls_dump *d);
 
+/* Writes a Suricata-style "alert" event (action "blocked" or "allowed") for session s, the
+ * packet direction dir giving src/dest. */
+void mmtls_eve_write_alert(struct mmtls_eve *ev, struct mmtls_session *s, enum mmtls_dir dir,
+                           uint32_t sid, const char *msg, const char *action);
+
+/* Writes an eve "http" event (Suricata fields: http_method, url, protocol, hostname). */
+void mmtls_eve_write_http(struct mmtls_eve *ev, struct mmtls_session *s, const char *method,
+                          size_t mlen, const char *url, size_t ulen, const char *proto, size_t plen,
+                          const char *host, size_t hlen);
+
+/* Logs decrypted HTTP/1.x request lines through eve (one app per process). */
+MMTLS_MUST_USE int mmtls_http_log_register(struct mmtls_eve *eve, struct mmtls_engine *e);
+
+struct mmtls_block;
+
+/* A built-in app that blocks sessions whose decrypted application data contains a pattern
+ * (matched across record boundaries) and logs an alert through eve (may be NULL). */
+MMTLS_MUST_USE int mmtls_block_new(struct mmtls_block **out, struct mmtls_eve *eve);
+/* Adds a pattern (1..128 bytes); sid names it in alerts. */
+MMTLS_MUST_USE int mmtls_block_add(struct mmtls_block *b, const char *name, const void *bytes,
+                                   size_t len, uint32_t sid);
+/* The demo rule: the EICAR anti-virus test signature (sid 9000001). */
+MMTLS_MUST_USE int mmtls_block_add_eicar(struct mmtls_block *b);
+MMTLS_MUST_USE int mmtls_block_register(struct mmtls_block *b, struct mmtls_engine *e);
+uint64_t mmtls_block_count(const struct mmtls_block *b);
+void mmtls_block_free(struct mmtls_block *b);
+
 /* Formats an address of the session (4 or 16 bytes) into buf (INET6_ADDRSTRLEN). */
 void mmtls_apps_fmt_ip(uint8_t ip_version, const uint8_t *addr, char *buf, size_t cap);
 

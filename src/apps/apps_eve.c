@@ -167,6 +167,69 @@ static void write_anomaly(struct mmtls_eve *ev, struct mmtls_session *s,
     eve_emit(ev, &j);
 }
 
+void mmtls_eve_write_alert(struct mmtls_eve *ev, struct mmtls_session *s, enum mmtls_dir dir,
+                           uint32_t sid, const char *msg, const char *action)
+{
+    const struct mmtls_session_info *in = mmtls_session_info(s);
+    struct mmtls_json j;
+    char ip[64];
+    bool to_client = dir == MMTLS_DIR_TO_CLIENT;
+
+    mmtls_json_init(&j, &ev->line);
+    mmtls_json_obj_open(&j, NULL);
+    mmtls_json_ts(&j, "timestamp", in->last_ts_us);
+    mmtls_json_u64(&j, "flow_id", in->flow_id);
+    mmtls_json_str(&j, "event_type", "alert");
+    /* As in Suricata, src/dest are those of the packet that triggered the alert. */
+    mmtls_apps_fmt_ip(in->ip_version, to_client ? in->server_ip : in->client_ip, ip, sizeof(ip));
+    mmtls_json_str(&j, "src_ip", ip);
+    mmtls_json_u64(&j, "src_port", to_client ? in->server_port : in->client_port);
+    mmtls_apps_fmt_ip(in->ip_version, to_client ? in->client_ip : in->server_ip, ip, sizeof(ip));
+    mmtls_json_str(&j, "dest_ip", ip);
+    mmtls_json_u64(&j, "dest_port", to_client ? in->client_port : in->server_port);
+    mmtls_json_str(&j, "proto", "TCP");
+    mmtls_json_str(&j, "direction", to_client ? "to_client" : "to_server");
+    mmtls_json_obj_open(&j, "alert");
+    mmtls_json_str(&j, "action", action);
+    mmtls_json_u64(&j, "gid", 1);
+    mmtls_json_u64(&j, "signature_id", sid);
+    mmtls_json_u64(&j, "rev", 1);
+    mmtls_json_str(&j, "signature", msg);
+    mmtls_json_u64(&j, "severity", 1);
+    mmtls_json_obj_close(&j);
+    mmtls_json_obj_open(&j, "tls");
+    if (in->sni[0] != '\0')
+        mmtls_json_str(&j, "sni", in->sni);
+    if (in->version != 0)
+        mmtls_json_str(&j, "version", mmtls_version_name(in->version));
+    mmtls_json_obj_close(&j);
+    eve_emit(ev, &j);
+}
+
+void mmtls_eve_write_http(struct mmtls_eve *ev, struct mmtls_session *s, const char *method,
+                          size_t mlen, const char *url, size_t ulen, const char *proto, size_t plen,
+                          const char *host, size_t hlen)
+{
+    const struct mmtls_session_info *in = mmtls_session_info(s);
+    struct mmtls_json j;
+
+    mmtls_json_init(&j, &ev->line);
+    eve_header(&j, in, in->last_ts_us, "http");
+    mmtls_json_obj_open(&j, "http");
+    if (host != NULL)
+        mmtls_json_strn(&j, "hostname", host, hlen);
+    mmtls_json_strn(&j, "url", url, ulen);
+    mmtls_json_strn(&j, "http_method", method, mlen);
+    mmtls_json_strn(&j, "protocol", proto, plen);
+    mmtls_json_obj_close(&j);
+    if (in->sni[0] != '\0') {
+        mmtls_json_obj_open(&j, "tls");
+        mmtls_json_str(&j, "sni", in->sni);
+        mmtls_json_obj_close(&j);
+    }
+    eve_emit(ev, &j);
+}
+
 static int eve_on_event(struct mmtls_session *s, const struct mmtls_event_info *ev, void *arg)
 {
     struct mmtls_eve *eve = arg;
@@ -221,6 +284,9 @@ int mmtls_eve_new(struct mmtls_eve **out, const char *path, char *err, size_t er
         }
         ev->own_fp = true;
     }
+    /* One line per event, flushed as written: `tail -f eve.json` and log shippers see events
+     * as they happen (a handful of lines per session: cheap). */
+    setvbuf(ev->fp, NULL, _IOLBF, 0);
     *out = ev;
     return 0;
 }

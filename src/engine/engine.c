@@ -418,6 +418,7 @@ void mmtls_engine_tick(struct mmtls_engine *e, uint64_t now_us)
         e->now_us = now_us;
     (void)mmtls_flow_expire(e->flows, e->now_us);
     mmtls_defrag_expire(e->defrag, e->now_us);
+    eng_keys_tick(e);
 }
 
 void mmtls_engine_flush(struct mmtls_engine *e)
@@ -574,6 +575,14 @@ void mmtls_engine_stats_json(const struct mmtls_engine *e, struct mmtls_json *j)
     mmtls_json_u64(j, "records_skipped", st->records_skipped);
     mmtls_json_u64(j, "plain_bytes", st->plain_bytes);
     mmtls_json_u64(j, "blocked", st->blocked_sessions);
+    mmtls_json_obj_open(j, "inline");
+    mmtls_json_u64(j, "frames_held", st->frames_held);
+    mmtls_json_u64(j, "frames_released", st->frames_released);
+    mmtls_json_u64(j, "frames_dropped", st->frames_dropped);
+    mmtls_json_u64(j, "rst_sent", st->rst_sent);
+    mmtls_json_u64(j, "blocked_missing_keys", st->blocked_missing_keys);
+    mmtls_json_u64(j, "non_tls_blocked", st->non_tls_blocked);
+    mmtls_json_obj_close(j);
     mmtls_json_obj_open(j, "keys");
     mmtls_json_u64(j, "received", st->keys_received);
     mmtls_json_u64(j, "matched", st->keys_matched);

@@ -34,6 +34,8 @@ void eng_inline_hold_frame(struct mmtls_engine *e, struct eng_session *s)
     }
     f->next = NULL;
     f->port = e->cur_port;
+    f->dir = e->cur_ef != NULL ? e->cur_dir : -1;
+    f->end_seq = e->cur_end_seq;
     f->meta_len = (uint16_t)ml;
     if (ml > 0)
         memcpy(f->meta, e->cur_meta, ml);
@@ -60,6 +62,8 @@ void eng_inline_release_frames(struct eng_session *s, bool send)
         if (send && e->tx.send != NULL) {
             e->tx.send(e->tx.ud, f->port ^ 1, f->data, f->len, f->meta, f->meta_len, false);
             e->st.frames_released++;
+            if (f->dir >= 0 && s->flow != NULL && s->flow->ud != NULL)
+                eng_inline_sent(s->flow->ud, f->dir, f->end_seq);
         } else {
             e->st.frames_dropped++;
         }
@@ -68,11 +72,25 @@ void eng_inline_release_frames(struct eng_session *s, bool send)
     }
 }
 
+void eng_inline_sent(struct eng_flow *ef, int dir, uint32_t end_seq)
+{
+    if (!ef->have_snd[dir] || MMTLS_SEQ_GT(end_seq, ef->snd_nxt[dir])) {
+        ef->snd_nxt[dir] = end_seq;
+        ef->have_snd[dir] = true;
+    }
+}
+
 void eng_inline_note(struct mmtls_engine *e, struct eng_flow *ef, int dir,
                      const struct mmtls_pkt *pkt)
 {
     size_t l2 = (size_t)(pkt->l3 - e->cur_data);
 
+    /* SYN and FIN take a sequence number each (RFC 793 §3.3). */
+    e->cur_ef = ef;
+    e->cur_dir = dir;
+    e->cur_end_seq = pkt->seq + (uint32_t)pkt->payload_len +
+                     ((pkt->tcp_flags & MMTLS_TCP_SYN) ? 1u : 0u) +
+                     ((pkt->tcp_flags & MMTLS_TCP_FIN) ? 1u : 0u);
     ef->port_in[dir] = e->cur_port;
     if (pkt->tcp_flags & MMTLS_TCP_ACK) {
         ef->last_ack[dir] = pkt->ack;
@@ -106,8 +124,10 @@ static uint16_t csum_fold(uint32_t sum)
 
 /* Builds and sends an RST from endpoint `from_dir`'s side to the other end: the frame looks as
  * if sent by the sender of direction from_dir (its link header, addresses and ports), with the
- * sequence number the receiver expects (the receiver's last ACK) (RFC 793 §3.4, RFC 5961 §3.2:
- * an RST is accepted when its sequence number is exactly the next expected). */
+ * sequence number the receiver expects next (RFC 793 §3.4; RFC 5961 §3.2: an RST is accepted
+ * only when its sequence number is exactly the next expected).  That is the end of what was
+ * forwarded in this direction — the RST leaves after it on the same path — or, before anything
+ * was forwarded, the receiver's own last ACK. */
 static void send_rst(struct mmtls_engine *e, struct eng_flow *ef, int from_dir)
 {
     struct mmtls_flow *fl = ef->flow;
@@ -116,7 +136,9 @@ static void send_rst(struct mmtls_engine *e, struct eng_flow *ef, int from_dir)
     uint8_t fr[22 + 40 + 20];
     size_t l2 = ef->l2_len[from_dir], off, ipl;
     uint8_t *ip, *tcp;
-    uint32_t seq = ef->have_ack[to] ? ef->last_ack[to] : 0;
+    uint32_t seq = ef->have_snd[from_dir] ? ef->snd_nxt[from_dir]
+                   : ef->have_ack[to]     ? ef->last_ack[to]
+                                          : 0;
     uint32_t ack = ef->have_ack[from_dir] ? ef->last_ack[from_dir] : 0;
     uint32_t sum;
     bool v4 = fl->key.ip_version == 4;
@@ -184,11 +206,17 @@ int mmtls_engine_packet_inline(struct mmtls_engine *e, int port, const uint8_t *
     e->cur_meta = meta;
     e->cur_meta_len = meta_len;
     e->cur_hold = NULL;
+    e->cur_ef = NULL;
     v = mmtls_engine_packet(e, MMTLS_LINK_ETHERNET, data, len, ts_us);
     if (v == MMTLS_PKT_HOLD && e->cur_hold != NULL)
         eng_inline_hold_frame(e, e->cur_hold);
     v = e->verdict;
+    /* The caller forwards it now: its end is what the receiver will expect next. */
+    if (v == MMTLS_PKT_FORWARD && e->cur_ef != NULL && e->cur_ef->flow != NULL &&
+        e->cur_ef->flow->ud == e->cur_ef)
+        eng_inline_sent(e->cur_ef, e->cur_dir, e->cur_end_seq);
     e->cur_data = NULL;
     e->cur_hold = NULL;
+    e->cur_ef = NULL;
     return v;
 }

@@ -56,7 +56,9 @@ struct eng_tdir {
 /* A frame held inline until the records it completes are inspected. */
 struct eng_frame {
     struct eng_frame *next;
-    int port; /* arrival port; it leaves by port ^ 1 */
+    int port;         /* arrival port; it leaves by port ^ 1 */
+    int dir;          /* flow direction, -1 if not a TCP frame of a known flow */
+    uint32_t end_seq; /* sequence number after its payload (valid when dir >= 0) */
     uint16_t meta_len;
     uint8_t meta[MMTLS_ENGINE_META_MAX];
     size_t len;
@@ -144,6 +146,8 @@ struct eng_flow {
     /* inline: what RSTs are built from */
     int port_in[2];       /* arrival port of each direction's frames, -1 unknown */
     uint32_t last_ack[2]; /* ACK number last sent in each direction */
+    uint32_t snd_nxt[2];  /* end of the data forwarded so far in each direction */
+    bool have_snd[2];
     bool have_ack[2];
     uint16_t l2_len[2]; /* link header of the direction's last frame (Ethernet + VLAN) */
     uint8_t l2[2][22];
@@ -191,6 +195,9 @@ struct mmtls_engine {
     const uint8_t *cur_meta;
     size_t cur_meta_len;
     struct eng_session *cur_hold; /* session that held a record of the current frame */
+    struct eng_flow *cur_ef;      /* flow and direction of the current frame (inline) */
+    int cur_dir;
+    uint32_t cur_end_seq;
 };
 
 /* engine.c */
@@ -237,5 +244,7 @@ void eng_inline_reset(struct mmtls_engine *e, struct eng_flow *ef);
 /* Records what RSTs of this flow are built from (link header, ports, ACKs). */
 void eng_inline_note(struct mmtls_engine *e, struct eng_flow *ef, int dir,
                      const struct mmtls_pkt *pkt);
+/* A frame of direction dir ending at end_seq went out: the receiver's next expected sequence. */
+void eng_inline_sent(struct eng_flow *ef, int dir, uint32_t end_seq);
 
 #endif

@@ -61,7 +61,6 @@ struct mmtls_pcapng_block {
 MMTLS_MUST_USE int mmtls_pcapng_block_parse(const uint8_t *p, size_t len, bool swapped,
                                             struct mmtls_pcapng_block *b, size_t *need);
 
-
 /* ------------------------------------------------------------------------------------------ */
 /* AF_PACKET port (inline mode): one interface of one worker, TPACKET_V3 memory-mapped RX ring  */
 /* (batched receive) and a TX ring (batched send).  With vnet_hdr, frames carry the kernel's    */

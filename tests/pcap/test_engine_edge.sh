@@ -44,7 +44,12 @@ for ns in "$NS_C:veth-c" "$NS_S:veth-s"; do
     ip netns exec "${ns%%:*}" ethtool -K "${ns#*:}" tso off gso off gro off >/dev/null 2>&1
 done
 
-head -c 300000 /dev/urandom | base64 -w 76 >"$W/s2c.txt"
+{
+    head -c 150000 /dev/urandom | base64 -w 76
+    # the EICAR anti-virus test signature, for the blocking case (harmless by design)
+    printf '%s\n' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
+    head -c 150000 /dev/urandom | base64 -w 76
+} >"$W/s2c.txt"
 head -c 20000 /dev/urandom | base64 -w 76 >"$W/c2s.txt"
 ip netns exec "$NS_S" tcpdump -i veth-s -s 0 -U --immediate-mode -B 16384 -w "$W/cap.pcap" \
     tcp port 4433 2>"$W/td.log" &
@@ -166,6 +171,17 @@ if "$MMTLSD" -r - --keylog "$W/keys.log" --eve "$W/stdin.json" -q <"$W/cap.pcap"
     pass "capture read from standard input"
 else
     fail "stdin"
+fi
+
+# The demo rule: a session carrying the EICAR signature is blocked and alerted; nothing from
+# the matching record on is dispatched to other apps (the dump stops before it).
+run "$W/cap.pcap" eicar --keylog "$W/keys.log" --block-eicar
+if ev "$W/eicar/eve.json" 'tls["blocked"] and stats["tls"]["blocked"] == 1' &&
+    grep -q '"event_type":"alert".*"signature_id":9000001' "$W/eicar/eve.json" &&
+    ! grep -q EICAR "$W"/eicar/plain/*.s2c; then
+    pass "EICAR in decrypted data: alert, session blocked, nothing after it dispatched"
+else
+    fail "eicar block"
 fi
 
 if [ "$FAILS" = 0 ]; then

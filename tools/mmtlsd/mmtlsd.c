@@ -13,16 +13,15 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "apps/apps.h"
-#include "engine/engine.h"
-#include "io/io.h"
-#include "keys/keys.h"
+#include "mmtlsd.h"
 
 #define MMTLSD_MAX_KEYLOGS 64
 #define MMTLSD_MAX_NAT 64
 
 struct opts {
     const char *read;
+    const char *iface; /* inline: "IF1:IF2" */
+    bool no_vnet;
     const char *keylogs[MMTLSD_MAX_KEYLOGS];
     int nkeylogs;
     const char *log_dir;
@@ -33,6 +32,10 @@ struct opts {
     /* key server */
     const char *key_listen, *cert, *key, *client_ca;
     const char *allow_nat[MMTLSD_MAX_NAT + 1];
+    bool block_eicar;
+    bool log_http;
+    const char *block_content[8];
+    int nblock;
     int nnat;
     bool no_master;
 };
@@ -45,10 +48,22 @@ struct tally {
 static void usage(FILE *fp)
 {
     fprintf(fp,
-            "usage: mmtlsd -r CAPTURE [--keylog FILE]... [-l DIR] [options]\n"
+            "usage: mmtlsd -r CAPTURE [--keylog FILE]... [-l DIR] [options]     (offline)\n"
+            "       mmtlsd -i IF1:IF2 --key-listen ADDR:PORT ... [-l DIR] [options] (inline)\n"
             "\n"
             "Offline mode: decrypt and inspect the TLS sessions of a pcap/pcapng capture.\n"
+            "Inline mode: bridge two interfaces, inspect TLS with the keys clients share, and\n"
+            "block sessions (DESIGN §3 packet rules).\n"
             "\n"
+            "  -i, --interfaces IF1:IF2 bridge these two interfaces (AF_PACKET, TPACKET_V3)\n"
+            "      --no-vnet            no PACKET_VNET_HDR (then turn GRO/GSO/TSO off yourself)\n"
+            "      --on-missing-keys P  block (default), pass or alert when keys do not come\n"
+            "                           within --key-wait (default 500 ms inline)\n"
+            "      --block-non-tls      drop TCP flows that do not start with a ClientHello\n"
+            "      --block-eicar        demo rule: block sessions carrying the EICAR test file\n"
+            "      --log-http           eve 'http' events for decrypted HTTP/1.x requests\n"
+            "      --block-content STR  block sessions whose decrypted data contains STR\n"
+            "                           (repeatable, up to 8)\n"
             "  -r, --read FILE          capture to read (pcap or pcapng; '-' = standard input)\n"
             "  -k, --keylog FILE        NSS key log (SSLKEYLOGFILE format); repeatable\n"
             "  -l, --log-dir DIR        write DIR/eve.json (default: current directory)\n"
@@ -118,10 +133,23 @@ static int parse_args(int argc, char **argv, struct opts *o, int *quiet)
         O_NAT,
         O_NOMASTER,
         O_KWAIT,
-        O_KHOLD
+        O_KHOLD,
+        O_NOVNET,
+        O_MISSING,
+        O_BLOCKNONTLS,
+        O_BEICAR,
+        O_BCONTENT,
+        O_LOGHTTP
     };
     static const struct option lopts[] = {
         {"read", required_argument, NULL, 'r'},
+        {"interfaces", required_argument, NULL, 'i'},
+        {"no-vnet", no_argument, NULL, O_NOVNET},
+        {"on-missing-keys", required_argument, NULL, O_MISSING},
+        {"block-non-tls", no_argument, NULL, O_BLOCKNONTLS},
+        {"block-eicar", no_argument, NULL, O_BEICAR},
+        {"log-http", no_argument, NULL, O_LOGHTTP},
+        {"block-content", required_argument, NULL, O_BCONTENT},
         {"keylog", required_argument, NULL, 'k'},
         {"log-dir", required_argument, NULL, 'l'},
         {"eve", required_argument, NULL, O_EVE},
@@ -151,9 +179,33 @@ static int parse_args(int argc, char **argv, struct opts *o, int *quiet)
     uint64_t v;
 
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":r:k:l:vqhV", lopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":r:i:k:l:vqhV", lopts, NULL)) != -1) {
         switch (c) {
         case 'r': o->read = optarg; break;
+        case 'i': o->iface = optarg; break;
+        case O_NOVNET: o->no_vnet = true; break;
+        case O_BLOCKNONTLS: o->eng.block_non_tls = true; break;
+        case O_BEICAR: o->block_eicar = true; break;
+        case O_LOGHTTP: o->log_http = true; break;
+        case O_BCONTENT:
+            if (o->nblock >= 8 || strlen(optarg) == 0 || strlen(optarg) > 128) {
+                fprintf(stderr, "mmtlsd: --block-content: 1..128 bytes, at most 8 times\n");
+                return -1;
+            }
+            o->block_content[o->nblock++] = optarg;
+            break;
+        case O_MISSING:
+            if (strcmp(optarg, "block") == 0)
+                o->eng.on_missing_keys = MMTLS_MISSING_BLOCK;
+            else if (strcmp(optarg, "pass") == 0)
+                o->eng.on_missing_keys = MMTLS_MISSING_PASS;
+            else if (strcmp(optarg, "alert") == 0)
+                o->eng.on_missing_keys = MMTLS_MISSING_ALERT;
+            else {
+                fprintf(stderr, "mmtlsd: --on-missing-keys takes block, pass or alert\n");
+                return -1;
+            }
+            break;
         case 'k':
             if (o->nkeylogs >= MMTLSD_MAX_KEYLOGS) {
                 fprintf(stderr, "mmtlsd: too many --keylog options (max %d)\n", MMTLSD_MAX_KEYLOGS);
@@ -230,8 +282,8 @@ static int parse_args(int argc, char **argv, struct opts *o, int *quiet)
         fprintf(stderr, "mmtlsd: unexpected argument '%s' (see --help)\n", argv[optind]);
         return -1;
     }
-    if (o->read == NULL) {
-        fprintf(stderr, "mmtlsd: nothing to do: give a capture with -r (see --help)\n");
+    if ((o->read == NULL) == (o->iface == NULL)) {
+        fprintf(stderr, "mmtlsd: give either a capture (-r) or two interfaces (-i) (see --help)\n");
         return -1;
     }
     if (o->key_listen != NULL && (o->cert == NULL || o->key == NULL || o->client_ca == NULL)) {
@@ -297,6 +349,14 @@ static void on_key_delivery(void *ud, const struct mmtls_key_delivery *d)
     }
 }
 
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -314,7 +374,10 @@ static void summary(const struct opts *o, const struct mmtls_engine *e, const st
 
     fprintf(stderr, "mmtlsd: read %llu packets (%.1f MB) from %s in %.2f s\n",
             (unsigned long long)st->packets, (double)st->bytes / 1e6,
-            strcmp(o->read, "-") == 0 ? "standard input" : o->read, secs);
+            o->iface != NULL            ? o->iface
+            : strcmp(o->read, "-") == 0 ? "standard input"
+                                        : o->read,
+            secs);
     fprintf(stderr,
             "mmtlsd: %llu TLS sessions: %llu decrypted, %llu partial, %llu without keys; "
             "%llu TCP flows not TLS\n",
@@ -363,6 +426,7 @@ int main(int argc, char **argv)
     struct dsb_ctx dsb = {0};
     struct deliver_ctx dctx = {0};
     struct mmtls_keyserver *ksrv = NULL;
+    struct mmtls_block *blk = NULL;
     struct mmtls_io_pkt pkt;
     char err[512] = "", eve_path[PATH_MAX];
     int quiet = 0, rc, status = 0;
@@ -374,7 +438,7 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &o, &quiet) != 0)
         return 2;
     if (o.eng.key_wait_ms == UINT32_MAX)
-        o.eng.key_wait_ms = o.key_listen != NULL ? 2000 : 0;
+        o.eng.key_wait_ms = o.iface != NULL ? 500 : o.key_listen != NULL ? 2000 : 0;
 
     if (mmtls_keystore_new(&ks, &kso) != 0) {
         fprintf(stderr, "mmtlsd: cannot allocate the key store\n");
@@ -390,7 +454,7 @@ int main(int argc, char **argv)
     o.eng.keys = ks;
     dsb.ks = ks;
 
-    rc = mmtls_pcap_open(&r, o.read, on_dsb, &dsb, err, sizeof(err));
+    rc = o.read != NULL ? mmtls_pcap_open(&r, o.read, on_dsb, &dsb, err, sizeof(err)) : 0;
     if (rc != 0) {
         fprintf(stderr, "mmtlsd: %s\n", err);
         status = 2;
@@ -428,6 +492,32 @@ int main(int argc, char **argv)
                                .events = MMTLS_EV_SESSION_END,
                                .on_event = tally_on_event,
                                .arg = &tally};
+        if (o.block_eicar || o.nblock > 0) {
+            if (mmtls_block_new(&blk, eve) != 0 ||
+                (o.block_eicar && mmtls_block_add_eicar(blk) != 0)) {
+                fprintf(stderr, "mmtlsd: cannot set up the block rules\n");
+                status = 2;
+                goto out;
+            }
+            for (int i = 0; i < o.nblock; i++) {
+                if (mmtls_block_add(blk, o.block_content[i], o.block_content[i],
+                                    strlen(o.block_content[i]), 9000100u + (uint32_t)i) != 0) {
+                    fprintf(stderr, "mmtlsd: cannot add block rule %d\n", i + 1);
+                    status = 2;
+                    goto out;
+                }
+            }
+            if (mmtls_block_register(blk, e) != 0) {
+                fprintf(stderr, "mmtlsd: cannot register the block app\n");
+                status = 2;
+                goto out;
+            }
+        }
+        if (o.log_http && mmtls_http_log_register(eve, e) != 0) {
+            fprintf(stderr, "mmtlsd: cannot register the http logger\n");
+            status = 2;
+            goto out;
+        }
         if (mmtls_eve_register(eve, e) != 0 ||
             (dump != NULL && mmtls_dump_register(dump, e) != 0) ||
             mmtls_engine_app_register(e, &ta, NULL) != 0) {
@@ -457,9 +547,19 @@ int main(int argc, char **argv)
         mmtls_log(MMTLS_LOG_INFO, "key server listening on %s (port %u)", o.key_listen,
                   mmtls_keyserver_port(ksrv));
     }
-
     t0 = now_s();
-    for (;;) {
+    if (o.iface != NULL) {
+        struct sigaction sa = {.sa_handler = on_signal};
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        rc = mmtlsd_run_inline(e, o.iface, !o.no_vnet, &stop_flag, err, sizeof(err));
+        if (rc != 0) {
+            fprintf(stderr, "mmtlsd: %s\n", err);
+            status = 2;
+        }
+        last_ts = (uint64_t)time(NULL) * 1000000u;
+    }
+    for (; r != NULL;) {
         rc = mmtls_pcap_next(r, &pkt, err, sizeof(err));
         if (rc == MMTLS_DECLINED)
             break;
@@ -494,6 +594,7 @@ out:
     mmtls_pcap_close(r);
     mmtls_eve_free(eve);
     mmtls_dump_free(dump);
+    mmtls_block_free(blk);
     mmtls_keystore_free(ks);
     return status;
 }

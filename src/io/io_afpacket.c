@@ -1,0 +1,507 @@
+/* io_afpacket — inline packet port over AF_PACKET: a TPACKET_V3 RX ring (block-batched receive)
+ * and a TPACKET_V3 TX ring (frame-batched send) sharing one mmap, on one socket per interface.
+ *
+ * Kernel documentation: Documentation/networking/packet_mmap.rst; the socket options are in
+ * linux/if_packet.h.  Layout of the mapping: the RX ring's blocks first, then the TX ring's
+ * (packet_mmap.rst "Mapping and use of the circular buffer").
+ *
+ * RX (TPACKET_V3): the kernel fills a block with several frames and hands the whole block over by
+ * setting block_status to TP_STATUS_USER; user space gives it back by writing TP_STATUS_KERNEL.
+ * Blocks are consumed strictly in ring order.  A block is retired early when it has been open
+ * for retire_blk_tov ms, which bounds the latency a half-full block adds.
+ *
+ * TX: frames are fixed-size slots.  A slot whose tp_status is TP_STATUS_AVAILABLE is ours; we
+ * write the frame after the tpacket3_hdr, set tp_len and hand it over with
+ * TP_STATUS_SEND_REQUEST; sendto(MSG_DONTWAIT) asks the kernel to send every requested slot and
+ * it writes TP_STATUS_AVAILABLE back once the skb built from the slot is released.  PACKET_LOSS
+ * is on, so a slot the kernel refuses (malformed) is skipped instead of stalling the ring.
+ *
+ * vnet_hdr: with PACKET_VNET_HDR the kernel puts a struct virtio_net_hdr (10 bytes) in front of
+ * every received frame and expects one in front of every sent frame.  It carries GSO (gso_type,
+ * gso_size, hdr_len) and checksum offload (csum_start, csum_offset) state, so GRO/GSO
+ * super-frames of up to 64 KiB with unfinished checksums are forwarded as they are and segmented
+ * (or checksummed) by whoever transmits them last.  Its 16-bit fields are in the byte order of
+ * the kernel's vio_le(): little endian on little-endian hosts, native on big-endian ones (legacy
+ * virtio), hence host order in both cases.
+ *
+ * Fanout (PACKET_FANOUT_HASH): the kernel picks member reciprocal_scale(h, n) where
+ * h = __skb_get_hash_symmetric(skb) (net/packet/af_packet.c fanout_demux_hash, symmetric since
+ * Linux 4.7): a software flow-dissector hash that orders the two addresses and the two ports
+ * before hashing, ignores any NIC RSS hash and the IPv6 flow label, and uses one boot-time seed
+ * for every device.  So both directions of a flow get the same h even on two different
+ * interfaces, and member i of the group on IF1 and member i of the group on IF2 see the same
+ * flows — provided both groups have the same number of members, joined in the same order (the
+ * member index is the join order), and that no member leaves (n changes, flows move).
+ * FLAG_DEFRAG reassembles IPv4 fragments first so that all of them hash on the ports.
+ * Fanout groups are per device (the kernel refuses a member bound to another interface), so
+ * the group id passed to the kernel is derived from opts->fanout_group and the interface index
+ * (fanout_id()).
+ */
+#include <errno.h>
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/virtio_net.h>
+#include <net/if.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "io/io.h"
+
+#define AFP_DEF_BLOCK_SIZE (1u << 20)
+#define AFP_DEF_BLOCK_NR 64u
+#define AFP_DEF_TX_FRAME_NR 512u
+#define AFP_RETIRE_TOV_MS 1u
+#define AFP_VNET_LEN ((uint32_t)sizeof(struct virtio_net_hdr)) /* 10 */
+#define AFP_ETH_ADDRS 12u                                      /* dst + src MAC */
+#define AFP_VLAN_LEN 4u
+#define AFP_MAX_BLOCK_NR 65536u
+#define AFP_MAX_BLOCK_SIZE (64u << 20)
+/* TX data starts at the aligned end of struct tpacket3_hdr (tpacket_parse_header without
+ * PACKET_TX_HAS_OFF: frame + tp_hdrlen - sizeof(struct sockaddr_ll)). */
+#define AFP_TX_DATA_OFF ((uint32_t)TPACKET_ALIGN(sizeof(struct tpacket3_hdr)))
+/* Default TX slot: a 64 KiB GSO frame plus vnet header, a VLAN tag and the tpacket header,
+ * rounded to 16 bytes: 4 KiB of headroom keeps 15 slots per 1 MiB block. */
+#define AFP_DEF_TX_FRAME_SIZE (65536u + 4096u)
+#define AFP_TX_BLOCK_SIZE (1u << 20)
+
+struct mmtls_afp {
+    int fd;
+    int ifindex;
+    char ifname[IF_NAMESIZE];
+    bool vnet_hdr;
+    uint8_t *map; /* owned: RX blocks then TX frames, one mmap */
+    size_t map_len;
+
+    /* RX ring */
+    uint8_t *rx_ring; /* borrowed: inside map */
+    uint32_t rx_block_size, rx_block_nr;
+    uint32_t rx_tail;     /* oldest block not given back yet */
+    uint32_t rx_nopen;    /* blocks taken from the kernel and not given back (from rx_tail on) */
+    uint32_t rx_left;     /* frames not yet returned in the newest open block */
+    uint32_t rx_next_off; /* offset in the newest open block of the next frame */
+
+    /* TX ring */
+    uint8_t *tx_ring; /* borrowed: inside map */
+    uint32_t tx_frame_size, tx_frame_nr, tx_per_block;
+    uint32_t tx_head;    /* next slot to fill */
+    uint32_t tx_pending; /* slots requested since the last flush */
+
+    struct mmtls_afp_stats st;
+};
+
+static inline uint8_t *rx_block(const struct mmtls_afp *p, uint32_t i)
+{
+    return p->rx_ring + (size_t)i * p->rx_block_size;
+}
+
+/* TX slots never straddle blocks: slot i is in block i / per_block (packet_lookup_frame). */
+static inline struct tpacket3_hdr *tx_slot(const struct mmtls_afp *p, uint32_t i)
+{
+    uint32_t blk = i / p->tx_per_block, in = i % p->tx_per_block;
+
+    return (struct tpacket3_hdr *)(void *)(p->tx_ring + (size_t)blk * AFP_TX_BLOCK_SIZE +
+                                           (size_t)in * p->tx_frame_size);
+}
+
+/* Per-device fanout id (the kernel matches groups by id in the netns and refuses a member bound
+ * to another device): the caller's group number (1..255) in the high byte, the low byte of the
+ * interface index below it.  Two interfaces whose indices differ by a multiple of 256 collide
+ * (the second open then fails with EINVAL). */
+static uint16_t fanout_id(int group, int ifindex)
+{
+    return (uint16_t)(((unsigned)group << 8) ^ ((unsigned)ifindex & 0xffu));
+}
+
+static int setopt_int(int fd, int level, int name, int v)
+{
+    return setsockopt(fd, level, name, &v, sizeof(v));
+}
+
+int mmtls_afp_open(struct mmtls_afp **out, const struct mmtls_afp_opts *o, char *err,
+                   size_t err_cap)
+{
+    struct mmtls_afp *p;
+    struct tpacket_req3 rx = {0}, tx = {0};
+    struct sockaddr_ll sll = {0};
+    struct packet_mreq mr = {0};
+    uint32_t tx_frame_size, tx_frame_nr, tx_per_block;
+    size_t rx_len, tx_len;
+    const char *ifn;
+    int e;
+
+    *out = NULL;
+    if (o == NULL || o->sz < sizeof(struct mmtls_afp_opts) || o->ifname == NULL) {
+        mmtls_errf(err, err_cap, "AF_PACKET port: invalid options");
+        return MMTLS_E_INVAL;
+    }
+    ifn = o->ifname;
+    if (strlen(ifn) >= IF_NAMESIZE) {
+        mmtls_errf(err, err_cap, "%s: interface name too long", ifn);
+        return MMTLS_E_INVAL;
+    }
+    p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        mmtls_errf(err, err_cap, "%s: out of memory", ifn);
+        return MMTLS_E_NOMEM;
+    }
+    memcpy(p->ifname, ifn, strlen(ifn) + 1);
+    p->fd = -1;
+    p->vnet_hdr = o->vnet_hdr;
+    p->rx_block_size = o->block_size ? o->block_size : AFP_DEF_BLOCK_SIZE;
+    p->rx_block_nr = o->block_nr ? o->block_nr : AFP_DEF_BLOCK_NR;
+    tx_frame_size = o->tx_frame_size ? o->tx_frame_size : AFP_DEF_TX_FRAME_SIZE;
+    tx_frame_nr = o->tx_frame_nr ? o->tx_frame_nr : AFP_DEF_TX_FRAME_NR;
+    /* packet_mmap.rst: block size a multiple of the page size (we ask for a power of two, which
+     * is also what the page allocator hands out), frame size a multiple of TPACKET_ALIGNMENT. */
+    if (p->rx_block_size < 4096 || p->rx_block_size > AFP_MAX_BLOCK_SIZE ||
+        (p->rx_block_size & (p->rx_block_size - 1)) != 0 || p->rx_block_nr > AFP_MAX_BLOCK_NR ||
+        tx_frame_size < AFP_TX_DATA_OFF + 64 || tx_frame_size > AFP_TX_BLOCK_SIZE ||
+        tx_frame_size % TPACKET_ALIGNMENT != 0 || tx_frame_nr == 0 ||
+        tx_frame_nr > AFP_MAX_BLOCK_NR || o->fanout_group < 0 || o->fanout_group > 255) {
+        mmtls_errf(err, err_cap, "%s: invalid ring geometry or fanout group", ifn);
+        e = MMTLS_E_INVAL;
+        goto out_free;
+    }
+
+    p->ifindex = (int)if_nametoindex(ifn);
+    if (p->ifindex == 0) {
+        mmtls_errf(err, err_cap, "%s: no such interface: %s", ifn, strerror(errno));
+        e = MMTLS_E_NOTFOUND;
+        goto out_free;
+    }
+    p->fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (p->fd < 0) {
+        mmtls_errf(err, err_cap, "%s: cannot create AF_PACKET socket: %s", ifn, strerror(errno));
+        e = MMTLS_E_IO;
+        goto out_free;
+    }
+    /* Protocol 0 at socket(): the socket receives nothing until bind() names the interface and
+     * ETH_P_ALL, so frames of other interfaces never queue on it. */
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = htons(ETH_P_ALL);
+    sll.sll_ifindex = p->ifindex;
+    if (bind(p->fd, (struct sockaddr *)&sll, sizeof(sll)) != 0) {
+        mmtls_errf(err, err_cap, "%s: cannot bind AF_PACKET socket: %s", ifn, strerror(errno));
+        e = MMTLS_E_IO;
+        goto out_close_fd;
+    }
+    /* PACKET_VNET_HDR is refused (EBUSY) once a ring exists: set it first. */
+    if (p->vnet_hdr && setopt_int(p->fd, SOL_PACKET, PACKET_VNET_HDR, 1) != 0) {
+        mmtls_errf(err, err_cap, "%s: PACKET_VNET_HDR: %s", ifn, strerror(errno));
+        e = MMTLS_E_UNSUPPORTED;
+        goto out_close_fd;
+    }
+    if (setopt_int(p->fd, SOL_PACKET, PACKET_VERSION, TPACKET_V3) != 0) {
+        mmtls_errf(err, err_cap, "%s: PACKET_VERSION TPACKET_V3: %s", ifn, strerror(errno));
+        e = MMTLS_E_UNSUPPORTED;
+        goto out_close_fd;
+    }
+    /* A slot the kernel cannot send (bad length, bad vnet header) is dropped and its slot made
+     * available again, instead of stopping the ring with TP_STATUS_WRONG_FORMAT. */
+    if (setopt_int(p->fd, SOL_PACKET, PACKET_LOSS, 1) != 0) {
+        mmtls_errf(err, err_cap, "%s: PACKET_LOSS: %s", ifn, strerror(errno));
+        e = MMTLS_E_UNSUPPORTED;
+        goto out_close_fd;
+    }
+
+    /* RX ring: frame_size only matters to the kernel's sanity checks in V3 (frames are packed in
+     * blocks); retire a partly filled block after AFP_RETIRE_TOV_MS. */
+    rx.tp_block_size = p->rx_block_size;
+    rx.tp_block_nr = p->rx_block_nr;
+    rx.tp_frame_size = TPACKET_ALIGNMENT << 7; /* 2048: divides every allowed block size */
+    rx.tp_frame_nr = (p->rx_block_size / rx.tp_frame_size) * p->rx_block_nr;
+    rx.tp_retire_blk_tov = AFP_RETIRE_TOV_MS;
+    if (setsockopt(p->fd, SOL_PACKET, PACKET_RX_RING, &rx, sizeof(rx)) != 0) {
+        mmtls_errf(err, err_cap, "%s: PACKET_RX_RING (%u x %u bytes): %s", ifn, rx.tp_block_nr,
+                   rx.tp_block_size, strerror(errno));
+        e = MMTLS_E_NOMEM;
+        goto out_close_fd;
+    }
+    /* TX ring (TPACKET_V3 TX, Linux >= 4.11): the V3 TX ring is frame based like V2; the
+     * block-retire fields must be zero.  Slots never straddle blocks, so blocks of 1 MiB hold
+     * tx_per_block slots and the slot count is rounded up to whole blocks. */
+    tx_per_block = AFP_TX_BLOCK_SIZE / tx_frame_size;
+    tx.tp_block_size = AFP_TX_BLOCK_SIZE;
+    tx.tp_block_nr = (tx_frame_nr + tx_per_block - 1) / tx_per_block;
+    tx.tp_frame_size = tx_frame_size;
+    tx.tp_frame_nr = tx.tp_block_nr * tx_per_block;
+    if (setsockopt(p->fd, SOL_PACKET, PACKET_TX_RING, &tx, sizeof(tx)) != 0) {
+        mmtls_errf(err, err_cap, "%s: PACKET_TX_RING (TPACKET_V3, %u x %u bytes): %s", ifn,
+                   tx.tp_frame_nr, tx.tp_frame_size, strerror(errno));
+        e = MMTLS_E_NOMEM;
+        goto out_close_fd;
+    }
+    rx_len = (size_t)rx.tp_block_size * rx.tp_block_nr;
+    tx_len = (size_t)tx.tp_block_size * tx.tp_block_nr;
+    p->map_len = rx_len + tx_len;
+    p->map = mmap(NULL, p->map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, p->fd, 0);
+    if (p->map == MAP_FAILED) {
+        p->map = NULL;
+        mmtls_errf(err, err_cap, "%s: cannot map the packet rings (%zu bytes): %s", ifn, p->map_len,
+                   strerror(errno));
+        e = MMTLS_E_NOMEM;
+        goto out_close_fd;
+    }
+    p->rx_ring = p->map;
+    p->tx_ring = p->map + rx_len;
+    p->tx_frame_size = tx.tp_frame_size;
+    p->tx_frame_nr = tx.tp_frame_nr;
+    p->tx_per_block = tx_per_block;
+
+    /* A bridge port must not read back what it sends itself (nor what the host sends). */
+    if (setopt_int(p->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1) != 0) {
+        mmtls_errf(err, err_cap, "%s: PACKET_IGNORE_OUTGOING: %s", ifn, strerror(errno));
+        e = MMTLS_E_UNSUPPORTED;
+        goto out_unmap;
+    }
+    /* Promiscuous for as long as the socket lives (the kernel drops the membership on close). */
+    mr.mr_ifindex = p->ifindex;
+    mr.mr_type = PACKET_MR_PROMISC;
+    if (setsockopt(p->fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) != 0) {
+        mmtls_errf(err, err_cap, "%s: cannot set promiscuous mode: %s", ifn, strerror(errno));
+        e = MMTLS_E_IO;
+        goto out_unmap;
+    }
+    if (o->fanout_group != 0) {
+        /* packet_mmap.rst: the low 16 bits are the group id, the high 16 the mode and flags. */
+        uint32_t arg = fanout_id(o->fanout_group, p->ifindex) |
+                       ((uint32_t)(PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+
+        if (setsockopt(p->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) != 0) {
+            mmtls_errf(err, err_cap, "%s: PACKET_FANOUT group %d: %s", ifn, o->fanout_group,
+                       strerror(errno));
+            e = MMTLS_E_IO;
+            goto out_unmap;
+        }
+    }
+    *out = p;
+    return 0;
+
+out_unmap:
+    munmap(p->map, p->map_len);
+out_close_fd:
+    close(p->fd);
+out_free:
+    free(p);
+    return e;
+}
+
+void mmtls_afp_close(struct mmtls_afp *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    munmap(p->map, p->map_len);
+    close(p->fd);
+    free(p);
+}
+
+int mmtls_afp_fd(const struct mmtls_afp *p)
+{
+    return p->fd;
+}
+
+int mmtls_afp_rx_burst(struct mmtls_afp *p, struct mmtls_afp_frame *f, int max)
+{
+    int n = 0;
+
+    while (n < max) {
+        const struct tpacket3_hdr *h;
+        uint8_t *blk;
+        uint32_t off;
+
+        if (p->rx_left == 0) {
+            const struct tpacket_block_desc *bd;
+            uint32_t idx;
+
+            /* Every block is already ours: the caller has not called rx_done. */
+            if (p->rx_nopen == p->rx_block_nr) {
+                break;
+            }
+            idx = (p->rx_tail + p->rx_nopen) % p->rx_block_nr;
+            bd = (const struct tpacket_block_desc *)(const void *)rx_block(p, idx);
+            /* Acquire: pairs with the kernel's smp_wmb() before it sets TP_STATUS_USER
+             * (prb_close_block / flush_dcache): the frames of the block are visible once
+             * the status says the block is ours. */
+            if ((__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) ==
+                0) {
+                break;
+            }
+            p->rx_nopen++;
+            p->rx_left = bd->hdr.bh1.num_pkts;
+            p->rx_next_off = bd->hdr.bh1.offset_to_first_pkt;
+            continue; /* an empty block (never seen in practice) is simply released */
+        }
+        blk = rx_block(p, (p->rx_tail + p->rx_nopen - 1) % p->rx_block_nr);
+        off = p->rx_next_off;
+        h = (const struct tpacket3_hdr *)(const void *)(blk + off);
+        /* The kernel wrote the block; still, never hand out bytes outside it. */
+        if (off > p->rx_block_size - sizeof(*h) || h->tp_mac > p->rx_block_size - off ||
+            h->tp_snaplen > p->rx_block_size - off - h->tp_mac ||
+            (p->vnet_hdr && h->tp_mac < AFP_VNET_LEN)) {
+            MMTLS_DEBUG_ASSERT(0);
+            p->rx_left = 0; /* give up on the rest of this block */
+            continue;
+        }
+        p->rx_left--;
+        p->rx_next_off = off + h->tp_next_offset;
+        if (p->rx_left != 0 && h->tp_next_offset == 0) {
+            MMTLS_DEBUG_ASSERT(0);
+            p->rx_left = 0;
+        }
+        if (h->tp_snaplen < h->tp_len) {
+            /* Larger than a ring block: the kernel truncated it.  A bump in the wire must not
+             * forward a cut frame; counted as a kernel-side drop. */
+            p->st.rx_drops_kernel++;
+            continue;
+        }
+        f[n].data = blk + off + h->tp_mac;
+        f[n].len = h->tp_snaplen;
+        f[n].ts_us = (uint64_t)h->tp_sec * 1000000u + h->tp_nsec / 1000u;
+        f[n].vnet = p->vnet_hdr ? f[n].data - AFP_VNET_LEN : NULL;
+        f[n].vlan_valid = (h->tp_status & TP_STATUS_VLAN_VALID) != 0;
+        f[n].vlan_tci = f[n].vlan_valid ? (uint16_t)h->hv1.tp_vlan_tci : 0;
+        p->st.rx_frames++;
+        p->st.rx_bytes += h->tp_snaplen;
+        n++;
+    }
+    return n;
+}
+
+void mmtls_afp_rx_done(struct mmtls_afp *p)
+{
+    /* The newest open block stays ours while frames in it are still to be returned. */
+    uint32_t n = p->rx_left != 0 ? p->rx_nopen - 1 : p->rx_nopen;
+
+    for (uint32_t i = 0; i < n; i++) {
+        struct tpacket_block_desc *bd =
+            (struct tpacket_block_desc *)(void *)rx_block(p, p->rx_tail);
+
+        /* Release: our reads of the block's frames complete before the kernel may refill it
+         * (the kernel reads the status without a barrier before writing into the block; the
+         * store-release orders our loads of the frame bytes before it). */
+        __atomic_store_n(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+        p->rx_tail = (p->rx_tail + 1) % p->rx_block_nr;
+        p->rx_nopen--;
+    }
+}
+
+/* 16-bit virtio_net_hdr field in host order (see the header comment on vio_le). */
+static uint16_t vnet_u16(const uint8_t *v, size_t off)
+{
+    uint16_t x;
+
+    memcpy(&x, v + off, sizeof(x));
+    return x;
+}
+
+static void vnet_put_u16(uint8_t *v, size_t off, uint16_t x)
+{
+    memcpy(v + off, &x, sizeof(x));
+}
+
+int mmtls_afp_tx(struct mmtls_afp *p, const uint8_t *data, uint32_t len, const uint8_t *vnet,
+                 uint16_t vlan_tci, bool vlan_valid)
+{
+    struct tpacket3_hdr *h = tx_slot(p, p->tx_head);
+    uint32_t status, need, vlen = p->vnet_hdr ? AFP_VNET_LEN : 0;
+    uint8_t *dst;
+
+    if (vlan_valid && len < AFP_ETH_ADDRS) {
+        p->st.tx_errors++;
+        return MMTLS_E_INVAL;
+    }
+    need = vlen + (vlan_valid ? AFP_VLAN_LEN : 0);
+    if (len > p->tx_frame_size - AFP_TX_DATA_OFF - need) {
+        p->st.tx_errors++;
+        return MMTLS_E_LIMIT;
+    }
+    /* Acquire: pairs with the kernel's smp_wmb() in __packet_set_status(AVAILABLE) from the skb
+     * destructor: the slot is no longer read by the kernel once we see it available. */
+    status = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+    if (status & TP_STATUS_WRONG_FORMAT) {
+        /* Only without PACKET_LOSS; kept for safety: count it and reuse the slot. */
+        p->st.tx_errors++;
+    } else if (status != TP_STATUS_AVAILABLE) {
+        p->st.tx_ring_full++;
+        return MMTLS_E_LIMIT;
+    }
+    dst = (uint8_t *)h + AFP_TX_DATA_OFF;
+    if (vlen != 0) {
+        if (vnet != NULL) {
+            memcpy(dst, vnet, AFP_VNET_LEN);
+        } else {
+            memset(dst, 0, AFP_VNET_LEN); /* VIRTIO_NET_HDR_GSO_NONE, no checksum request */
+        }
+        if (vlan_valid && vnet != NULL) {
+            /* The tag goes in front of the L3 header: offsets counted from the frame start
+             * move by 4 bytes. */
+            struct virtio_net_hdr *vh = (struct virtio_net_hdr *)(void *)dst;
+            size_t o_csum = offsetof(struct virtio_net_hdr, csum_start);
+            size_t o_hlen = offsetof(struct virtio_net_hdr, hdr_len);
+
+            if (vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+                vnet_put_u16(dst, o_csum, (uint16_t)(vnet_u16(dst, o_csum) + AFP_VLAN_LEN));
+            }
+            if (vnet_u16(dst, o_hlen) != 0) {
+                vnet_put_u16(dst, o_hlen, (uint16_t)(vnet_u16(dst, o_hlen) + AFP_VLAN_LEN));
+            }
+        }
+        dst += AFP_VNET_LEN;
+    }
+    if (vlan_valid) {
+        /* IEEE 802.1Q §9: TPID 0x8100 and the TCI go right after the two MAC addresses.  The
+         * kernel does not report the original TPID here, so an 802.1ad (0x88a8) outer tag is
+         * re-inserted as 0x8100. */
+        memcpy(dst, data, AFP_ETH_ADDRS);
+        dst[12] = 0x81;
+        dst[13] = 0x00;
+        dst[14] = (uint8_t)(vlan_tci >> 8);
+        dst[15] = (uint8_t)vlan_tci;
+        memcpy(dst + AFP_ETH_ADDRS + AFP_VLAN_LEN, data + AFP_ETH_ADDRS, len - AFP_ETH_ADDRS);
+    } else {
+        memcpy(dst, data, len);
+    }
+    h->tp_len = len + need; /* counts the vnet header (tpacket_snd strips it) */
+    h->tp_snaplen = 0;
+    h->tp_next_offset = 0; /* V3 TX: variable sized slots are refused */
+    /* Release: the frame bytes and tp_len are visible before the kernel sees the request
+     * (tpacket_snd reads the status, then the slot). */
+    __atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
+    p->tx_head = (p->tx_head + 1) % p->tx_frame_nr;
+    p->tx_pending++;
+    p->st.tx_frames++;
+    p->st.tx_bytes += len + (vlan_valid ? AFP_VLAN_LEN : 0);
+    return 0;
+}
+
+void mmtls_afp_tx_flush(struct mmtls_afp *p)
+{
+    if (p->tx_pending == 0) {
+        return;
+    }
+    p->tx_pending = 0;
+    /* MSG_DONTWAIT: tpacket_snd sends every TP_STATUS_SEND_REQUEST slot and returns without
+     * waiting for the skbs to be freed.  ENOBUFS (qdisc drop) and EAGAIN are counted, never
+     * retried: the frames are lost, as on a congested wire. */
+    if (sendto(p->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0 && errno != EAGAIN) {
+        p->st.tx_errors++;
+    }
+}
+
+void mmtls_afp_get_stats(const struct mmtls_afp *p, struct mmtls_afp_stats *st)
+{
+    struct tpacket_stats_v3 ks = {0};
+    socklen_t kl = sizeof(ks);
+    /* PACKET_STATISTICS reads and resets the kernel counters, so they are accumulated in the
+     * port; the port is never const-qualified storage (mmtls_afp_open allocates it). */
+    struct mmtls_afp *mp = (struct mmtls_afp *)(uintptr_t)p;
+
+    if (getsockopt(p->fd, SOL_PACKET, PACKET_STATISTICS, &ks, &kl) == 0) {
+        mp->st.rx_drops_kernel += ks.tp_drops;
+    }
+    *st = p->st;
+}

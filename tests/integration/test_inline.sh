@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# The inline middlebox on the testbed (scripts/testbed.sh): client -- mmtlsd -i c0:s0 -- server
+# (nginx, TLS 1.2 + 1.3, HTTP/1.1 + HTTP/2), keys shared by curl through the preload shim.
+# Cases (DESIGN §3):
+#   - a 30 MB download with keys arrives byte-exact (HTTP/1.1 and HTTP/2), session decrypted;
+#   - plain HTTP (not TLS) passes by default;
+#   - EICAR in a decrypted response: the client's transfer is reset, alert logged;
+#   - a client without keys: held, then blocked after --key-wait (the client is reset);
+#   - the same with --on-missing-keys pass: released after the wait, the download completes.
+# Exit 0 pass, 1 fail, 77 skip.
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BUILD=${MMTLS_BUILDDIR:-$ROOT/build}
+MMTLSD=${MMTLSD:-$BUILD/tools/mmtlsd/mmtlsd}
+SHIM=${MMTLS_PRELOAD:-$BUILD/lib/keyshare/libmmtls-preload.so}
+NAME=test_inline
+P=mmtls-ti$$
+
+skip() { echo "[$NAME] SKIP: $*"; exit 77; }
+[ "$(id -u)" = 0 ] || skip "needs root"
+for c in ip nginx curl openssl timeout python3; do command -v $c >/dev/null || skip "no $c"; done
+[ -x "$MMTLSD" ] && [ -f "$SHIM" ] || { echo "[$NAME] FAIL: build first"; exit 1; }
+
+W=$(mktemp -d /tmp/mmtls-inline.XXXXXX)
+chmod 755 "$W"
+MB=
+cleanup() {
+    [ -n "$MB" ] && kill "$MB" 2>/dev/null
+    [ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid" 2>/dev/null)" 2>/dev/null
+    [ -n "${HTTP_PID:-}" ] && kill "$HTTP_PID" 2>/dev/null
+    bash "$ROOT/scripts/testbed.sh" down "$P"
+    [ -n "${KEEP:-}" ] || rm -rf "$W"
+}
+trap cleanup EXIT
+FAILS=0
+fail() { echo "[$NAME] FAIL: $*"; FAILS=$((FAILS + 1)); }
+pass() { echo "[$NAME] ok: $*"; }
+
+bash "$ROOT/scripts/testbed.sh" up "$P" >/dev/null || skip "cannot build the testbed"
+bash "$ROOT/scripts/mkcerts.sh" "$W/pki" >/dev/null
+(
+    cd "$W/pki"
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout client.key \
+        -out client.csr -subj "/CN=client" 2>/dev/null
+    printf 'extendedKeyUsage=clientAuth\n' >c.ext
+    openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+        -extfile c.ext -out client.crt 2>/dev/null
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout mbox.key \
+        -out mbox.csr -subj "/CN=mbox" 2>/dev/null
+    printf 'subjectAltName=IP:198.18.6.2\n' >m.ext
+    openssl x509 -req -in mbox.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+        -extfile m.ext -out mbox.crt 2>/dev/null
+)
+mkdir -p "$W/www" "$W/nginx"
+head -c 30000000 /dev/urandom >"$W/www/big.bin"
+printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*' >"$W/www/eicar.com"
+cat >"$W/nginx.conf" <<EOF
+daemon off; pid $W/nginx.pid; error_log $W/nginx/error.log; worker_processes 1;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path $W/nginx/b; proxy_temp_path $W/nginx/p; fastcgi_temp_path $W/nginx/f;
+    uwsgi_temp_path $W/nginx/u; scgi_temp_path $W/nginx/s;
+    server {
+        listen 198.18.4.2:443 ssl http2; server_name server.test; root $W/www;
+        ssl_certificate $W/pki/rsa.crt; ssl_certificate_key $W/pki/rsa.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+    }
+}
+EOF
+ip netns exec "$P-server" nginx -c "$W/nginx.conf" -p "$W/nginx" 2>"$W/nginx.err" &
+(cd "$W/www" && exec ip netns exec "$P-server" timeout 120 python3 -m http.server 8080 \
+    --bind 198.18.4.2 >/dev/null 2>&1) &
+HTTP_PID=$!
+
+# start_mbox TAG [options]: mmtlsd inline with its key server
+start_mbox() {
+    local tag=$1
+    shift
+    ip netns exec "$P-mbox" timeout 120 "$MMTLSD" -i c0:s0 --key-listen 198.18.6.2:4433 \
+        --cert "$W/pki/mbox.crt" --key "$W/pki/mbox.key" --client-ca "$W/pki/ca.crt" \
+        -l "$W/$tag" --block-eicar --log-http -v "$@" 2>"$W/$tag.log" &
+    MB=$!
+    for _ in $(seq 50); do
+        grep -q bridging "$W/$tag.log" 2>/dev/null && break
+        sleep 0.1
+    done
+    grep -q bridging "$W/$tag.log" || { echo "mmtlsd did not start: $(cat "$W/$tag.log")"; exit 1; }
+}
+stop_mbox() {
+    kill -INT "$MB" 2>/dev/null
+    wait "$MB" 2>/dev/null
+    MB=
+}
+KEYS=(env LD_PRELOAD="$SHIM" MMTLS_KEYSERVER=198.18.6.2:4433 MMTLS_CA="$W/pki/ca.crt"
+    MMTLS_CERT="$W/pki/client.crt" MMTLS_KEY="$W/pki/client.key")
+CURL=(timeout 30 curl -sS --resolve server.test:443:198.18.4.2 --cacert "$W/pki/ca.crt")
+client() { ip netns exec "$P-client" "$@"; }
+
+start_mbox run1
+client "${KEYS[@]}" "${CURL[@]}" --http1.1 -o "$W/got1" https://server.test/big.bin &&
+    cmp -s "$W/got1" "$W/www/big.bin" && pass "30 MB over HTTP/1.1 with keys: byte-exact" ||
+    fail "HTTP/1.1 download"
+client "${KEYS[@]}" "${CURL[@]}" --http2 -o "$W/got2" https://server.test/big.bin &&
+    cmp -s "$W/got2" "$W/www/big.bin" && pass "30 MB over HTTP/2 with keys: byte-exact" ||
+    fail "HTTP/2 download"
+client timeout 30 curl -sS -o "$W/got3" http://198.18.4.2:8080/big.bin &&
+    cmp -s "$W/got3" "$W/www/big.bin" && pass "plain HTTP (not TLS) passes" || fail "plain HTTP"
+client "${KEYS[@]}" "${CURL[@]}" --http1.1 -o "$W/got4" https://server.test/eicar.com 2>"$W/c4"
+rc=$?
+[ $rc = 56 ] && grep -q "reset" "$W/c4" && pass "EICAR: the client's transfer is reset" ||
+    fail "EICAR not reset (curl rc $rc: $(cat "$W/c4"))"
+client "${CURL[@]}" --http1.1 -o "$W/got5" https://server.test/big.bin 2>"$W/c5"
+rc=$?
+[ $rc != 0 ] && ! cmp -s "$W/got5" "$W/www/big.bin" &&
+    pass "no keys, policy block: the transfer is cut (curl rc $rc)" || fail "no-keys block"
+stop_mbox
+
+start_mbox run2 --on-missing-keys pass --key-wait 300
+client "${CURL[@]}" --http1.1 -o "$W/got6" https://server.test/big.bin &&
+    cmp -s "$W/got6" "$W/www/big.bin" &&
+    pass "no keys, policy pass: released after the wait, byte-exact" || fail "no-keys pass"
+stop_mbox
+
+python3 - "$W/run1/eve.json" "$W/run2/eve.json" <<'EOF' || fail "eve checks"
+import json, sys
+def load(p):
+    return [json.loads(l) for l in open(p)]
+r1, r2 = load(sys.argv[1]), load(sys.argv[2])
+tls = [e["tls"] for e in r1 if e["event_type"] == "tls"]
+alerts = [e for e in r1 if e["event_type"] == "alert"]
+http = [e["http"]["url"] for e in r1 if e["event_type"] == "http"]
+st = [e["stats"] for e in r1 if e["event_type"] == "stats"][0]
+ok = True
+def check(cond, what):
+    global ok
+    if not cond:
+        ok = False
+        print("   not true:", what)
+check(len(tls) == 4, "4 TLS sessions in run 1 (got %d)" % len(tls))
+check(sum(1 for t in tls if t["key_status"] == "decrypted" and not t["blocked"]) == 2,
+      "two downloads decrypted, not blocked")
+check(len(alerts) == 1 and alerts[0]["alert"]["signature_id"] == 9000001, "one EICAR alert")
+check("/big.bin" in http and "/eicar.com" in http, "http events for the requests")
+check(st["tls"]["inline"]["rst_sent"] >= 4, "RSTs sent (EICAR + no keys)")
+check(st["tls"]["inline"]["blocked_missing_keys"] == 1, "one session blocked for missing keys")
+t2 = [e["tls"] for e in r2 if e["event_type"] == "tls"]
+check(len(t2) == 1 and t2[0]["key_status"] == "no_keys" and not t2[0]["blocked"],
+      "run 2: released without keys, not blocked")
+print("   run 1 inline counters:", st["tls"]["inline"])
+sys.exit(0 if ok else 1)
+EOF
+
+if [ "$FAILS" = 0 ]; then
+    echo "[$NAME] all cases passed"
+    exit 0
+fi
+echo "[$NAME] $FAILS case(s) failed (KEEP=1 keeps $W)"
+exit 1
