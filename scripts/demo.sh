@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The quick start's first command: builds mmtls, captures a short real TLS 1.3 exchange between
-# openssl s_client and s_server in two network namespaces of its own, then inspects the capture
-# with `mmtlsd -r` using the client's key log.  Cleans up after itself.
+# The quick start's first command: the inline middlebox, live.
 #
-#   ./scripts/demo.sh            (as root on Debian 12; installs what it needs)
+#   client (curl + LD_PRELOAD shim) -- mmtlsd -i c0:s0 (bump in the wire) -- nginx (TLS 1.3)
+#
+# Builds mmtls, sets up three network namespaces (scripts/testbed.sh), starts nginx and mmtlsd
+# with its key server, then curl fetches a page and the EICAR test file over HTTPS, sharing its
+# session keys through the preload shim.  The middlebox's live log shows the server name and the
+# decrypted request lines; the EICAR download is blocked (both ends reset) by the demo rule.
+# Tears everything down at the end.  (scripts/demo-offline.sh shows the offline mode.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -11,89 +15,111 @@ bash scripts/deps.sh
 
 echo "== building mmtls"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" --target mmtlsd >/dev/null
+cmake --build build -j"$(nproc)" --target mmtlsd mmtls-preload >/dev/null
 MMTLSD=$ROOT/build/tools/mmtlsd/mmtlsd
+SHIM=$ROOT/build/lib/keyshare/libmmtls-preload.so
 
+P=mmtls-demo
 W=$(mktemp -d /tmp/mmtls-demo.XXXXXX)
-NS_C=mmtls-demo-c-$$
-NS_S=mmtls-demo-s-$$
+chmod 755 "$W"
+MB= TAIL=
 cleanup() {
-    [ -n "${TCPDUMP_PID:-}" ] && kill "$TCPDUMP_PID" 2>/dev/null || true
-    ip netns del "$NS_C" 2>/dev/null || true
-    ip netns del "$NS_S" 2>/dev/null || true
+    [ -n "$TAIL" ] && kill "$TAIL" 2>/dev/null
+    [ -n "$MB" ] && kill -INT "$MB" 2>/dev/null && wait "$MB" 2>/dev/null
+    [ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid" 2>/dev/null)" 2>/dev/null
+    bash "$ROOT/scripts/testbed.sh" down "$P"
 }
 trap cleanup EXIT
 
-echo "== making a test CA and a server certificate for server.test"
-bash scripts/mkcerts.sh "$W/certs" >/dev/null
+echo "== testbed: client 198.18.4.1 -- [middlebox: bridges c0 and s0] -- server 198.18.4.2"
+bash scripts/testbed.sh up "$P" >/dev/null
 
-echo "== two namespaces: client 198.18.0.1 <-> server 198.18.0.2 (RFC 2544 test range)"
-ip netns add "$NS_C"
-ip netns add "$NS_S"
-ip link add veth-c netns "$NS_C" type veth peer name veth-s netns "$NS_S"
-ip -n "$NS_C" addr add 198.18.0.1/24 dev veth-c
-ip -n "$NS_S" addr add 198.18.0.2/24 dev veth-s
-ip -n "$NS_C" link set veth-c up
-ip -n "$NS_S" link set veth-s up
-ip -n "$NS_C" link set lo up
-ip -n "$NS_S" link set lo up
+echo "== certificates: a CA, the server, the middlebox's key server, one client"
+bash scripts/mkcerts.sh "$W/pki" >/dev/null
+(
+    cd "$W/pki"
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout client.key \
+        -out client.csr -subj "/CN=demo-client" 2>/dev/null
+    printf 'extendedKeyUsage=clientAuth\n' >c.ext
+    openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+        -extfile c.ext -out client.crt 2>/dev/null
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout mbox.key \
+        -out mbox.csr -subj "/CN=middlebox" 2>/dev/null
+    printf 'subjectAltName=IP:198.18.6.2\n' >m.ext
+    openssl x509 -req -in mbox.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+        -extfile m.ext -out mbox.crt 2>/dev/null
+)
 
-mkdir -p "$W/www"
-cat >"$W/www/index.html" <<'EOF'
-<html><body><h1>Hello from behind TLS 1.3</h1><p>mmtls read this without a forged
-certificate: the client shared its session secrets.</p></body></html>
-EOF
+mkdir -p "$W/www" "$W/nginx"
+echo "<html><body><h1>Hello through an inspecting middlebox</h1></body></html>" >"$W/www/index.html"
+cp "$ROOT/../shared/data/eicar.com" "$W/www/eicar.com" 2>/dev/null ||
+    printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*' \
+        >"$W/www/eicar.com"
+cat >"$W/nginx.conf" <<CONF
+daemon off; pid $W/nginx.pid; error_log $W/nginx/error.log; worker_processes 1;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path $W/nginx/b; proxy_temp_path $W/nginx/p; fastcgi_temp_path $W/nginx/f;
+    uwsgi_temp_path $W/nginx/u; scgi_temp_path $W/nginx/s;
+    server {
+        listen 198.18.4.2:443 ssl; server_name server.test; root $W/www;
+        ssl_certificate $W/pki/rsa.crt; ssl_certificate_key $W/pki/rsa.key;
+        ssl_protocols TLSv1.3;
+    }
+}
+CONF
+ip netns exec "$P-server" nginx -c "$W/nginx.conf" -p "$W/nginx" 2>"$W/nginx.err" &
 
-echo "== capturing: tcpdump in the server namespace"
-ip netns exec "$NS_S" tcpdump -i veth-s -s 0 -U --immediate-mode -w "$W/capture.pcap" tcp port 4433 \
-    2>"$W/tcpdump.log" &
-TCPDUMP_PID=$!
-for _ in $(seq 50); do grep -q "listening on" "$W/tcpdump.log" 2>/dev/null && break; sleep 0.1; done
+echo "== middlebox: mmtlsd -i c0:s0 --key-listen 198.18.6.2:4433 --block-eicar --log-http"
+ip netns exec "$P-mbox" "$MMTLSD" -i c0:s0 --key-listen 198.18.6.2:4433 \
+    --cert "$W/pki/mbox.crt" --key "$W/pki/mbox.key" --client-ca "$W/pki/ca.crt" \
+    -l "$W/log" --block-eicar --log-http -v 2>"$W/mmtlsd.log" &
+MB=$!
+for _ in $(seq 50); do grep -q bridging "$W/mmtlsd.log" 2>/dev/null && break; sleep 0.1; done
 
-(cd "$W/www" && ip netns exec "$NS_S" timeout 20 openssl s_server -accept 4433 -WWW \
-    -naccept 1 -tls1_3 -alpn http/1.1 -cert "$W/certs/rsa.crt" -key "$W/certs/rsa.key" -quiet \
-    >/dev/null 2>&1) &
-SERVER_PID=$!
-for _ in $(seq 50); do
-    ip netns exec "$NS_S" ss -ltn 2>/dev/null | grep -q ':4433 ' && break
-    sleep 0.1
-done
-
-echo "== client: openssl s_client fetches /index.html, writing its key log"
-printf 'GET /index.html HTTP/1.0\r\nHost: server.test\r\nUser-Agent: mmtls-demo\r\n\r\n' |
-    ip netns exec "$NS_C" timeout 20 openssl s_client -connect 198.18.0.2:4433 \
-        -servername server.test -alpn http/1.1 -CAfile "$W/certs/ca.crt" -verify_return_error \
-        -keylogfile "$W/keys.log" -quiet -ign_eof >"$W/client-received.txt" 2>"$W/client.log"
-wait "$SERVER_PID" 2>/dev/null || true
-sleep 1
-kill -INT "$TCPDUMP_PID" 2>/dev/null || true
-wait "$TCPDUMP_PID" 2>/dev/null || true
-TCPDUMP_PID=
-
-echo
-echo "== mmtlsd -r capture.pcap --keylog keys.log -l out --dump-plaintext plain"
-"$MMTLSD" -r "$W/capture.pcap" --keylog "$W/keys.log" -l "$W/out" --dump-plaintext "$W/plain"
-
-echo
-echo "== eve.json (the session line)"
-python3 - "$W/out/eve.json" <<'EOF'
+echo "== the middlebox's live log ($W/log/eve.json):"
+touch "$W/log/eve.json"
+tail -n +1 -f "$W/log/eve.json" | python3 -u -c '
 import json, sys
-for line in open(sys.argv[1]):
-    ev = json.loads(line)
-    if ev["event_type"] == "tls":
-        print(json.dumps(ev, indent=2))
-EOF
+for line in sys.stdin:
+    e = json.loads(line)
+    t = e["event_type"]
+    if t == "http":
+        h = e["http"]
+        print("   [mmtlsd] %s  %s %s%s  (decrypted request, SNI %s)" % (e["src_ip"], h["http_method"],
+              h.get("hostname", ""), h["url"], e.get("tls", {}).get("sni", "-")))
+    elif t == "alert":
+        a = e["alert"]
+        print("   [mmtlsd] ALERT %s: %s (sid %d) %s -> %s" % (a["action"].upper(), a["signature"],
+              a["signature_id"], e["src_ip"], e["dest_ip"]))
+    elif t == "tls":
+        s = e["tls"]
+        print("   [mmtlsd] session %s -> %s  SNI %s  %s %s  keys: %s%s" % (e["src_ip"],
+              e["dest_ip"], s.get("sni", "-"), s.get("version", "?"), s.get("cipher_suite", "?"),
+              s["key_status"], "  BLOCKED" if s["blocked"] else ""))
+' &
+TAIL=$!
+
+KEYS=(env LD_PRELOAD="$SHIM" MMTLS_KEYSERVER=198.18.6.2:4433 MMTLS_CA="$W/pki/ca.crt"
+    MMTLS_CERT="$W/pki/client.crt" MMTLS_KEY="$W/pki/client.key")
+CURL=(timeout 20 curl -sS --http1.1 --resolve server.test:443:198.18.4.2 --cacert "$W/pki/ca.crt")
 
 echo
-echo "== decrypted client -> server bytes (what the server read)"
-cat "$W"/plain/*.c2s
-echo "== decrypted server -> client bytes (first lines)"
-head -c 400 "$W"/plain/*.s2c
+echo "== client: curl https://server.test/index.html  (keys shared through the preload shim)"
+ip netns exec "$P-client" "${KEYS[@]}" "${CURL[@]}" https://server.test/index.html
+sleep 1
 echo
-if cmp -s "$W"/plain/*.s2c "$W/client-received.txt"; then
-    echo "== the decrypted server stream is byte-for-byte what the client received"
+echo "== client: curl https://server.test/eicar.com  (the demo rule blocks it)"
+if ip netns exec "$P-client" "${KEYS[@]}" "${CURL[@]}" -o "$W/eicar.got" \
+    https://server.test/eicar.com; then
+    echo "   !! the download was not blocked" >&2
 else
-    echo "== MISMATCH between the decrypted server stream and what the client received" >&2
-    exit 1
+    echo "   -> curl failed as it should: the middlebox reset the connection"
 fi
-echo "(files kept in $W)"
+sleep 1.5
+kill -INT "$MB" 2>/dev/null && wait "$MB" 2>/dev/null
+MB=
+sleep 0.5
+echo
+echo "== done (logs kept in $W)"
