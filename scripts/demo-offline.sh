@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The quick start's first command: builds mmtls, captures a short real TLS 1.3 exchange between
+# The offline demo: builds mmtls, captures a short real TLS 1.3 exchange between
 # openssl s_client and s_server in two network namespaces of its own, then inspects the capture
 # with `mmtlsd -r` using the client's key log.  Cleans up after itself.
 #
