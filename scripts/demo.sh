@@ -36,19 +36,6 @@ bash scripts/testbed.sh up "$P" >/dev/null
 
 echo "== certificates: a CA, the server, the middlebox's key server, one client"
 bash scripts/mkcerts.sh "$W/pki" >/dev/null
-(
-    cd "$W/pki"
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout client.key \
-        -out client.csr -subj "/CN=demo-client" 2>/dev/null
-    printf 'extendedKeyUsage=clientAuth\n' >c.ext
-    openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
-        -extfile c.ext -out client.crt 2>/dev/null
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout mbox.key \
-        -out mbox.csr -subj "/CN=middlebox" 2>/dev/null
-    printf 'subjectAltName=IP:198.18.6.2\n' >m.ext
-    openssl x509 -req -in mbox.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
-        -extfile m.ext -out mbox.crt 2>/dev/null
-)
 
 mkdir -p "$W/www" "$W/nginx"
 echo "<html><body><h1>Hello through an inspecting middlebox</h1></body></html>" >"$W/www/index.html"

@@ -22,21 +22,7 @@ fail() { echo "[$NAME] FAIL: $*"; FAILS=$((FAILS + 1)); }
 pass() { echo "[$NAME] ok: $*"; }
 
 # --- PKI: server certificates (scripts/mkcerts.sh) and a client certificate for the channel ---
-bash "$ROOT/scripts/mkcerts.sh" "$W/pki" >/dev/null || { echo "mkcerts failed"; exit 1; }
-(
-    cd "$W/pki"
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout client.key \
-        -out client.csr -subj "/CN=client-198.18.2.1" 2>/dev/null
-    printf 'extendedKeyUsage=clientAuth\n' >client.ext
-    openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
-        -extfile client.ext -out client.crt 2>/dev/null
-    # the key server presents a certificate for its address
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout mbox.key \
-        -out mbox.csr -subj "/CN=mbox" 2>/dev/null
-    printf 'subjectAltName=IP:198.18.2.2\nextendedKeyUsage=serverAuth\n' >mbox.ext
-    openssl x509 -req -in mbox.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
-        -extfile mbox.ext -out mbox.crt 2>/dev/null
-) || { echo "client certificate failed"; exit 1; }
+bash "$ROOT/scripts/mkcerts.sh" "$W/pki" 198.18.2.2 >/dev/null || { echo "mkcerts failed"; exit 1; }
 
 # --- namespaces -------------------------------------------------------------------------------
 ip netns add "$NS_C" && ip netns add "$NS_S" || skip "cannot create namespaces"

@@ -39,19 +39,6 @@ pass() { echo "[$NAME] ok: $*"; }
 
 bash "$ROOT/scripts/testbed.sh" up "$P" >/dev/null || skip "cannot build the testbed"
 bash "$ROOT/scripts/mkcerts.sh" "$W/pki" >/dev/null
-(
-    cd "$W/pki"
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout client.key \
-        -out client.csr -subj "/CN=client" 2>/dev/null
-    printf 'extendedKeyUsage=clientAuth\n' >c.ext
-    openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
-        -extfile c.ext -out client.crt 2>/dev/null
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout mbox.key \
-        -out mbox.csr -subj "/CN=mbox" 2>/dev/null
-    printf 'subjectAltName=IP:198.18.6.2\n' >m.ext
-    openssl x509 -req -in mbox.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
-        -extfile m.ext -out mbox.crt 2>/dev/null
-)
 mkdir -p "$W/www" "$W/nginx"
 head -c 30000000 /dev/urandom >"$W/www/big.bin"
 printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*' >"$W/www/eicar.com"
