@@ -46,6 +46,10 @@ void mmtls_eve_write_http(struct mmtls_eve *ev, struct mmtls_session *s, const c
 /* Logs decrypted HTTP/1.x request lines through eve (one app per process). */
 MMTLS_MUST_USE int mmtls_http_log_register(struct mmtls_eve *eve, struct mmtls_engine *e);
 
+/* Inspects only the first `depth` bytes of each response (server-to-client data after each
+ * client request); the rest is skipped without decryption.  Register it before other apps. */
+MMTLS_MUST_USE int mmtls_depth_register(struct mmtls_engine *e, uint64_t depth);
+
 struct mmtls_block;
 
 /* A built-in app that blocks sessions whose decrypted application data contains a pattern

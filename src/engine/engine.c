@@ -582,6 +582,31 @@ void mmtls_engine_stats_json(const struct mmtls_engine *e, struct mmtls_json *j)
     mmtls_json_u64(j, "rst_sent", st->rst_sent);
     mmtls_json_u64(j, "blocked_missing_keys", st->blocked_missing_keys);
     mmtls_json_u64(j, "non_tls_blocked", st->non_tls_blocked);
+    {
+        /* key stall percentiles from the log2 histogram (upper bucket bounds, µs) */
+        uint64_t n = 0, acc = 0;
+        static const struct {
+            const char *name;
+            unsigned pct;
+        } q[] = {{"p50", 50}, {"p90", 90}, {"p99", 99}};
+        for (int i = 0; i < 32; i++)
+            n += st->key_stall_hist[i];
+        mmtls_json_obj_open(j, "key_stall_us");
+        mmtls_json_u64(j, "count", n);
+        for (size_t k = 0; k < MMTLS_ARRAY_SIZE(q); k++) {
+            uint64_t want = (n * q[k].pct + 99) / 100;
+            acc = 0;
+            for (int i = 0; i < 32 && n > 0; i++) {
+                acc += st->key_stall_hist[i];
+                if (acc >= want) {
+                    mmtls_json_u64(j, q[k].name, i == 0 ? 1 : 1ull << i);
+                    break;
+                }
+            }
+        }
+        mmtls_json_u64(j, "max", st->key_stall_max_us);
+        mmtls_json_obj_close(j);
+    }
     mmtls_json_obj_close(j);
     mmtls_json_obj_open(j, "keys");
     mmtls_json_u64(j, "received", st->keys_received);

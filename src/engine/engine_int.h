@@ -86,6 +86,7 @@ struct eng_session {
     bool wait_expired; /* gave up waiting for keys */
     bool replaying;
     uint64_t wait_start_us;
+    uint64_t wait_start_mono_ns;                 /* CLOCK_MONOTONIC when holding started */
     struct eng_frame *frames_head, *frames_tail; /* owned: inline frames held with the records */
     size_t frames_bytes;
     struct eng_session *wnext, *wprev; /* engine's list of sessions holding records */

@@ -32,6 +32,14 @@ struct eng_pend {
     struct mmtls_engine_keymsg *m;  /* owned */
 };
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static uint32_t cr_bucket(const struct mmtls_engine *e, const uint8_t cr[32])
 {
     /* Keyed hash: key channel peers are authenticated, but one could still choose randoms that
@@ -226,6 +234,16 @@ void eng_keys_release(struct eng_session *s)
     struct mmtls_engine *e = s->eng;
     struct eng_held *h = s->held_head;
 
+    if (h != NULL && !s->wait_expired && s->wait_start_mono_ns != 0) {
+        /* Keys came: how long did the session's data wait for them? */
+        uint64_t us = (mono_ns() - s->wait_start_mono_ns) / 1000;
+        unsigned b = 0;
+        while (b < 31 && (1ull << b) <= us)
+            b++;
+        e->st.key_stall_hist[b]++;
+        if (us > e->st.key_stall_max_us)
+            e->st.key_stall_max_us = us;
+    }
     wait_unlink(e, s);
     s->held_head = s->held_tail = NULL;
     s->holding[0] = s->holding[1] = false;
@@ -419,6 +437,7 @@ bool eng_keys_hold(struct eng_session *s, int dir, const uint8_t *rec, size_t le
         s->holding[dir] = true;
         if (!s->in_waitlist) {
             s->wait_start_us = e->now_us;
+            s->wait_start_mono_ns = mono_ns();
             s->wprev = e->wait_tail;
             if (e->wait_tail != NULL)
                 e->wait_tail->wnext = s;

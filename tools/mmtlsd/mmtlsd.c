@@ -34,6 +34,7 @@ struct opts {
     const char *allow_nat[MMTLSD_MAX_NAT + 1];
     bool block_eicar;
     bool log_http;
+    uint64_t inspect_depth;
     const char *block_content[8];
     int nblock;
     int nnat;
@@ -62,6 +63,8 @@ static void usage(FILE *fp)
             "      --block-non-tls      drop TCP flows that do not start with a ClientHello\n"
             "      --block-eicar        demo rule: block sessions carrying the EICAR test file\n"
             "      --log-http           eve 'http' events for decrypted HTTP/1.x requests\n"
+            "      --inspect-depth N    decrypt only the first N bytes of each response (the\n"
+            "                           rest is skipped without decryption); default: all\n"
             "      --block-content STR  block sessions whose decrypted data contains STR\n"
             "                           (repeatable, up to 8)\n"
             "  -r, --read FILE          capture to read (pcap or pcapng; '-' = standard input)\n"
@@ -139,7 +142,8 @@ static int parse_args(int argc, char **argv, struct opts *o, int *quiet)
         O_BLOCKNONTLS,
         O_BEICAR,
         O_BCONTENT,
-        O_LOGHTTP
+        O_LOGHTTP,
+        O_DEPTH
     };
     static const struct option lopts[] = {
         {"read", required_argument, NULL, 'r'},
@@ -149,6 +153,7 @@ static int parse_args(int argc, char **argv, struct opts *o, int *quiet)
         {"block-non-tls", no_argument, NULL, O_BLOCKNONTLS},
         {"block-eicar", no_argument, NULL, O_BEICAR},
         {"log-http", no_argument, NULL, O_LOGHTTP},
+        {"inspect-depth", required_argument, NULL, O_DEPTH},
         {"block-content", required_argument, NULL, O_BCONTENT},
         {"keylog", required_argument, NULL, 'k'},
         {"log-dir", required_argument, NULL, 'l'},
@@ -187,6 +192,11 @@ static int parse_args(int argc, char **argv, struct opts *o, int *quiet)
         case O_BLOCKNONTLS: o->eng.block_non_tls = true; break;
         case O_BEICAR: o->block_eicar = true; break;
         case O_LOGHTTP: o->log_http = true; break;
+        case O_DEPTH:
+            if (parse_u64("inspect-depth", optarg, 1, UINT64_MAX / 2, &v) != 0)
+                return -1;
+            o->inspect_depth = v;
+            break;
         case O_BCONTENT:
             if (o->nblock >= 8 || strlen(optarg) == 0 || strlen(optarg) > 128) {
                 fprintf(stderr, "mmtlsd: --block-content: 1..128 bytes, at most 8 times\n");
@@ -492,6 +502,11 @@ int main(int argc, char **argv)
                                .events = MMTLS_EV_SESSION_END,
                                .on_event = tally_on_event,
                                .arg = &tally};
+        if (o.inspect_depth > 0 && mmtls_depth_register(e, o.inspect_depth) != 0) {
+            fprintf(stderr, "mmtlsd: cannot register the depth app\n");
+            status = 2;
+            goto out;
+        }
         if (o.block_eicar || o.nblock > 0) {
             if (mmtls_block_new(&blk, eve) != 0 ||
                 (o.block_eicar && mmtls_block_add_eicar(blk) != 0)) {

@@ -1,0 +1,70 @@
+/* depth — inspection depth per HTTP response: after `depth` bytes of server-to-client plaintext
+ * since the client's last request, the rest of the response is skipped without decryption
+ * (mmtls_session_pause) until the client sends its next request (as the mmTLS paper inspects the
+ * first 64 KB of each response).  Registered first, so the pause takes effect for every app.
+ * A request is any client application-data record; with HTTP/2 multiplexing this is an
+ * approximation (a new client frame resumes inspection). */
+#include "apps/apps.h"
+
+#include <stdlib.h>
+
+struct depth_sess {
+    uint64_t seen; /* response plaintext since the last request */
+    bool paused;
+};
+
+struct mmtls_depth {
+    uint64_t depth;
+    int app_id;
+};
+
+static struct mmtls_depth depth_app;
+
+static int depth_on_event(struct mmtls_session *s, const struct mmtls_event_info *ev, void *arg)
+{
+    struct mmtls_depth *d = arg;
+    struct depth_sess *ds = mmtls_session_ctx_get(s, d->app_id);
+
+    switch (ev->ev) {
+    case MMTLS_EV_SESSION_START:
+        mmtls_session_ctx_set(s, d->app_id, calloc(1, sizeof(struct depth_sess)));
+        break;
+    case MMTLS_EV_NEW_RECORD:
+        if (ds == NULL || ev->rec->outer_type != MMTLS_CT_APPLICATION_DATA)
+            break;
+        if (ev->rec->dir == MMTLS_DIR_TO_SERVER) {
+            /* a new request: inspect its response from the start */
+            ds->seen = 0;
+            if (ds->paused) {
+                mmtls_session_resume(s, MMTLS_DIR_TO_CLIENT);
+                ds->paused = false;
+            }
+        } else if (!ds->paused) {
+            ds->seen += ev->rec->max_plain_len;
+            if (ds->seen >= d->depth) {
+                mmtls_session_pause(s, MMTLS_DIR_TO_CLIENT, UINT64_MAX);
+                ds->paused = true;
+            }
+        }
+        break;
+    case MMTLS_EV_SESSION_END:
+        free(ds);
+        mmtls_session_ctx_set(s, d->app_id, NULL);
+        break;
+    default: break;
+    }
+    return MMTLS_VERDICT_CONTINUE;
+}
+
+int mmtls_depth_register(struct mmtls_engine *e, uint64_t depth)
+{
+    struct mmtls_app app = {.sz = sizeof(app),
+                            .name = "depth",
+                            .events =
+                                MMTLS_EV_SESSION_START | MMTLS_EV_NEW_RECORD | MMTLS_EV_SESSION_END,
+                            .on_event = depth_on_event,
+                            .arg = &depth_app};
+
+    depth_app.depth = depth;
+    return mmtls_engine_app_register(e, &app, &depth_app.app_id);
+}
