@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -376,6 +377,12 @@ static int tcp_connect(const char *host, const char *port)
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0) {
             continue;
+        }
+        /* Key messages are small and latency matters (records wait for them): no Nagle, or a
+         * message written right after the handshake waits for a delayed ACK (~40-200 ms). */
+        {
+            int one = 1;
+            (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         }
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
             break;

@@ -612,6 +612,7 @@ void mmtls_engine_stats_json(const struct mmtls_engine *e, struct mmtls_json *j)
     mmtls_json_u64(j, "received", st->keys_received);
     mmtls_json_u64(j, "matched", st->keys_matched);
     mmtls_json_u64(j, "bypass", st->bypass_received);
+    mmtls_json_u64(j, "bypass_refused", st->bypass_refused);
     mmtls_json_u64(j, "duplicate", st->keys_duplicate);
     mmtls_json_u64(j, "conflict", st->keys_conflict);
     mmtls_json_u64(j, "rejected_owner", st->keys_rejected_owner);

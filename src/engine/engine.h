@@ -37,6 +37,9 @@ struct mmtls_engine_opts {
      * come within key_wait_ms (DESIGN §3 rule 2), and to flows that are not TLS. */
     int on_missing_keys; /* enum mmtls_missing_keys */
     bool block_non_tls;
+    /* Server names (fnmatch patterns, NULL-terminated; borrowed) whose sessions clients may
+     * bypass (BYPASS message).  A BYPASS for another name counts as no keys (DESIGN §3 rule 6). */
+    const char *const *bypass_allow;
 };
 
 enum mmtls_missing_keys {
@@ -105,7 +108,7 @@ struct mmtls_engine_stats {
     uint64_t reasm_gaps, reasm_overlap_diff, reasm_memcap_drops;
     uint64_t flow_alloc_failures;
     uint64_t keys_received, keys_matched, keys_pending_expired, keys_pending_dropped;
-    uint64_t keys_rejected_owner, keys_conflict, keys_duplicate, bypass_received;
+    uint64_t keys_rejected_owner, keys_conflict, keys_duplicate, bypass_received, bypass_refused;
     uint64_t records_held, records_released, holds_expired, holds_over_cap;
     uint64_t frames_held, frames_released, frames_dropped, rst_sent, blocked_missing_keys;
     uint64_t non_tls_blocked;

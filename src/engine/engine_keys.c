@@ -19,6 +19,7 @@
  */
 #include "engine/engine_int.h"
 
+#include <fnmatch.h>
 #include <stdlib.h>
 #include <sys/random.h>
 #include <time.h>
@@ -183,6 +184,18 @@ static int merge(struct eng_session *s, const struct mmtls_keyset *n)
     return added;
 }
 
+static bool bypass_allowed(const struct mmtls_engine *e, const char *sni)
+{
+    /* Offline (no data plane to protect) every bypass is recorded as asked. */
+    if (!e->inline_mode)
+        return true;
+    for (const char *const *p = e->o.bypass_allow; p != NULL && *p != NULL; p++) {
+        if (sni[0] != '\0' && fnmatch(*p, sni, FNM_CASEFOLD) == 0)
+            return true;
+    }
+    return false;
+}
+
 static bool owner_ok(const struct eng_session *s, const struct mmtls_keyset *ks)
 {
     size_t alen = s->info.ip_version == 4 ? 4 : 16;
@@ -296,6 +309,13 @@ static void apply(struct eng_session *s, struct mmtls_engine_keymsg *m)
     }
     if (m->type == MMTLS_KP_BYPASS) {
         e->st.bypass_received++;
+        if (!bypass_allowed(e, s->info.sni)) {
+            /* Not a name the operator lets clients bypass: as if no keys came. */
+            e->st.bypass_refused++;
+            eng_error(s, MMTLS_TLSERR_KEY_REJECTED, 0, 0,
+                      "bypass requested for a server name not on the bypass allowlist");
+            return;
+        }
         s->ks.have |= MMTLS_KS_BYPASS;
         s->keys_found = true;
         eng_keys_release(s);
@@ -460,8 +480,13 @@ bool eng_keys_hold(struct eng_session *s, int dir, const uint8_t *rec, size_t le
         eng_keys_release(s);
         return false;
     }
-    if (e->inline_mode && e->cur_data != NULL) {
-        /* The current frame completes a held record: it is held with it (DESIGN §3 rule 3). */
+    if (dir == 0 && protected_rec)
+        s->c2s_protected = true;
+    /* The current frame completes a held record: it is held with it (DESIGN §3 rule 3) — except
+     * the server's TLS 1.3 handshake flight (its records before the client's first protected
+     * record): that is not application data, and the client can only compute the secrets it
+     * shares after receiving it.  Those records wait here for inspection; their frames go on. */
+    if (e->inline_mode && e->cur_data != NULL && !(s->tls13 && dir == 1 && !s->c2s_protected)) {
         e->cur_hold = s;
         if (e->verdict != MMTLS_PKT_DROP)
             e->verdict = MMTLS_PKT_HOLD;

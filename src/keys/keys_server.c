@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -777,6 +778,7 @@ static void ksrv_accept(struct mmtls_keyserver *s, uint64_t now_ms)
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         int fd = accept4(s->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int one = 1;
 
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) {
@@ -789,6 +791,8 @@ static void ksrv_accept(struct mmtls_keyserver *s, uint64_t now_ms)
             }
             return;
         }
+        /* small messages both ways (KEEPALIVE answers): no Nagle */
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         if (s->nchan >= s->max_channels) {
             close(fd);
             ctr_inc(&s->c.rejected_full);

@@ -6,7 +6,10 @@
 #   - plain HTTP (not TLS) passes by default;
 #   - EICAR in a decrypted response: the client's transfer is reset, alert logged;
 #   - a client without keys: held, then blocked after --key-wait (the client is reset);
-#   - the same with --on-missing-keys pass: released after the wait, the download completes.
+#   - the same with --on-missing-keys pass: released after the wait, the download completes;
+#   - wget (GnuTLS), python3, openssl s_client under the shim;
+#   - BYPASS refused (name not allowed: blocked) and allowed (--bypass-allow: passes);
+#   - mmtlsd restarted in the middle of a transfer: the transfer completes.
 # Exit 0 pass, 1 fail, 77 skip.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -102,6 +105,43 @@ client "${CURL[@]}" --http1.1 -o "$W/got5" https://server.test/big.bin 2>"$W/c5"
 rc=$?
 [ $rc != 0 ] && ! cmp -s "$W/got5" "$W/www/big.bin" &&
     pass "no keys, policy block: the transfer is cut (curl rc $rc)" || fail "no-keys block"
+# More clients under the shim: wget (GnuTLS), python3, openssl s_client.
+client "${KEYS[@]}" timeout 30 wget -q --no-check-certificate -O "$W/got7" \
+    https://198.18.4.2/big.bin && cmp -s "$W/got7" "$W/www/big.bin" &&
+    pass "wget (GnuTLS) with keys: byte-exact" || fail "wget"
+client "${KEYS[@]}" timeout 30 python3 - "$W/got8" "$W/pki/ca.crt" <<'PY' &&
+import http.client, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2]); ctx.check_hostname = False
+c = http.client.HTTPSConnection("198.18.4.2", 443, context=ctx, timeout=20)
+c.request("GET", "/big.bin", headers={"Host": "server.test"})
+open(sys.argv[1], "wb").write(c.getresponse().read())
+PY
+    cmp -s "$W/got8" "$W/www/big.bin" && pass "python3 with keys: byte-exact" || fail "python3"
+printf 'GET /eicar.com HTTP/1.0\r\nHost: server.test\r\n\r\n' |
+    client "${KEYS[@]}" timeout 20 openssl s_client -connect 198.18.4.2:443 -quiet -ign_eof \
+        -servername server.test -CAfile "$W/pki/ca.crt" >"$W/got9" 2>/dev/null
+! grep -q EICAR "$W/got9" && pass "openssl s_client: EICAR response blocked" || fail "s_client"
+# A bypass the operator does not allow counts as no keys: blocked.
+client "${KEYS[@]}" MMTLS_BYPASS=server.test "${CURL[@]}" --http1.1 -o "$W/got10" \
+    https://server.test/big.bin 2>/dev/null
+[ $? != 0 ] && pass "bypass refused (name not allowed): blocked" || fail "bypass refused"
+stop_mbox
+
+
+start_mbox run3 --bypass-allow 'server.*'
+client "${KEYS[@]}" MMTLS_BYPASS=server.test "${CURL[@]}" --http1.1 -o "$W/got11" \
+    https://server.test/eicar.com && cmp -s "$W/got11" "$W/www/eicar.com" &&
+    pass "bypass allowed: passes uninspected (even EICAR)" || fail "bypass allowed"
+# mmtlsd restarted in the middle of a transfer: the flow is mid-stream for the new instance
+# (not recognisable as TLS) and passes; the download completes.
+client "${KEYS[@]}" "${CURL[@]}" --http1.1 --limit-rate 10M -o "$W/got12" \
+    https://server.test/big.bin &
+CURL_PID=$!
+sleep 1
+stop_mbox
+start_mbox run4
+wait $CURL_PID && cmp -s "$W/got12" "$W/www/big.bin" &&
+    pass "mmtlsd restarted mid-flow: the transfer completes byte-exact" || fail "restart mid-flow"
 stop_mbox
 
 start_mbox run2 --on-missing-keys pass --key-wait 300
@@ -110,7 +150,7 @@ client "${CURL[@]}" --http1.1 -o "$W/got6" https://server.test/big.bin &&
     pass "no keys, policy pass: released after the wait, byte-exact" || fail "no-keys pass"
 stop_mbox
 
-python3 - "$W/run1/eve.json" "$W/run2/eve.json" <<'EOF' || fail "eve checks"
+python3 - "$W/run1/eve.json" "$W/run2/eve.json" "$W/run3/eve.json" <<'EOF' || fail "eve checks"
 import json, sys
 def load(p):
     return [json.loads(l) for l in open(p)]
@@ -125,16 +165,21 @@ def check(cond, what):
     if not cond:
         ok = False
         print("   not true:", what)
-check(len(tls) == 4, "4 TLS sessions in run 1 (got %d)" % len(tls))
-check(sum(1 for t in tls if t["key_status"] == "decrypted" and not t["blocked"]) == 2,
-      "two downloads decrypted, not blocked")
-check(len(alerts) == 1 and alerts[0]["alert"]["signature_id"] == 9000001, "one EICAR alert")
+check(len(tls) == 8, "8 TLS sessions in run 1 (got %d)" % len(tls))
+check(sum(1 for t in tls if t["key_status"] == "decrypted" and not t["blocked"]) == 4,
+      "four downloads decrypted, not blocked (curl h1, h2, wget, python3)")
+check(len(alerts) == 2 and all(a["alert"]["signature_id"] == 9000001 for a in alerts),
+      "two EICAR alerts (curl, s_client)")
 check("/big.bin" in http and "/eicar.com" in http, "http events for the requests")
 check(st["tls"]["inline"]["rst_sent"] >= 4, "RSTs sent (EICAR + no keys)")
-check(st["tls"]["inline"]["blocked_missing_keys"] == 1, "one session blocked for missing keys")
+check(st["tls"]["inline"]["blocked_missing_keys"] == 2,
+      "two sessions blocked for missing keys (no keys; bypass refused)")
+check(st["tls"]["keys"]["bypass_refused"] == 1, "one bypass refused")
 t2 = [e["tls"] for e in r2 if e["event_type"] == "tls"]
 check(len(t2) == 1 and t2[0]["key_status"] == "no_keys" and not t2[0]["blocked"],
       "run 2: released without keys, not blocked")
+t3 = [e["tls"] for e in load(sys.argv[3]) if e["event_type"] == "tls"]
+check(any(t["key_status"] == "bypass" and not t["blocked"] for t in t3), "run 3: a bypass session")
 print("   run 1 inline counters:", st["tls"]["inline"])
 sys.exit(0 if ok else 1)
 EOF

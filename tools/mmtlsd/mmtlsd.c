@@ -10,7 +10,9 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "mmtlsd.h"
@@ -35,6 +37,8 @@ struct opts {
     bool block_eicar;
     bool log_http;
     uint64_t inspect_depth;
+    const char *bypass_allow[17];
+    int nbypass;
     const char *block_content[8];
     int nblock;
     int nnat;
@@ -63,6 +67,8 @@ static void usage(FILE *fp)
             "      --block-non-tls      drop TCP flows that do not start with a ClientHello\n"
             "      --block-eicar        demo rule: block sessions carrying the EICAR test file\n"
             "      --log-http           eve 'http' events for decrypted HTTP/1.x requests\n"
+            "      --bypass-allow PAT   server names (fnmatch, e.g. '*.bank.example') whose\n"
+            "                           sessions clients may bypass; repeatable (16)\n"
             "      --inspect-depth N    decrypt only the first N bytes of each response (the\n"
             "                           rest is skipped without decryption); default: all\n"
             "      --block-content STR  block sessions whose decrypted data contains STR\n"
@@ -143,7 +149,8 @@ static int parse_args(int argc, char **argv, struct opts *o, int *quiet)
         O_BEICAR,
         O_BCONTENT,
         O_LOGHTTP,
-        O_DEPTH
+        O_DEPTH,
+        O_BYPASS
     };
     static const struct option lopts[] = {
         {"read", required_argument, NULL, 'r'},
@@ -154,6 +161,7 @@ static int parse_args(int argc, char **argv, struct opts *o, int *quiet)
         {"block-eicar", no_argument, NULL, O_BEICAR},
         {"log-http", no_argument, NULL, O_LOGHTTP},
         {"inspect-depth", required_argument, NULL, O_DEPTH},
+        {"bypass-allow", required_argument, NULL, O_BYPASS},
         {"block-content", required_argument, NULL, O_BCONTENT},
         {"keylog", required_argument, NULL, 'k'},
         {"log-dir", required_argument, NULL, 'l'},
@@ -192,6 +200,14 @@ static int parse_args(int argc, char **argv, struct opts *o, int *quiet)
         case O_BLOCKNONTLS: o->eng.block_non_tls = true; break;
         case O_BEICAR: o->block_eicar = true; break;
         case O_LOGHTTP: o->log_http = true; break;
+        case O_BYPASS:
+            if (o->nbypass >= 16) {
+                fprintf(stderr, "mmtlsd: at most 16 --bypass-allow patterns\n");
+                return -1;
+            }
+            o->bypass_allow[o->nbypass++] = optarg;
+            o->eng.bypass_allow = o->bypass_allow;
+            break;
         case O_DEPTH:
             if (parse_u64("inspect-depth", optarg, 1, UINT64_MAX / 2, &v) != 0)
                 return -1;
@@ -345,6 +361,7 @@ static void on_dsb(void *ud, uint32_t type, const uint8_t *p, size_t len)
  * ring (docs/ARCHITECTURE.md, "Keys from key channels").  Never blocks: a full ring drops. */
 struct deliver_ctx {
     struct mmtls_ring *ring;
+    int efd; /* eventfd that wakes an idle inline worker, -1 offline */
     _Atomic unsigned long dropped;
 };
 
@@ -356,7 +373,10 @@ static void on_key_delivery(void *ud, const struct mmtls_key_delivery *d)
     if (m == NULL || !mmtls_ring_push(c->ring, m)) {
         mmtls_engine_keymsg_free(m);
         c->dropped++;
+        return;
     }
+    if (c->efd >= 0)
+        (void)eventfd_write(c->efd, 1);
 }
 
 static volatile sig_atomic_t stop_flag;
@@ -434,7 +454,7 @@ int main(int argc, char **argv)
     struct mmtls_dump *dump = NULL;
     struct tally tally = {0};
     struct dsb_ctx dsb = {0};
-    struct deliver_ctx dctx = {0};
+    struct deliver_ctx dctx = {.efd = -1};
     struct mmtls_keyserver *ksrv = NULL;
     struct mmtls_block *blk = NULL;
     struct mmtls_io_pkt pkt;
@@ -554,6 +574,8 @@ int main(int argc, char **argv)
             .deliver_ud = &dctx,
         };
         dctx.ring = mmtls_engine_key_ring(e);
+        if (o.iface != NULL)
+            dctx.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (mmtls_keyserver_start(&ksrv, &kopts, err, sizeof(err)) != 0) {
             fprintf(stderr, "mmtlsd: key server: %s\n", err);
             status = 2;
@@ -567,7 +589,7 @@ int main(int argc, char **argv)
         struct sigaction sa = {.sa_handler = on_signal};
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
-        rc = mmtlsd_run_inline(e, o.iface, !o.no_vnet, &stop_flag, err, sizeof(err));
+        rc = mmtlsd_run_inline(e, o.iface, !o.no_vnet, dctx.efd, &stop_flag, err, sizeof(err));
         if (rc != 0) {
             fprintf(stderr, "mmtlsd: %s\n", err);
             status = 2;
@@ -602,6 +624,8 @@ int main(int argc, char **argv)
 
 out:
     mmtls_keyserver_stop(ksrv);
+    if (dctx.efd >= 0)
+        close(dctx.efd);
     if (dctx.dropped > 0)
         fprintf(stderr, "mmtlsd: %lu key messages dropped (worker ring full)\n",
                 (unsigned long)dctx.dropped);

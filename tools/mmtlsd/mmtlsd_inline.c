@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <time.h>
 
 #include "mmtlsd.h"
@@ -57,7 +58,7 @@ static uint64_t wall_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-int mmtlsd_run_inline(struct mmtls_engine *e, const char *ifpair, bool vnet,
+int mmtlsd_run_inline(struct mmtls_engine *e, const char *ifpair, bool vnet, int key_efd,
                       volatile sig_atomic_t *stop, char *err, size_t err_cap)
 {
     struct bridge b = {.vnet = vnet};
@@ -85,8 +86,9 @@ int mmtlsd_run_inline(struct mmtls_engine *e, const char *ifpair, bool vnet,
               vnet ? "PACKET_VNET_HDR: GSO frames kept" : "no vnet header");
 
     while (!*stop) {
-        struct pollfd pfd[2] = {{.fd = mmtls_afp_fd(b.port[0]), .events = POLLIN},
-                                {.fd = mmtls_afp_fd(b.port[1]), .events = POLLIN}};
+        struct pollfd pfd[3] = {{.fd = mmtls_afp_fd(b.port[0]), .events = POLLIN},
+                                {.fd = mmtls_afp_fd(b.port[1]), .events = POLLIN},
+                                {.fd = key_efd, .events = POLLIN}};
         int busy = 0;
 
         for (int p = 0; p < 2; p++) {
@@ -116,10 +118,16 @@ int mmtlsd_run_inline(struct mmtls_engine *e, const char *ifpair, bool vnet,
             mmtls_engine_tick(e, wall_us());
             mmtls_afp_tx_flush(b.port[0]);
             mmtls_afp_tx_flush(b.port[1]);
-            if (poll(pfd, 2, 10) < 0 && errno != EINTR) {
+            if (poll(pfd, key_efd >= 0 ? 3 : 2, 10) < 0 && errno != EINTR) {
                 snprintf(err, err_cap, "poll: %s", strerror(errno));
                 rc = MMTLS_E_IO;
                 break;
+            }
+            if (key_efd >= 0 && (pfd[2].revents & POLLIN)) {
+                /* Keys arrived while idle: take them now, not at the next packet. */
+                eventfd_t v;
+                (void)eventfd_read(key_efd, &v);
+                mmtls_engine_poll_keys(e);
             }
         }
     }
