@@ -85,7 +85,7 @@ struct eng_session {
     bool holding[2];   /* a direction's records are being held */
     bool wait_expired; /* gave up waiting for keys */
     bool replaying;
-    bool c2s_protected;                  /* the client sent a protected record (TLS 1.3) */
+    bool c2s_protected; /* the client sent a protected record (TLS 1.3) */
     uint64_t wait_start_us;
     uint64_t wait_start_mono_ns;                 /* CLOCK_MONOTONIC when holding started */
     struct eng_frame *frames_head, *frames_tail; /* owned: inline frames held with the records */
