@@ -102,11 +102,109 @@ out_free_bio:
     return rc;
 }
 
+/* One DER TLV (X.690 §8.1.2-8.1.3): a low-tag-number identifier and a definite length (short
+ * form, or long form of 1..4 bytes); *val is the contents, *whole the TLV itself. */
+MMTLS_MUST_USE static int der_tlv(struct mmtls_cur *c, uint8_t *tag, struct mmtls_cur *val,
+                                  struct mmtls_slice *whole)
+{
+    const uint8_t *start = c->p;
+    uint8_t l, b;
+    size_t len = 0;
+
+    MMTLS_TRY(mmtls_cur_u8(c, tag));
+    if ((*tag & 0x1f) == 0x1f) {
+        return MMTLS_E_MALFORMED; /* high tag numbers do not occur in the fields we walk */
+    }
+    MMTLS_TRY(mmtls_cur_u8(c, &l));
+    if (l & 0x80) {
+        unsigned n = l & 0x7f;
+        if (n == 0 || n > 4) {
+            return MMTLS_E_MALFORMED; /* indefinite or absurd lengths: not DER */
+        }
+        for (unsigned i = 0; i < n; i++) {
+            MMTLS_TRY(mmtls_cur_u8(c, &b));
+            len = len << 8 | b;
+        }
+    } else {
+        len = l;
+    }
+    if (len > mmtls_cur_left(c)) {
+        return MMTLS_E_MALFORMED;
+    }
+    val->p = c->p;
+    val->end = c->p + len;
+    c->p += len;
+    whole->p = start;
+    whole->len = (size_t)(c->p - start);
+    return 0;
+}
+
+/* Finds issuer and subject in a Certificate (RFC 5280 §4.1):
+ *   Certificate ::= SEQUENCE { tbsCertificate TBSCertificate, ... }
+ *   TBSCertificate ::= SEQUENCE { version [0] EXPLICIT OPTIONAL, serialNumber INTEGER,
+ *       signature AlgorithmIdentifier, issuer Name, validity Validity, subject Name, ... }
+ * Walking the DER is much cheaper than d2i_X509, which also decodes the public key. */
+MMTLS_MUST_USE static int cert_name_slices(const uint8_t *der, size_t len,
+                                           struct mmtls_slice *issuer, struct mmtls_slice *subject)
+{
+    struct mmtls_cur c = body_cur(der, len), cert, tbs, v;
+    struct mmtls_slice w;
+    uint8_t tag;
+
+    MMTLS_TRY(der_tlv(&c, &tag, &cert, &w));
+    if (tag != 0x30) {
+        return MMTLS_E_MALFORMED;
+    }
+    MMTLS_TRY(der_tlv(&cert, &tag, &tbs, &w));
+    if (tag != 0x30) {
+        return MMTLS_E_MALFORMED;
+    }
+    MMTLS_TRY(der_tlv(&tbs, &tag, &v, &w));
+    if (tag == 0xa0) { /* [0] version */
+        MMTLS_TRY(der_tlv(&tbs, &tag, &v, &w));
+    }
+    if (tag != 0x02) { /* serialNumber */
+        return MMTLS_E_MALFORMED;
+    }
+    MMTLS_TRY(der_tlv(&tbs, &tag, &v, &w)); /* signature */
+    if (tag != 0x30) {
+        return MMTLS_E_MALFORMED;
+    }
+    MMTLS_TRY(der_tlv(&tbs, &tag, &v, issuer));
+    if (tag != 0x30) {
+        return MMTLS_E_MALFORMED;
+    }
+    MMTLS_TRY(der_tlv(&tbs, &tag, &v, &w)); /* validity */
+    if (tag != 0x30) {
+        return MMTLS_E_MALFORMED;
+    }
+    MMTLS_TRY(der_tlv(&tbs, &tag, &v, subject));
+    return tag == 0x30 ? 0 : MMTLS_E_MALFORMED;
+}
+
+/* Decodes one Name (its whole DER) and prints it. */
+MMTLS_MUST_USE static int name_from_der(struct mmtls_slice der, char *out, size_t cap)
+{
+    const unsigned char *p = der.p;
+    X509_NAME *n;
+    int rc;
+
+    if (der.len > LONG_MAX) {
+        return MMTLS_E_MALFORMED;
+    }
+    n = d2i_X509_NAME(NULL, &p, (long)der.len);
+    if (n == NULL) {
+        return MMTLS_E_MALFORMED;
+    }
+    rc = name_print(n, out, cap);
+    X509_NAME_free(n);
+    return rc;
+}
+
 int mmtls_tls_cert_names(const uint8_t *der, size_t len, char *subject, size_t subject_cap,
                          char *issuer, size_t issuer_cap)
 {
-    const unsigned char *p = der;
-    X509 *x;
+    struct mmtls_slice is, su;
     int rc;
 
     if (subject_cap > 0) {
@@ -115,22 +213,23 @@ int mmtls_tls_cert_names(const uint8_t *der, size_t len, char *subject, size_t s
     if (issuer_cap > 0) {
         issuer[0] = '\0';
     }
-    if (der == NULL || len == 0 || len > LONG_MAX) {
+    if (der == NULL || len == 0) {
         return MMTLS_E_MALFORMED;
+    }
+    rc = cert_name_slices(der, len, &is, &su);
+    if (rc != 0) {
+        return rc;
     }
     /* Keep OpenSSL's error queue as the caller left it: a peer's bad DER is not our error. */
     ERR_set_mark();
-    x = d2i_X509(NULL, &p, (long)len);
-    if (x == NULL) {
-        ERR_pop_to_mark();
-        return MMTLS_E_MALFORMED;
-    }
-    rc = name_print(X509_get_subject_name(x), subject, subject_cap);
+    rc = name_from_der(su, subject, subject_cap);
     if (rc == 0) {
-        rc = name_print(X509_get_issuer_name(x), issuer, issuer_cap);
+        rc = name_from_der(is, issuer, issuer_cap);
     }
-    X509_free(x);
     ERR_pop_to_mark();
+    if (rc != 0 && subject_cap > 0) {
+        subject[0] = '\0';
+    }
     return rc;
 }
 
