@@ -46,7 +46,6 @@ void eng_inline_hold_frame(struct mmtls_engine *e, struct eng_session *s)
     else
         s->frames_head = f;
     s->frames_tail = f;
-    s->frames_bytes += e->cur_len;
     e->st.frames_held++;
 }
 
@@ -56,7 +55,6 @@ void eng_inline_release_frames(struct eng_session *s, bool send)
     struct eng_frame *f = s->frames_head;
 
     s->frames_head = s->frames_tail = NULL;
-    s->frames_bytes = 0;
     while (f != NULL) {
         struct eng_frame *next = f->next;
         if (send && e->tx.send != NULL) {
@@ -212,8 +210,7 @@ int mmtls_engine_packet_inline(struct mmtls_engine *e, int port, const uint8_t *
         eng_inline_hold_frame(e, e->cur_hold);
     v = e->verdict;
     /* The caller forwards it now: its end is what the receiver will expect next. */
-    if (v == MMTLS_PKT_FORWARD && e->cur_ef != NULL && e->cur_ef->flow != NULL &&
-        e->cur_ef->flow->ud == e->cur_ef)
+    if (v == MMTLS_PKT_FORWARD && e->cur_ef != NULL) /* flows are freed only between calls */
         eng_inline_sent(e->cur_ef, e->cur_dir, e->cur_end_seq);
     e->cur_data = NULL;
     e->cur_hold = NULL;

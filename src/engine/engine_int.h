@@ -48,8 +48,7 @@ struct eng_tdir {
     bool update_after;          /* KeyUpdate seen in the current record */
     bool finished;              /* Finished of the current handshake seen */
     uint64_t pause_left;        /* plaintext bytes still to skip */
-    uint64_t last_ok_seq;
-    uint64_t avg_rec; /* running average of protected record sizes */
+    uint64_t avg_rec;           /* running average of protected record sizes */
     bool err_once[MMTLS_TLSERR_MAX + 1];
 };
 
@@ -89,8 +88,7 @@ struct eng_session {
     uint64_t wait_start_us;
     uint64_t wait_start_mono_ns;                 /* CLOCK_MONOTONIC when holding started */
     struct eng_frame *frames_head, *frames_tail; /* owned: inline frames held with the records */
-    size_t frames_bytes;
-    struct eng_session *wnext, *wprev; /* engine's list of sessions holding records */
+    struct eng_session *wnext, *wprev;           /* engine's list of sessions holding records */
     bool in_waitlist;
     struct mmtls_flow *flow; /* borrowed: the flow outlives the session */
     struct mmtls_session_info info;
@@ -106,14 +104,12 @@ struct eng_session {
     bool tls13;
     bool sh_seen, hrr_pending;
     bool early_offered;
-    int8_t early_accepted; /* -1 unknown, 0 no, 1 yes */
-    bool server_full_hs;   /* Certificate/ServerKeyExchange seen in this TLS<=1.2 handshake */
+    bool server_full_hs; /* Certificate/ServerKeyExchange seen in this TLS<=1.2 handshake */
     uint8_t ch_session_id[32];
     uint8_t ch_session_id_len;
     bool hs_end_raised;
     bool renego;                    /* a renegotiation is in progress */
     uint8_t next_client_random[32]; /* renegotiation: random of the pending handshake */
-    bool early_skipped_counted;
     struct eng_tdir d[2];
     uint32_t err_count[MMTLS_TLSERR_MAX + 1];
     /* the record being dispatched (MMTLS_EV_NEW_RECORD) */
@@ -143,7 +139,7 @@ struct eng_flow {
     uint64_t ack_pending_us[2];
     uint64_t ack_pending_next[2]; /* next_off when the count (re)started: progress restarts it */
     bool seen_any[2];
-    bool tls_decided, is_tls, midstream, stop;
+    bool midstream, stop;
     struct eng_session *s; /* owned, NULL until the flow looks like TLS */
     /* inline: what RSTs are built from */
     int port_in[2];       /* arrival port of each direction's frames, -1 unknown */
