@@ -73,7 +73,8 @@ int mmtls_block_add_eicar(struct mmtls_block *b)
                            sizeof(eicar) - 1, 9000001);
 }
 
-/* memmem over tail || p without building the concatenation for the common case. */
+/* A pattern inside this record, or straddling the previous bytes of the direction (the tail kept
+ * from earlier records) and this one; then keeps the new tail. */
 static const struct block_pattern *scan(const struct mmtls_block *b, struct block_sess *bs, int dir,
                                         const uint8_t *p, size_t n)
 {
