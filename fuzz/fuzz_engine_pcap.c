@@ -107,7 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mmtls_engine_flush(ie);
     mmtls_engine_free(ie);
     mmtls_engine_flush(e);
-    mmtls_eve_write_stats(eve, e, 0);
+    mmtls_eve_write_stats(eve, e, 0, -1);
     mmtls_engine_free(e);
     mmtls_eve_free(eve);
     mmtls_pcap_close(r);

@@ -17,9 +17,16 @@ struct mmtls_eve;
 /* Opens `path` for appending JSON lines ("-" = stdout).  Message in err on failure. */
 MMTLS_MUST_USE int mmtls_eve_new(struct mmtls_eve **out, const char *path, char *err,
                                  size_t err_cap);
+/* Several workers, one file: a writer for another thread that appends to `parent`'s stream.
+ * Lines are written whole under the parent's lock, never interleaved.  The parent must outlive
+ * it. */
+MMTLS_MUST_USE int mmtls_eve_new_shared(struct mmtls_eve **out, struct mmtls_eve *parent);
 MMTLS_MUST_USE int mmtls_eve_register(struct mmtls_eve *ev, struct mmtls_engine *e);
-/* Writes an eve "stats" event with the engine's counters. */
-void mmtls_eve_write_stats(struct mmtls_eve *ev, const struct mmtls_engine *e, uint64_t ts_us);
+/* Writes an eve "stats" event with the engine's counters; `worker` >= 0 adds that field (one
+ * stats event per worker when there are several), -1 omits it. */
+void mmtls_eve_write_stats(struct mmtls_eve *ev, const struct mmtls_engine *e, uint64_t ts_us,
+                           int worker);
+/* Lines written to the stream (by every writer sharing it). */
 uint64_t mmtls_eve_lines(const struct mmtls_eve *ev);
 /* Flushes and closes; NULL is a no-op. */
 void mmtls_eve_free(struct mmtls_eve *ev);
@@ -43,12 +50,16 @@ void mmtls_eve_write_http(struct mmtls_eve *ev, struct mmtls_session *s, const c
                           size_t mlen, const char *url, size_t ulen, const char *proto, size_t plen,
                           const char *host, size_t hlen);
 
-/* Logs decrypted HTTP/1.x request lines through eve (one app per process). */
+/* Logs decrypted HTTP/1.x request lines through eve (the worker's writer; no other state). */
 MMTLS_MUST_USE int mmtls_http_log_register(struct mmtls_eve *eve, struct mmtls_engine *e);
 
 /* Inspects only the first `depth` bytes of each response (server-to-client data after each
- * client request); the rest is skipped without decryption.  Register it before other apps. */
-MMTLS_MUST_USE int mmtls_depth_register(struct mmtls_engine *e, uint64_t depth);
+ * client request); the rest is skipped without decryption.  Register it before other apps.
+ * *out (one per engine) is freed with mmtls_depth_free after the engine. */
+struct mmtls_depth;
+MMTLS_MUST_USE int mmtls_depth_register(struct mmtls_depth **out, struct mmtls_engine *e,
+                                        uint64_t depth);
+void mmtls_depth_free(struct mmtls_depth *d);
 
 struct mmtls_block;
 

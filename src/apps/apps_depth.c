@@ -18,8 +18,6 @@ struct mmtls_depth {
     int app_id;
 };
 
-static struct mmtls_depth depth_app;
-
 static int depth_on_event(struct mmtls_session *s, const struct mmtls_event_info *ev, void *arg)
 {
     struct mmtls_depth *d = arg;
@@ -56,15 +54,30 @@ static int depth_on_event(struct mmtls_session *s, const struct mmtls_event_info
     return MMTLS_VERDICT_CONTINUE;
 }
 
-int mmtls_depth_register(struct mmtls_engine *e, uint64_t depth)
+int mmtls_depth_register(struct mmtls_depth **out, struct mmtls_engine *e, uint64_t depth)
 {
+    struct mmtls_depth *d = calloc(1, sizeof(*d));
     struct mmtls_app app = {.sz = sizeof(app),
                             .name = "depth",
                             .events =
                                 MMTLS_EV_SESSION_START | MMTLS_EV_NEW_RECORD | MMTLS_EV_SESSION_END,
                             .on_event = depth_on_event,
-                            .arg = &depth_app};
+                            .arg = d};
+    int rc;
 
-    depth_app.depth = depth;
-    return mmtls_engine_app_register(e, &app, &depth_app.app_id);
+    if (d == NULL)
+        return MMTLS_E_NOMEM;
+    d->depth = depth;
+    rc = mmtls_engine_app_register(e, &app, &d->app_id);
+    if (rc != 0) {
+        free(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
+}
+
+void mmtls_depth_free(struct mmtls_depth *d)
+{
+    free(d);
 }

@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #define EVE_MAX_ERR_KINDS 16
@@ -24,11 +25,13 @@ struct eve_sess {
 };
 
 struct mmtls_eve {
-    FILE *fp; /* owned unless stdout */
+    FILE *fp; /* owned unless stdout or shared */
     bool own_fp;
     int app_id;
-    uint64_t lines;
-    struct mmtls_buf line; /* owned: one JSON line */
+    struct mmtls_eve *root; /* the writer that owns fp, lock and line count (itself if none) */
+    pthread_mutex_t lock;   /* used in root only */
+    uint64_t lines;         /* in root only */
+    struct mmtls_buf line;  /* owned: one JSON line */
 };
 
 void mmtls_apps_fmt_ip(uint8_t ip_version, const uint8_t *addr, char *buf, size_t cap)
@@ -62,8 +65,10 @@ static void eve_emit(struct mmtls_eve *ev, struct mmtls_json *j)
         ev->line.len = 0;
         return;
     }
+    pthread_mutex_lock(&ev->root->lock);
     if (fwrite(ev->line.p, 1, ev->line.len, ev->fp) == ev->line.len)
-        ev->lines++;
+        ev->root->lines++;
+    pthread_mutex_unlock(&ev->root->lock);
     ev->line.len = 0;
 }
 
@@ -287,6 +292,20 @@ int mmtls_eve_new(struct mmtls_eve **out, const char *path, char *err, size_t er
     /* One line per event, flushed as written: `tail -f eve.json` and log shippers see events
      * as they happen (a handful of lines per session: cheap). */
     setvbuf(ev->fp, NULL, _IOLBF, 0);
+    pthread_mutex_init(&ev->lock, NULL);
+    ev->root = ev;
+    *out = ev;
+    return 0;
+}
+
+int mmtls_eve_new_shared(struct mmtls_eve **out, struct mmtls_eve *parent)
+{
+    struct mmtls_eve *ev = calloc(1, sizeof(*ev));
+
+    if (ev == NULL)
+        return MMTLS_E_NOMEM;
+    ev->fp = parent->fp;
+    ev->root = parent->root;
     *out = ev;
     return 0;
 }
@@ -304,7 +323,8 @@ int mmtls_eve_register(struct mmtls_eve *ev, struct mmtls_engine *e)
     return mmtls_engine_app_register(e, &app, &ev->app_id);
 }
 
-void mmtls_eve_write_stats(struct mmtls_eve *ev, const struct mmtls_engine *e, uint64_t ts_us)
+void mmtls_eve_write_stats(struct mmtls_eve *ev, const struct mmtls_engine *e, uint64_t ts_us,
+                           int worker)
 {
     struct mmtls_json j;
 
@@ -312,6 +332,8 @@ void mmtls_eve_write_stats(struct mmtls_eve *ev, const struct mmtls_engine *e, u
     mmtls_json_obj_open(&j, NULL);
     mmtls_json_ts(&j, "timestamp", ts_us);
     mmtls_json_str(&j, "event_type", "stats");
+    if (worker >= 0)
+        mmtls_json_u64(&j, "worker", (uint64_t)worker);
     mmtls_json_obj_open(&j, "stats");
     mmtls_engine_stats_json(e, &j);
     mmtls_json_obj_close(&j);
@@ -320,17 +342,24 @@ void mmtls_eve_write_stats(struct mmtls_eve *ev, const struct mmtls_engine *e, u
 
 uint64_t mmtls_eve_lines(const struct mmtls_eve *ev)
 {
-    return ev->lines;
+    return ev->root->lines;
 }
 
 void mmtls_eve_free(struct mmtls_eve *ev)
 {
     if (ev == NULL)
         return;
-    if (ev->own_fp)
-        fclose(ev->fp);
-    else
+    if (ev->root != ev) {
+        pthread_mutex_lock(&ev->root->lock);
         fflush(ev->fp);
+        pthread_mutex_unlock(&ev->root->lock);
+    } else {
+        if (ev->own_fp)
+            fclose(ev->fp);
+        else
+            fflush(ev->fp);
+        pthread_mutex_destroy(&ev->lock);
+    }
     mmtls_buf_fini(&ev->line, false);
     free(ev);
 }

@@ -7,13 +7,6 @@
 #include <ctype.h>
 #include <string.h>
 
-struct mmtls_http_log {
-    struct mmtls_eve *eve; /* borrowed */
-    int app_id;
-};
-
-static struct mmtls_http_log http_log;
-
 static bool is_token(const uint8_t *p, size_t n)
 {
     if (n == 0 || n > 16)
@@ -27,7 +20,7 @@ static bool is_token(const uint8_t *p, size_t n)
 
 static int http_on_event(struct mmtls_session *s, const struct mmtls_event_info *ev, void *arg)
 {
-    struct mmtls_http_log *h = arg;
+    struct mmtls_eve *eve = arg; /* the worker's writer: no other state, nothing shared */
     const uint8_t *p, *sp1, *sp2, *eol, *host = NULL;
     size_t n, hostlen = 0;
 
@@ -61,7 +54,7 @@ static int http_on_event(struct mmtls_session *s, const struct mmtls_event_info 
             break;
         l = le + 1;
     }
-    mmtls_eve_write_http(h->eve, s, (const char *)p, (size_t)(sp1 - p), (const char *)sp1 + 1,
+    mmtls_eve_write_http(eve, s, (const char *)p, (size_t)(sp1 - p), (const char *)sp1 + 1,
                          (size_t)(sp2 - sp1 - 1), (const char *)sp2 + 1,
                          (size_t)(eol - sp2 - 1 - (eol[-1] == '\r')), (const char *)host, hostlen);
     return MMTLS_VERDICT_CONTINUE;
@@ -73,8 +66,7 @@ int mmtls_http_log_register(struct mmtls_eve *eve, struct mmtls_engine *e)
                             .name = "http",
                             .events = MMTLS_EV_NEW_RECORD,
                             .on_event = http_on_event,
-                            .arg = &http_log};
+                            .arg = eve};
 
-    http_log.eve = eve;
-    return mmtls_engine_app_register(e, &app, &http_log.app_id);
+    return mmtls_engine_app_register(e, &app, NULL);
 }

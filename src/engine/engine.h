@@ -40,6 +40,11 @@ struct mmtls_engine_opts {
     /* Server names (fnmatch patterns, NULL-terminated; borrowed) whose sessions clients may
      * bypass (BYPASS message).  A BYPASS for another name counts as no keys (DESIGN §3 rule 6). */
     const char *const *bypass_allow;
+    /* Several workers (mmtlsd --workers): told each new session's client random, so the key
+     * server thread can steer that session's keys to this worker's ring.  Called on the worker's
+     * thread; must not block.  NULL: not called. */
+    void (*on_client_random)(void *ud, const uint8_t client_random[32]);
+    void *on_client_random_ud;
 };
 
 enum mmtls_missing_keys {

@@ -270,6 +270,8 @@ static void on_client_hello(struct eng_session *s, const uint8_t *body, size_t l
             s->d[0].k[K_EARLY].secret = s->ks.early;
             s->d[0].k[K_EARLY].have = true;
         }
+        if (s->eng->o.on_client_random != NULL)
+            s->eng->o.on_client_random(s->eng->o.on_client_random_ud, ch.random);
         /* Keys from key channels may be waiting for this session already. */
         eng_keys_session_add(s);
         return;
@@ -282,6 +284,8 @@ static void on_client_hello(struct eng_session *s, const uint8_t *body, size_t l
     }
     /* A ClientHello on an established TLS <= 1.2 session: renegotiation (RFC 5746). */
     memcpy(s->next_client_random, ch.random, 32);
+    if (s->eng->o.on_client_random != NULL)
+        s->eng->o.on_client_random(s->eng->o.on_client_random_ud, ch.random);
     s->renego = true;
     s->sh_seen = false;
     s->server_full_hs = false;

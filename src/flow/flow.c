@@ -190,7 +190,8 @@ int mmtls_flow_get(struct mmtls_flow_table *t, const struct mmtls_pkt *pkt, uint
         if (f == NULL)
             return MMTLS_E_NOMEM;
         f->key = k;
-        f->id = ++t->next_id;
+        f->id =
+            t->next_id++ * (t->opts.id_stride != 0 ? t->opts.id_stride : 1) + t->opts.id_offset + 1;
         f->first_us = now_us;
         /* The client is the SYN sender (without ACK); otherwise, the first sender. */
         f->client = (uint8_t)*sender;

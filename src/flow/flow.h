@@ -53,6 +53,9 @@ struct mmtls_flow_table_opts {
     uint32_t max_flows;
     uint32_t idle_timeout_ms;
     uint32_t closed_timeout_ms;
+    /* Flow ids are id_offset + 1 + k * id_stride (k = 0, 1, ...): N workers with offsets
+     * 0..N-1 and stride N give ids unique across the process.  0 stride counts as 1. */
+    uint32_t id_offset, id_stride;
 };
 
 struct mmtls_flow_stats {

@@ -44,10 +44,11 @@ bash "$ROOT/scripts/testbed.sh" up "$P" >/dev/null || skip "cannot build the tes
 bash "$ROOT/scripts/mkcerts.sh" "$W/pki" >/dev/null
 mkdir -p "$W/www" "$W/nginx"
 head -c 30000000 /dev/urandom >"$W/www/big.bin"
+head -c 1000000 /dev/urandom >"$W/www/mid.bin"
 printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*' >"$W/www/eicar.com"
 cat >"$W/nginx.conf" <<EOF
 daemon off; pid $W/nginx.pid; error_log $W/nginx/error.log; worker_processes 1;
-events { worker_connections 64; }
+events { worker_connections 1024; }
 http {
     access_log off;
     client_body_temp_path $W/nginx/b; proxy_temp_path $W/nginx/p; fastcgi_temp_path $W/nginx/f;
@@ -144,13 +145,32 @@ wait $CURL_PID && cmp -s "$W/got12" "$W/www/big.bin" &&
     pass "mmtlsd restarted mid-flow: the transfer completes byte-exact" || fail "restart mid-flow"
 stop_mbox
 
+# Two workers, many concurrent flows: 2 curl processes x 64 parallel connections, every flow's
+# both directions must reach the same worker (else its session cannot be decrypted).
+start_mbox run5 --workers 2
+PAR_PIDS=()
+for k in 1 2; do
+    args=()
+    for i in $(seq 64); do
+        args+=(-o "$W/par$k.$i" "https://server.test/mid.bin?c=$k&i=$i")
+    done
+    client "${KEYS[@]}" "${CURL[@]}" --http1.1 --parallel --parallel-max 64 "${args[@]}" &
+    PAR_PIDS+=($!)
+done
+wait "${PAR_PIDS[@]}"
+bad=0
+for f in "$W"/par*.*; do cmp -s "$f" "$W/www/mid.bin" || bad=$((bad + 1)); done
+[ "$(ls "$W"/par*.* | wc -l)" = 128 ] && [ $bad = 0 ] &&
+    pass "two workers: 128 concurrent downloads byte-exact" || fail "two workers ($bad bad)"
+stop_mbox
+
 start_mbox run2 --on-missing-keys pass --key-wait 300
 client "${CURL[@]}" --http1.1 -o "$W/got6" https://server.test/big.bin &&
     cmp -s "$W/got6" "$W/www/big.bin" &&
     pass "no keys, policy pass: released after the wait, byte-exact" || fail "no-keys pass"
 stop_mbox
 
-python3 - "$W/run1/eve.json" "$W/run2/eve.json" "$W/run3/eve.json" <<'EOF' || fail "eve checks"
+python3 - "$W/run1/eve.json" "$W/run2/eve.json" "$W/run3/eve.json" "$W/run5/eve.json" <<'EOF' || fail "eve checks"
 import json, sys
 def load(p):
     return [json.loads(l) for l in open(p)]
@@ -179,6 +199,15 @@ t2 = [e["tls"] for e in r2 if e["event_type"] == "tls"]
 check(len(t2) == 1 and t2[0]["key_status"] == "no_keys" and not t2[0]["blocked"],
       "run 2: released without keys, not blocked")
 t3 = [e["tls"] for e in load(sys.argv[3]) if e["event_type"] == "tls"]
+r5 = load(sys.argv[4])
+t5 = [e for e in r5 if e["event_type"] == "tls"]
+s5 = [e for e in r5 if e["event_type"] == "stats"]
+check(len(t5) == 128 and all(e["tls"]["key_status"] == "decrypted" and not e["tls"]["blocked"]
+                             for e in t5), "run 5: 128 sessions, all decrypted")
+check(len(set(e["flow_id"] for e in t5)) == 128, "run 5: flow ids unique across workers")
+check(sorted(e.get("worker") for e in s5) == [0, 1], "run 5: a stats event per worker")
+check(all(e["stats"]["tls"]["sessions"] > 0 for e in s5), "run 5: both workers had sessions")
+print("   run 5 sessions per worker:", [e["stats"]["tls"]["sessions"] for e in s5])
 check(any(t["key_status"] == "bypass" and not t["blocked"] for t in t3), "run 3: a bypass session")
 print("   run 1 inline counters:", st["tls"]["inline"])
 sys.exit(0 if ok else 1)

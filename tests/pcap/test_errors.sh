@@ -6,6 +6,8 @@
 #   - no key log at all: "no_keys", nothing dumped;
 #   - a key log with a malformed line: non-zero exit, one line naming the file and line number;
 #   - an unreadable or non-capture file and an unknown option: non-zero exit, no signal;
+#   - a config file (-c) gives the same result as the command line, which overrides it; its
+#     errors (unknown option, missing or extra value, bad value, missing file) name file:line;
 #   - captures truncated at random byte offsets: no crash (exit 0 or 1) and whatever was dumped
 #     is a prefix of the real plaintext.
 # shellcheck source=tests/pcap/lib.sh disable=SC2154
@@ -113,6 +115,57 @@ if gen2 wrong-secret-tls12 -tls1_2 -cipher ECDHE-RSA-AES256-GCM-SHA384 && have_m
         cmp_dump "${name}[conn 2 s2c]" "$d/sp2" "$(dump_file "$d/mm" "${ports[1]}" s2c)"
         eve_tls "${name}[conn 2]" "$d/mm" "${ports[1]}" "tls.get('key_status') == 'decrypted'"
     fi
+
+    # The same run from a config file (-c): same sessions decrypted, same plaintext; the
+    # command line overrides the file's single-valued options.
+    name=config-file
+    T_CASES=$((T_CASES + 1))
+    mkdir -p "$d/cf"
+    cat >"$d/cf/mmtlsd.conf" <<CONF
+# mmtlsd configuration (same options as the command line, without dashes)
+read = $d/cap.pcap
+keylog   $d/keys-bad.log
+log-dir = $d/cf/ignored   # overridden by -l below
+dump-plaintext $d/cf/dump
+no-verify-all
+CONF
+    timeout 60 "$MMTLSD" -c "$d/cf/mmtlsd.conf" -l "$d/cf/out" >"$d/cf/log" 2>&1
+    rc=$?
+    if [ "$rc" != 0 ] || [ ! -s "$d/cf/out/eve.json" ] || [ -e "$d/cf/ignored" ]; then
+        t_fail "$name" "rc $rc, eve in -l dir: $([ -s "$d/cf/out/eve.json" ] && echo yes)," \
+            "config log-dir used: $([ -e "$d/cf/ignored" ] && echo yes): $(head -c 300 "$d/cf/log")"
+    else
+        eve_tls "${name}[conn 1]" "$d/cf/out" "${ports[0]}" "tls.get('key_status') != 'decrypted'"
+        eve_tls "${name}[conn 2]" "$d/cf/out" "${ports[1]}" "tls.get('key_status') == 'decrypted'"
+        cmp_dump "${name}[conn 2 s2c]" "$d/sp2" "$(dump_file "$d/cf" "${ports[1]}" s2c)"
+    fi
+    # Config errors: exit 2 with the file and line named.
+    for bad in "no-such-option 1|:2: unknown option 'no-such-option'" \
+        "workers|:2: option 'workers' needs a value" \
+        "block-eicar = yes|:2: option 'block-eicar' takes no value" \
+        "config other.conf|:2: unknown option 'config'" \
+        "workers 0|invalid value for --workers"; do
+        name="config-error ${bad%%|*}"
+        T_CASES=$((T_CASES + 1))
+        printf '# bad\n%s\n' "${bad%%|*}" >"$d/cf/bad.conf"
+        timeout 20 "$MMTLSD" --config "$d/cf/bad.conf" -r "$d/cap.pcap" -l "$d/cf/bad" \
+            >"$d/cf/bad.log" 2>&1
+        rc=$?
+        [ "$rc" = 2 ] && grep -qF -- "${bad#*|}" "$d/cf/bad.log" ||
+            t_fail "$name" "rc $rc, want 2 and '${bad#*|}': $(head -c 300 "$d/cf/bad.log")"
+    done
+    name=config-missing
+    T_CASES=$((T_CASES + 1))
+    timeout 20 "$MMTLSD" -c "$d/cf/none.conf" -r "$d/cap.pcap" >"$d/cf/none.log" 2>&1
+    rc=$?
+    [ "$rc" = 2 ] && grep -q "cannot open config file" "$d/cf/none.log" ||
+        t_fail "$name" "rc $rc: $(head -c 300 "$d/cf/none.log")"
+    name=workers-offline
+    T_CASES=$((T_CASES + 1))
+    timeout 20 "$MMTLSD" --workers 2 -r "$d/cap.pcap" >"$d/cf/w.log" 2>&1
+    rc=$?
+    [ "$rc" = 2 ] && grep -q "applies to inline mode" "$d/cf/w.log" ||
+        t_fail "$name" "rc $rc: $(head -c 300 "$d/cf/w.log")"
 
     # A malformed key log line (line 3): non-zero exit, a line naming the file and the line.
     name=broken-keylog

@@ -1,6 +1,8 @@
-/* mmtlsd — the mmtls daemon.  This version runs the offline mode: it reads a pcap or pcapng
- * capture, matches session secrets from NSS key logs (and pcapng Decryption Secrets Blocks),
- * decrypts and inspects every TLS session, and writes eve JSON events.
+/* mmtlsd — the mmtls daemon.  Offline (-r) it reads a pcap or pcapng capture, matches session
+ * secrets from NSS key logs (and pcapng Decryption Secrets Blocks), decrypts and inspects every
+ * TLS session, and writes eve JSON events.  Inline (-i) it bridges two interfaces with N
+ * share-nothing workers, gets keys from clients through its key server, and holds, releases or
+ * blocks frames by the rules of DESIGN §3.  Options also come from a config file (-c).
  *
  * Exit status: 0 success; 1 the capture could not be read to its end (what was read is
  * processed and logged); 2 usage error, unreadable input, malformed key log.
@@ -8,6 +10,8 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
@@ -19,6 +23,8 @@
 
 #define MMTLSD_MAX_KEYLOGS 64
 #define MMTLSD_MAX_NAT 64
+#define MMTLSD_MAX_WORKERS 64
+#define MMTLSD_MAX_CONFIG (1u << 20) /* config file bytes */
 
 struct opts {
     const char *read;
@@ -43,6 +49,8 @@ struct opts {
     int nblock;
     int nnat;
     bool no_master;
+    int workers;
+    int verbose, quiet;
 };
 
 /* Per-run tallies, kept by a tiny app on the public API. */
@@ -61,6 +69,8 @@ static void usage(FILE *fp)
             "block sessions (DESIGN §3 packet rules).\n"
             "\n"
             "  -i, --interfaces IF1:IF2 bridge these two interfaces (AF_PACKET, TPACKET_V3)\n"
+            "      --workers N          N share-nothing workers, flows spread by a symmetric\n"
+            "                           hash (PACKET_FANOUT_HASH); default 1, at most 64\n"
             "      --no-vnet            no PACKET_VNET_HDR (then turn GRO/GSO/TSO off yourself)\n"
             "      --on-missing-keys P  block (default), pass or alert when keys do not come\n"
             "                           within --key-wait (default 500 ms inline)\n"
@@ -99,6 +109,10 @@ static void usage(FILE *fp)
             "      --key-wait MS        hold a session's records up to MS waiting for its keys\n"
             "                           (default 2000 with --key-listen)\n"
             "      --key-hold-max BYTES records held per session while waiting (default 1 MiB)\n"
+            "  -c, --config FILE        read options from FILE first: one per line, the long\n"
+            "                           name without dashes, then its value ('name value' or\n"
+            "                           'name = value'); '#' starts a comment; the command\n"
+            "                           line overrides single-valued options\n"
             "  -v, --verbose            more log output (repeat for debug)\n"
             "  -q, --quiet              no summary on stderr\n"
             "  -h, --help               this help\n"
@@ -123,80 +137,93 @@ static int parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max,
     return 0;
 }
 
-static int parse_args(int argc, char **argv, struct opts *o, int *quiet)
+enum {
+    O_EVE = 256,
+    O_DUMP,
+    O_NOSTATS,
+    O_MAXFLOWS,
+    O_FLOWTO,
+    O_MEMCAP,
+    O_MAXHS,
+    O_NOVERIFY,
+    O_KEEP,
+    O_KLISTEN,
+    O_CERT,
+    O_KEY,
+    O_CLIENTCA,
+    O_NAT,
+    O_NOMASTER,
+    O_KWAIT,
+    O_KHOLD,
+    O_NOVNET,
+    O_MISSING,
+    O_BLOCKNONTLS,
+    O_BEICAR,
+    O_BCONTENT,
+    O_LOGHTTP,
+    O_DEPTH,
+    O_BYPASS,
+    O_WORKERS
+};
+
+static const struct option lopts[] = {
+    {"read", required_argument, NULL, 'r'},
+    {"interfaces", required_argument, NULL, 'i'},
+    {"workers", required_argument, NULL, O_WORKERS},
+    {"no-vnet", no_argument, NULL, O_NOVNET},
+    {"on-missing-keys", required_argument, NULL, O_MISSING},
+    {"block-non-tls", no_argument, NULL, O_BLOCKNONTLS},
+    {"block-eicar", no_argument, NULL, O_BEICAR},
+    {"log-http", no_argument, NULL, O_LOGHTTP},
+    {"inspect-depth", required_argument, NULL, O_DEPTH},
+    {"bypass-allow", required_argument, NULL, O_BYPASS},
+    {"block-content", required_argument, NULL, O_BCONTENT},
+    {"keylog", required_argument, NULL, 'k'},
+    {"log-dir", required_argument, NULL, 'l'},
+    {"eve", required_argument, NULL, O_EVE},
+    {"dump-plaintext", required_argument, NULL, O_DUMP},
+    {"no-stats", no_argument, NULL, O_NOSTATS},
+    {"max-flows", required_argument, NULL, O_MAXFLOWS},
+    {"flow-timeout", required_argument, NULL, O_FLOWTO},
+    {"reasm-memcap", required_argument, NULL, O_MEMCAP},
+    {"max-handshake", required_argument, NULL, O_MAXHS},
+    {"no-verify-all", no_argument, NULL, O_NOVERIFY},
+    {"reasm-keep", required_argument, NULL, O_KEEP},
+    {"key-listen", required_argument, NULL, O_KLISTEN},
+    {"cert", required_argument, NULL, O_CERT},
+    {"key", required_argument, NULL, O_KEY},
+    {"client-ca", required_argument, NULL, O_CLIENTCA},
+    {"key-allow-nat", required_argument, NULL, O_NAT},
+    {"no-master-secrets", no_argument, NULL, O_NOMASTER},
+    {"key-wait", required_argument, NULL, O_KWAIT},
+    {"key-hold-max", required_argument, NULL, O_KHOLD},
+    {"config", required_argument, NULL, 'c'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+/* One pass over argv (the config file's words, then the command line's) into *o. */
+static int parse_args(int argc, char **argv, struct opts *o)
 {
-    enum {
-        O_EVE = 256,
-        O_DUMP,
-        O_NOSTATS,
-        O_MAXFLOWS,
-        O_FLOWTO,
-        O_MEMCAP,
-        O_MAXHS,
-        O_NOVERIFY,
-        O_KEEP,
-        O_KLISTEN,
-        O_CERT,
-        O_KEY,
-        O_CLIENTCA,
-        O_NAT,
-        O_NOMASTER,
-        O_KWAIT,
-        O_KHOLD,
-        O_NOVNET,
-        O_MISSING,
-        O_BLOCKNONTLS,
-        O_BEICAR,
-        O_BCONTENT,
-        O_LOGHTTP,
-        O_DEPTH,
-        O_BYPASS
-    };
-    static const struct option lopts[] = {
-        {"read", required_argument, NULL, 'r'},
-        {"interfaces", required_argument, NULL, 'i'},
-        {"no-vnet", no_argument, NULL, O_NOVNET},
-        {"on-missing-keys", required_argument, NULL, O_MISSING},
-        {"block-non-tls", no_argument, NULL, O_BLOCKNONTLS},
-        {"block-eicar", no_argument, NULL, O_BEICAR},
-        {"log-http", no_argument, NULL, O_LOGHTTP},
-        {"inspect-depth", required_argument, NULL, O_DEPTH},
-        {"bypass-allow", required_argument, NULL, O_BYPASS},
-        {"block-content", required_argument, NULL, O_BCONTENT},
-        {"keylog", required_argument, NULL, 'k'},
-        {"log-dir", required_argument, NULL, 'l'},
-        {"eve", required_argument, NULL, O_EVE},
-        {"dump-plaintext", required_argument, NULL, O_DUMP},
-        {"no-stats", no_argument, NULL, O_NOSTATS},
-        {"max-flows", required_argument, NULL, O_MAXFLOWS},
-        {"flow-timeout", required_argument, NULL, O_FLOWTO},
-        {"reasm-memcap", required_argument, NULL, O_MEMCAP},
-        {"max-handshake", required_argument, NULL, O_MAXHS},
-        {"no-verify-all", no_argument, NULL, O_NOVERIFY},
-        {"reasm-keep", required_argument, NULL, O_KEEP},
-        {"key-listen", required_argument, NULL, O_KLISTEN},
-        {"cert", required_argument, NULL, O_CERT},
-        {"key", required_argument, NULL, O_KEY},
-        {"client-ca", required_argument, NULL, O_CLIENTCA},
-        {"key-allow-nat", required_argument, NULL, O_NAT},
-        {"no-master-secrets", no_argument, NULL, O_NOMASTER},
-        {"key-wait", required_argument, NULL, O_KWAIT},
-        {"key-hold-max", required_argument, NULL, O_KHOLD},
-        {"verbose", no_argument, NULL, 'v'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
-    };
-    int c, verbose = 0;
+    int c;
     uint64_t v;
 
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":r:i:k:l:vqhV", lopts, NULL)) != -1) {
+    optind = 0; /* glibc: full re-initialisation (the config file is parsed first) */
+    while ((c = getopt_long(argc, argv, ":r:i:k:l:c:vqhV", lopts, NULL)) != -1) {
         switch (c) {
         case 'r': o->read = optarg; break;
         case 'i': o->iface = optarg; break;
         case O_NOVNET: o->no_vnet = true; break;
+        case O_WORKERS:
+            if (parse_u64("workers", optarg, 1, MMTLSD_MAX_WORKERS, &v) != 0)
+                return -1;
+            o->workers = (int)v;
+            break;
+        case 'c': break; /* read before the command line (load_config) */
         case O_BLOCKNONTLS: o->eng.block_non_tls = true; break;
         case O_BEICAR: o->block_eicar = true; break;
         case O_LOGHTTP: o->log_http = true; break;
@@ -292,8 +319,8 @@ static int parse_args(int argc, char **argv, struct opts *o, int *quiet)
                 return -1;
             o->eng.key_hold_max = (size_t)v;
             break;
-        case 'v': verbose++; break;
-        case 'q': *quiet = 1; break;
+        case 'v': o->verbose++; break;
+        case 'q': o->quiet = 1; break;
         case 'h': usage(stdout); exit(0);
         case 'V': printf("mmtlsd 0.1.0\n"); exit(0);
         case ':':
@@ -308,6 +335,12 @@ static int parse_args(int argc, char **argv, struct opts *o, int *quiet)
         fprintf(stderr, "mmtlsd: unexpected argument '%s' (see --help)\n", argv[optind]);
         return -1;
     }
+    return 0;
+}
+
+/* After the config file and the command line: what must hold of the whole. */
+static int check_args(struct opts *o)
+{
     if ((o->read == NULL) == (o->iface == NULL)) {
         fprintf(stderr, "mmtlsd: give either a capture (-r) or two interfaces (-i) (see --help)\n");
         return -1;
@@ -320,10 +353,105 @@ static int parse_args(int argc, char **argv, struct opts *o, int *quiet)
         fprintf(stderr, "mmtlsd: --cert/--key/--client-ca/--key-allow-nat need --key-listen\n");
         return -1;
     }
-    mmtls_log_set_level(verbose >= 2   ? MMTLS_LOG_DEBUG
-                        : verbose == 1 ? MMTLS_LOG_INFO
-                                       : MMTLS_LOG_WARN);
+    if (o->workers > 1 && o->iface == NULL) {
+        fprintf(stderr, "mmtlsd: --workers applies to inline mode (-i); offline runs one\n");
+        return -1;
+    }
+    mmtls_log_set_level(o->verbose >= 2   ? MMTLS_LOG_DEBUG
+                        : o->verbose == 1 ? MMTLS_LOG_INFO
+                                          : MMTLS_LOG_WARN);
     return 0;
+}
+
+/* The config file: each line "name value", "name = value" or "name" (a flag), name being a
+ * long option; blank lines and '#' comments skipped.  The lines become "--name value" words for
+ * the same parser as the command line, which comes after and so overrides single-valued options
+ * (repeatable ones add up).  The file's text is kept in *text for the process's lifetime: the
+ * options point into it. */
+static int load_config(const char *path, struct opts *o, char **text)
+{
+    FILE *fp = fopen(path, "r");
+    char **words = NULL, *p, *line;
+    bool *own = NULL; /* own[i]: words[i] was allocated here ("--name"), not a value in *text */
+    size_t len, nwords = 1, cap;
+    int rc = -1, lineno = 0;
+
+    if (fp == NULL) {
+        fprintf(stderr, "mmtlsd: cannot open config file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    *text = malloc(MMTLSD_MAX_CONFIG + 1);
+    if (*text == NULL)
+        goto out;
+    len = fread(*text, 1, MMTLSD_MAX_CONFIG + 1, fp);
+    if (ferror(fp) || len > MMTLSD_MAX_CONFIG) {
+        fprintf(stderr, "mmtlsd: %s: %s\n", path, ferror(fp) ? "read error" : "larger than 1 MiB");
+        goto out;
+    }
+    (*text)[len] = '\0';
+    cap = 2 * len + 2; /* at most "--name" and a value per line: never more than 2 per 2 bytes */
+    words = calloc(cap + 1, sizeof(*words));
+    own = calloc(cap + 1, sizeof(*own));
+    if (words == NULL || own == NULL)
+        goto out;
+    words[0] = "mmtlsd";
+    for (line = *text; line != NULL; line = p) {
+        char *name, *val = NULL, *end;
+        const struct option *lo;
+        p = strchr(line, '\n');
+        if (p != NULL)
+            *p++ = '\0';
+        lineno++;
+        if ((end = strchr(line, '#')) != NULL)
+            *end = '\0';
+        while (*line == ' ' || *line == '\t')
+            line++;
+        end = line + strlen(line);
+        while (end > line && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+            *--end = '\0';
+        if (*line == '\0')
+            continue;
+        name = line;
+        line += strcspn(line, " \t=");
+        if (*line != '\0') {
+            *line++ = '\0';
+            line += strspn(line, " \t=");
+            if (*line != '\0')
+                val = line;
+        }
+        for (lo = lopts; lo->name != NULL && strcmp(lo->name, name) != 0; lo++) {
+        }
+        if (lo->name == NULL || strcmp(name, "config") == 0) {
+            fprintf(stderr, "mmtlsd: %s:%d: unknown option '%s'\n", path, lineno, name);
+            goto out;
+        }
+        if ((lo->has_arg == required_argument) != (val != NULL)) {
+            fprintf(stderr, "mmtlsd: %s:%d: option '%s' %s\n", path, lineno, name,
+                    val == NULL ? "needs a value" : "takes no value");
+            goto out;
+        }
+        words[nwords] = malloc(strlen(name) + 3);
+        if (words[nwords] == NULL)
+            goto out;
+        own[nwords] = true;
+        sprintf(words[nwords++], "--%s", name);
+        if (val != NULL)
+            words[nwords++] = val;
+    }
+    if (parse_args((int)nwords, words, o) != 0) {
+        fprintf(stderr, "mmtlsd: (in config file %s)\n", path);
+        goto out;
+    }
+    rc = 0;
+out:
+    for (size_t i = 1; words != NULL && i < nwords; i++) {
+        if (own != NULL && own[i])
+            free(words[i]);
+    }
+    free(words);
+    free(own);
+    fclose(fp);
+    return rc;
 }
 
 static int tally_on_event(struct mmtls_session *s, const struct mmtls_event_info *ev, void *arg)
@@ -357,26 +485,93 @@ static void on_dsb(void *ud, uint32_t type, const uint8_t *p, size_t len)
     c->bad_lines += bad;
 }
 
-/* Key server thread -> worker: copy the delivery and hand the pointer over the engine's SPSC
- * ring (docs/ARCHITECTURE.md, "Keys from key channels").  Never blocks: a full ring drops. */
-struct deliver_ctx {
-    struct mmtls_ring *ring;
-    int efd; /* eventfd that wakes an idle inline worker, -1 offline */
-    _Atomic unsigned long dropped;
+/* One worker: an engine with its own apps, flows and key ring (share-nothing).  Offline and
+ * with one worker, worker 0 runs on the main thread. */
+struct worker {
+    int id;
+    struct mmtls_engine *e;
+    struct mmtls_eve *eve; /* worker 0: the stream's owner; others share it */
+    struct mmtls_dump *dump;
+    struct mmtls_block *blk;
+    struct mmtls_depth *depth;
+    struct tally tally;
+    struct mmtlsd_bridge *br;
+    int efd; /* eventfd that wakes an idle inline worker when keys come; -1 offline */
+    pthread_t thr;
+    bool thr_started;
+    int rc;
+    char err[256];
 };
 
-static void on_key_delivery(void *ud, const struct mmtls_key_delivery *d)
+/* Key steering (docs/ARCHITECTURE.md, "Several workers"): a worker notes each new session's
+ * client random here; the key server thread looks the random up and pushes the keys to that
+ * worker's ring only.  An entry is (56-bit tag from the random) << 8 | (worker + 1); a miss
+ * (the ClientHello not seen yet, or overwritten by another session) sends the keys to every
+ * worker, and the ones without the session let them expire from their pending table. */
+#define STEER_BITS 16
+static _Atomic uint64_t steer_tab[1u << STEER_BITS];
+
+static void steer_slot(const uint8_t cr[32], size_t *idx, uint64_t *tag)
 {
-    struct deliver_ctx *c = ud;
+    uint64_t a, b;
+
+    memcpy(&a, cr + 16, 8);
+    memcpy(&b, cr + 24, 8);
+    *idx = (size_t)((a * 0x9e3779b97f4a7c15ull) >> (64 - STEER_BITS));
+    *tag = b >> 8;
+}
+
+static void steer_note(void *ud, const uint8_t cr[32])
+{
+    const struct worker *w = ud;
+    size_t idx;
+    uint64_t tag;
+
+    steer_slot(cr, &idx, &tag);
+    atomic_store_explicit(&steer_tab[idx], tag << 8 | (uint64_t)(w->id + 1), memory_order_release);
+}
+
+/* Key server thread -> worker: copy the delivery and hand the pointer over the worker's SPSC
+ * ring (docs/ARCHITECTURE.md, "Keys from key channels").  Never blocks: a full ring drops. */
+struct deliver_ctx {
+    struct worker *w;
+    int nworkers;
+    _Atomic unsigned long dropped, steered, broadcast;
+};
+
+static void deliver_to(struct deliver_ctx *c, struct worker *w, const struct mmtls_key_delivery *d)
+{
     struct mmtls_engine_keymsg *m = mmtls_engine_keymsg_new(d);
 
-    if (m == NULL || !mmtls_ring_push(c->ring, m)) {
+    if (m == NULL || !mmtls_ring_push(mmtls_engine_key_ring(w->e), m)) {
         mmtls_engine_keymsg_free(m);
         c->dropped++;
         return;
     }
-    if (c->efd >= 0)
-        (void)eventfd_write(c->efd, 1);
+    if (w->efd >= 0 && eventfd_write(w->efd, 1) != 0)
+        mmtls_log(MMTLS_LOG_DEBUG, "eventfd_write: %s", strerror(errno));
+}
+
+static void on_key_delivery(void *ud, const struct mmtls_key_delivery *d)
+{
+    struct deliver_ctx *c = ud;
+    size_t idx;
+    uint64_t tag, ent;
+
+    if (c->nworkers == 1) {
+        deliver_to(c, &c->w[0], d);
+        return;
+    }
+    steer_slot(d->client_random, &idx, &tag);
+    ent = atomic_load_explicit(&steer_tab[idx], memory_order_acquire);
+    if (ent != 0 && ent >> 8 == tag && (int)(ent & 0xff) <= c->nworkers) {
+        c->steered++;
+        deliver_to(c, &c->w[(ent & 0xff) - 1], d);
+        return;
+    }
+    c->broadcast++;
+    for (int i = 0; i < c->nworkers; i++)
+        deliver_to(c, &c->w[i], d);
 }
 
 static volatile sig_atomic_t stop_flag;
@@ -395,47 +590,64 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void summary(const struct opts *o, const struct mmtls_engine *e, const struct tally *t,
-                    const struct dsb_ctx *dsb, double secs, const char *eve_path,
-                    uint64_t eve_lines)
+static void summary(const struct opts *o, const struct worker *w, int n, const struct dsb_ctx *dsb,
+                    double secs, const char *eve_path, uint64_t eve_lines)
 {
-    const struct mmtls_engine_stats *st = mmtls_engine_get_stats(e);
+    struct mmtls_engine_stats st = {0};
+    struct tally t = {0};
     bool any = false;
 
-    fprintf(stderr, "mmtlsd: read %llu packets (%.1f MB) from %s in %.2f s\n",
-            (unsigned long long)st->packets, (double)st->bytes / 1e6,
+    for (int k = 0; k < n; k++) {
+        const struct mmtls_engine_stats *ws = mmtls_engine_get_stats(w[k].e);
+        st.packets += ws->packets;
+        st.bytes += ws->bytes;
+        st.flows_not_tls += ws->flows_not_tls;
+        st.records += ws->records;
+        st.records_decrypted += ws->records_decrypted;
+        st.records_undecrypted += ws->records_undecrypted;
+        st.records_skipped += ws->records_skipped;
+        st.plain_bytes += ws->plain_bytes;
+        for (int i = 0; i <= MMTLS_TLSERR_MAX; i++)
+            st.tls_errors[i] += ws->tls_errors[i];
+        for (int i = 0; i < MMTLS_DEC_EVENT_MAX; i++)
+            st.decode_events[i] += ws->decode_events[i];
+        t.sessions += w[k].tally.sessions;
+        for (int i = 0; i < 4; i++)
+            t.by_status[i] += w[k].tally.by_status[i];
+    }
+    fprintf(stderr, "mmtlsd: read %llu packets (%.1f MB) from %s in %.2f s%s\n",
+            (unsigned long long)st.packets, (double)st.bytes / 1e6,
             o->iface != NULL            ? o->iface
             : strcmp(o->read, "-") == 0 ? "standard input"
                                         : o->read,
-            secs);
+            secs, n > 1 ? " (all workers)" : "");
     fprintf(stderr,
             "mmtlsd: %llu TLS sessions: %llu decrypted, %llu partial, %llu without keys; "
             "%llu TCP flows not TLS\n",
-            (unsigned long long)t->sessions, (unsigned long long)t->by_status[MMTLS_KEYS_DECRYPTED],
-            (unsigned long long)t->by_status[MMTLS_KEYS_PARTIAL],
-            (unsigned long long)t->by_status[MMTLS_KEYS_NONE],
-            (unsigned long long)st->flows_not_tls);
+            (unsigned long long)t.sessions, (unsigned long long)t.by_status[MMTLS_KEYS_DECRYPTED],
+            (unsigned long long)t.by_status[MMTLS_KEYS_PARTIAL],
+            (unsigned long long)t.by_status[MMTLS_KEYS_NONE], (unsigned long long)st.flows_not_tls);
     fprintf(stderr,
             "mmtlsd: %llu records, %llu decrypted, %llu not decrypted, %llu skipped; "
             "%.1f MB plaintext\n",
-            (unsigned long long)st->records, (unsigned long long)st->records_decrypted,
-            (unsigned long long)st->records_undecrypted, (unsigned long long)st->records_skipped,
-            (double)st->plain_bytes / 1e6);
+            (unsigned long long)st.records, (unsigned long long)st.records_decrypted,
+            (unsigned long long)st.records_undecrypted, (unsigned long long)st.records_skipped,
+            (double)st.plain_bytes / 1e6);
     if (dsb->blocks > 0)
         fprintf(stderr, "mmtlsd: %llu decryption secrets blocks read (%llu bad lines)\n",
                 (unsigned long long)dsb->blocks, (unsigned long long)dsb->bad_lines);
     fprintf(stderr, "mmtlsd: errors:");
     for (int i = 1; i <= MMTLS_TLSERR_MAX; i++) {
-        if (st->tls_errors[i] != 0) {
+        if (st.tls_errors[i] != 0) {
             fprintf(stderr, " %s=%llu", mmtls_tls_error_name(i),
-                    (unsigned long long)st->tls_errors[i]);
+                    (unsigned long long)st.tls_errors[i]);
             any = true;
         }
     }
     for (int i = 1; i < MMTLS_DEC_EVENT_MAX; i++) {
-        if (st->decode_events[i] != 0 && i != MMTLS_DEC_NOT_TCP && i != MMTLS_DEC_IP_FRAGMENT) {
+        if (st.decode_events[i] != 0 && i != MMTLS_DEC_NOT_TCP && i != MMTLS_DEC_IP_FRAGMENT) {
             fprintf(stderr, " %s=%llu", mmtls_decode_event_name((enum mmtls_decode_event)i),
-                    (unsigned long long)st->decode_events[i]);
+                    (unsigned long long)st.decode_events[i]);
             any = true;
         }
     }
@@ -443,36 +655,193 @@ static void summary(const struct opts *o, const struct mmtls_engine *e, const st
     fprintf(stderr, "mmtlsd: wrote %llu events to %s\n", (unsigned long long)eve_lines, eve_path);
 }
 
+/* Creates worker w's engine and apps.  root_eve NULL: w owns the eve stream at eve_path. */
+static int worker_setup(struct worker *w, const struct opts *o, int nworkers,
+                        struct mmtls_eve *root_eve, const char *eve_path)
+{
+    struct mmtls_engine_opts eo = o->eng;
+    struct mmtls_app ta = {.sz = sizeof(ta),
+                           .name = "tally",
+                           .events = MMTLS_EV_SESSION_END,
+                           .on_event = tally_on_event,
+                           .arg = &w->tally};
+    char err[512] = "";
+    int rc;
+
+    w->efd = -1;
+    rc = root_eve == NULL ? mmtls_eve_new(&w->eve, eve_path, err, sizeof(err))
+                          : mmtls_eve_new_shared(&w->eve, root_eve);
+    if (rc != 0) {
+        fprintf(stderr, "mmtlsd: %s\n", err[0] != '\0' ? err : "cannot allocate an eve writer");
+        return -1;
+    }
+    if (o->dump_dir != NULL && mmtls_dump_new(&w->dump, o->dump_dir, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mmtlsd: %s\n", err);
+        return -1;
+    }
+    eo.flow.id_offset = (uint32_t)w->id; /* flow ids unique across workers */
+    eo.flow.id_stride = (uint32_t)nworkers;
+    if (nworkers > 1) {
+        eo.on_client_random = steer_note;
+        eo.on_client_random_ud = w;
+    }
+    if (mmtls_engine_new(&w->e, &eo) != 0) {
+        fprintf(stderr, "mmtlsd: cannot create the engine\n");
+        return -1;
+    }
+    if (o->inspect_depth > 0 && mmtls_depth_register(&w->depth, w->e, o->inspect_depth) != 0) {
+        fprintf(stderr, "mmtlsd: cannot register the depth app\n");
+        return -1;
+    }
+    if (o->block_eicar || o->nblock > 0) {
+        if (mmtls_block_new(&w->blk, w->eve) != 0 ||
+            (o->block_eicar && mmtls_block_add_eicar(w->blk) != 0)) {
+            fprintf(stderr, "mmtlsd: cannot set up the block rules\n");
+            return -1;
+        }
+        for (int i = 0; i < o->nblock; i++) {
+            if (mmtls_block_add(w->blk, o->block_content[i], o->block_content[i],
+                                strlen(o->block_content[i]), 9000100u + (uint32_t)i) != 0) {
+                fprintf(stderr, "mmtlsd: cannot add block rule %d\n", i + 1);
+                return -1;
+            }
+        }
+        if (mmtls_block_register(w->blk, w->e) != 0) {
+            fprintf(stderr, "mmtlsd: cannot register the block app\n");
+            return -1;
+        }
+    }
+    if (o->log_http && mmtls_http_log_register(w->eve, w->e) != 0) {
+        fprintf(stderr, "mmtlsd: cannot register the http logger\n");
+        return -1;
+    }
+    if (mmtls_eve_register(w->eve, w->e) != 0 ||
+        (w->dump != NULL && mmtls_dump_register(w->dump, w->e) != 0) ||
+        mmtls_engine_app_register(w->e, &ta, NULL) != 0) {
+        fprintf(stderr, "mmtlsd: cannot register the apps\n");
+        return -1;
+    }
+    if (o->iface != NULL && o->key_listen != NULL) {
+        w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (w->efd < 0) {
+            fprintf(stderr, "mmtlsd: eventfd: %s\n", strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Frees in dependency order: the engine (its apps run at SESSION_END) before the apps. */
+static void worker_free(struct worker *w)
+{
+    mmtls_engine_free(w->e);
+    mmtls_dump_free(w->dump);
+    mmtls_block_free(w->blk);
+    mmtls_depth_free(w->depth);
+    if (w->efd >= 0)
+        close(w->efd);
+    if (w->id != 0)
+        mmtls_eve_free(w->eve); /* worker 0's writer owns the stream: freed last */
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+
+    w->rc = mmtlsd_bridge_run(w->br, w->e, w->efd, &stop_flag, w->err, sizeof(w->err));
+    if (w->rc != 0)
+        stop_flag = 1; /* one worker failing stops them all */
+    return NULL;
+}
+
+/* Inline: opens every worker's ports (one worker after the other: see mmtlsd_bridge_open),
+ * runs the workers on their own threads until a signal, and closes the ports. */
+static int run_inline(const struct opts *o, struct worker *w, int n)
+{
+    struct sigaction sa = {.sa_handler = on_signal};
+    char err[512] = "";
+    int status = 0;
+
+    for (int i = 0; i < n; i++) {
+        if (mmtlsd_bridge_open(&w[i].br, o->iface, !o->no_vnet, n > 1 ? 1 : 0, err, sizeof(err)) !=
+            0) {
+            fprintf(stderr, "mmtlsd: %s\n", err);
+            status = 2;
+            goto out;
+        }
+    }
+    mmtls_log(MMTLS_LOG_INFO, "bridging %s with %d worker%s (%s)", o->iface, n, n > 1 ? "s" : "",
+              o->no_vnet ? "no vnet header" : "PACKET_VNET_HDR: GSO frames kept");
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    for (int i = 0; i < n; i++) {
+        int rc = pthread_create(&w[i].thr, NULL, worker_main, &w[i]);
+        if (rc != 0) {
+            fprintf(stderr, "mmtlsd: cannot start worker %d: %s\n", i, strerror(rc));
+            stop_flag = 1;
+            status = 2;
+            break;
+        }
+        w[i].thr_started = true;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!w[i].thr_started)
+            continue;
+        pthread_join(w[i].thr, NULL);
+        if (w[i].rc != 0) {
+            fprintf(stderr, "mmtlsd: worker %d: %s\n", i, w[i].err);
+            status = 2;
+        }
+    }
+out:
+    for (int i = 0; i < n; i++) {
+        mmtlsd_bridge_close(w[i].br, i);
+        w[i].br = NULL;
+    }
+    return status;
+}
+
 int main(int argc, char **argv)
 {
-    struct opts o = {.stats_event = true};
+    struct opts o = {.stats_event = true, .workers = 1};
     struct mmtls_keystore_opts kso = {.max_entries = 1u << 20, .ttl_ms = 0};
     struct mmtls_keystore *ks = NULL;
-    struct mmtls_engine *e = NULL;
     struct mmtls_pcap_reader *r = NULL;
-    struct mmtls_eve *eve = NULL;
-    struct mmtls_dump *dump = NULL;
-    struct tally tally = {0};
+    static struct worker w[MMTLSD_MAX_WORKERS];
     struct dsb_ctx dsb = {0};
-    struct deliver_ctx dctx = {.efd = -1};
+    struct deliver_ctx dctx = {.w = w};
     struct mmtls_keyserver *ksrv = NULL;
-    struct mmtls_block *blk = NULL;
     struct mmtls_io_pkt pkt;
-    char err[512] = "", eve_path[PATH_MAX];
-    int quiet = 0, rc, status = 0;
+    char err[512] = "", eve_path[PATH_MAX], *config_text = NULL;
+    const char *config = NULL;
+    int rc, status = 0, n = 0;
     uint64_t last_ts = 0;
     double t0;
 
     mmtls_engine_opts_default(&o.eng);
     o.eng.key_wait_ms = UINT32_MAX; /* "not given": becomes 2000 with --key-listen, else 0 */
-    if (parse_args(argc, argv, &o, &quiet) != 0)
+    /* The config file first, so the command line overrides it. */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
+            config = argv[++i];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            config = argv[i] + 9;
+        else if (strncmp(argv[i], "-c", 2) == 0 && argv[i][2] != '\0')
+            config = argv[i] + 2;
+    }
+    if (config != NULL && load_config(config, &o, &config_text) != 0)
+        return 2;
+    if (parse_args(argc, argv, &o) != 0 || check_args(&o) != 0)
         return 2;
     if (o.eng.key_wait_ms == UINT32_MAX)
         o.eng.key_wait_ms = o.iface != NULL ? 500 : o.key_listen != NULL ? 2000 : 0;
 
     if (mmtls_keystore_new(&ks, &kso) != 0) {
         fprintf(stderr, "mmtlsd: cannot allocate the key store\n");
-        return 2;
+        status = 2;
+        goto out;
     }
     for (int i = 0; i < o.nkeylogs; i++) {
         if (mmtls_keylog_load_file(ks, o.keylogs[i], err, sizeof(err)) != 0) {
@@ -501,66 +870,15 @@ int main(int argc, char **argv)
         }
         snprintf(eve_path, sizeof(eve_path), "%s/eve.json", dir);
     }
-    if (mmtls_eve_new(&eve, eve_path, err, sizeof(err)) != 0) {
-        fprintf(stderr, "mmtlsd: %s\n", err);
-        status = 2;
-        goto out;
-    }
-    if (o.dump_dir != NULL && mmtls_dump_new(&dump, o.dump_dir, err, sizeof(err)) != 0) {
-        fprintf(stderr, "mmtlsd: %s\n", err);
-        status = 2;
-        goto out;
-    }
-    if (mmtls_engine_new(&e, &o.eng) != 0) {
-        fprintf(stderr, "mmtlsd: cannot create the engine\n");
-        status = 2;
-        goto out;
-    }
-    {
-        struct mmtls_app ta = {.sz = sizeof(ta),
-                               .name = "tally",
-                               .events = MMTLS_EV_SESSION_END,
-                               .on_event = tally_on_event,
-                               .arg = &tally};
-        if (o.inspect_depth > 0 && mmtls_depth_register(e, o.inspect_depth) != 0) {
-            fprintf(stderr, "mmtlsd: cannot register the depth app\n");
-            status = 2;
-            goto out;
-        }
-        if (o.block_eicar || o.nblock > 0) {
-            if (mmtls_block_new(&blk, eve) != 0 ||
-                (o.block_eicar && mmtls_block_add_eicar(blk) != 0)) {
-                fprintf(stderr, "mmtlsd: cannot set up the block rules\n");
-                status = 2;
-                goto out;
-            }
-            for (int i = 0; i < o.nblock; i++) {
-                if (mmtls_block_add(blk, o.block_content[i], o.block_content[i],
-                                    strlen(o.block_content[i]), 9000100u + (uint32_t)i) != 0) {
-                    fprintf(stderr, "mmtlsd: cannot add block rule %d\n", i + 1);
-                    status = 2;
-                    goto out;
-                }
-            }
-            if (mmtls_block_register(blk, e) != 0) {
-                fprintf(stderr, "mmtlsd: cannot register the block app\n");
-                status = 2;
-                goto out;
-            }
-        }
-        if (o.log_http && mmtls_http_log_register(eve, e) != 0) {
-            fprintf(stderr, "mmtlsd: cannot register the http logger\n");
-            status = 2;
-            goto out;
-        }
-        if (mmtls_eve_register(eve, e) != 0 ||
-            (dump != NULL && mmtls_dump_register(dump, e) != 0) ||
-            mmtls_engine_app_register(e, &ta, NULL) != 0) {
-            fprintf(stderr, "mmtlsd: cannot register the apps\n");
+    for (n = 0; n < o.workers;) {
+        w[n].id = n;
+        n++; /* counted before setup: worker_free cleans a half-made worker too */
+        if (worker_setup(&w[n - 1], &o, o.workers, n == 1 ? NULL : w[0].eve, eve_path) != 0) {
             status = 2;
             goto out;
         }
     }
+    dctx.nworkers = n;
     if (o.key_listen != NULL) {
         struct mmtls_keyserver_opts kopts = {
             .sz = sizeof(kopts),
@@ -573,9 +891,6 @@ int main(int argc, char **argv)
             .deliver = on_key_delivery,
             .deliver_ud = &dctx,
         };
-        dctx.ring = mmtls_engine_key_ring(e);
-        if (o.iface != NULL)
-            dctx.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (mmtls_keyserver_start(&ksrv, &kopts, err, sizeof(err)) != 0) {
             fprintf(stderr, "mmtlsd: key server: %s\n", err);
             status = 2;
@@ -586,14 +901,7 @@ int main(int argc, char **argv)
     }
     t0 = now_s();
     if (o.iface != NULL) {
-        struct sigaction sa = {.sa_handler = on_signal};
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        rc = mmtlsd_run_inline(e, o.iface, !o.no_vnet, dctx.efd, &stop_flag, err, sizeof(err));
-        if (rc != 0) {
-            fprintf(stderr, "mmtlsd: %s\n", err);
-            status = 2;
-        }
+        status = run_inline(&o, w, n);
         last_ts = (uint64_t)time(NULL) * 1000000u;
     }
     for (; r != NULL;) {
@@ -605,35 +913,40 @@ int main(int argc, char **argv)
             status = 1;
             break;
         }
-        (void)mmtls_engine_packet(e, pkt.linktype, pkt.data, pkt.caplen, pkt.ts_us);
+        (void)mmtls_engine_packet(w[0].e, pkt.linktype, pkt.data, pkt.caplen, pkt.ts_us);
         last_ts = pkt.ts_us;
     }
-    if (ksrv != NULL) {
+    if (ksrv != NULL && o.iface == NULL) {
         /* Keys still on their way for the last sessions: give them the key wait once. */
+        const struct mmtls_engine_stats *st = mmtls_engine_get_stats(w[0].e);
         struct timespec ts = {.tv_sec = o.eng.key_wait_ms / 1000,
                               .tv_nsec = (long)(o.eng.key_wait_ms % 1000) * 1000000L};
-        if (mmtls_engine_get_stats(e)->records_held > mmtls_engine_get_stats(e)->records_released)
+        if (st->records_held > st->records_released)
             nanosleep(&ts, NULL);
-        mmtls_engine_poll_keys(e);
+        mmtls_engine_poll_keys(w[0].e);
     }
-    mmtls_engine_flush(e);
-    if (o.stats_event)
-        mmtls_eve_write_stats(eve, e, last_ts);
-    if (!quiet)
-        summary(&o, e, &tally, &dsb, now_s() - t0, eve_path, mmtls_eve_lines(eve));
+    for (int i = 0; i < n; i++) {
+        mmtls_engine_flush(w[i].e);
+        if (o.stats_event)
+            mmtls_eve_write_stats(w[i].eve, w[i].e, last_ts, n > 1 ? i : -1);
+    }
+    if (!o.quiet)
+        summary(&o, w, n, &dsb, now_s() - t0, eve_path, mmtls_eve_lines(w[0].eve));
 
 out:
     mmtls_keyserver_stop(ksrv);
-    if (dctx.efd >= 0)
-        close(dctx.efd);
     if (dctx.dropped > 0)
         fprintf(stderr, "mmtlsd: %lu key messages dropped (worker ring full)\n",
                 (unsigned long)dctx.dropped);
-    mmtls_engine_free(e);
+    if (n > 1)
+        mmtls_log(MMTLS_LOG_INFO, "keys steered to one worker %lu times, to all %lu times",
+                  (unsigned long)dctx.steered, (unsigned long)dctx.broadcast);
+    for (int i = n - 1; i >= 0; i--)
+        worker_free(&w[i]);
+    if (n > 0)
+        mmtls_eve_free(w[0].eve);
     mmtls_pcap_close(r);
-    mmtls_eve_free(eve);
-    mmtls_dump_free(dump);
-    mmtls_block_free(blk);
     mmtls_keystore_free(ks);
+    free(config_text);
     return status;
 }

@@ -1,7 +1,9 @@
 /* mmtlsd inline mode: a bump in the wire between two interfaces.  Every frame from one port
  * goes out of the other unless the engine holds or drops it (DESIGN §3); the engine's TX sink
- * sends released frames and RSTs.  One worker; a run-to-completion loop over both ports:
- * burst in, process, forward, flush (as DPDK's l3fwd does). */
+ * sends released frames and RSTs.  Each worker owns one socket on each interface (a
+ * PACKET_FANOUT_HASH group per interface when there are several workers: the kernel's hash is
+ * symmetric, so both directions of a flow reach the same worker) and runs a run-to-completion
+ * loop over its two ports: burst in, process, forward, flush (as DPDK's l3fwd does). */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -22,13 +24,14 @@ struct meta {
     uint8_t tci[2];
 };
 
-struct bridge {
+struct mmtlsd_bridge {
     struct mmtls_afp *port[2];
+    char names[2][64];
     bool vnet;
     uint64_t tx_full;
 };
 
-static void tx_frame(struct bridge *b, int port, const uint8_t *data, size_t len,
+static void tx_frame(struct mmtlsd_bridge *b, int port, const uint8_t *data, size_t len,
                      const uint8_t *meta, size_t meta_len, bool built)
 {
     struct meta m = {0};
@@ -58,41 +61,73 @@ static uint64_t wall_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-int mmtlsd_run_inline(struct mmtls_engine *e, const char *ifpair, bool vnet, int key_efd,
-                      volatile sig_atomic_t *stop, char *err, size_t err_cap)
+int mmtlsd_bridge_open(struct mmtlsd_bridge **out, const char *ifpair, bool vnet, int fanout_group,
+                       char *err, size_t err_cap)
 {
-    struct bridge b = {.vnet = vnet};
-    char names[2][64];
+    struct mmtlsd_bridge *b;
     const char *colon = strchr(ifpair, ':');
-    struct mmtls_engine_tx tx = {.ud = &b, .send = engine_send};
-    struct mmtls_afp_frame f[BURST];
-    int rc = 0;
+    int rc;
 
     if (colon == NULL || colon == ifpair || colon[1] == '\0' ||
-        (size_t)(colon - ifpair) >= sizeof(names[0]) || strlen(colon + 1) >= sizeof(names[1])) {
+        (size_t)(colon - ifpair) >= sizeof(b->names[0]) ||
+        strlen(colon + 1) >= sizeof(b->names[1])) {
         snprintf(err, err_cap, "-i wants two interfaces: IF1:IF2 (got '%s')", ifpair);
         return MMTLS_E_INVAL;
     }
-    snprintf(names[0], sizeof(names[0]), "%.*s", (int)(colon - ifpair), ifpair);
-    snprintf(names[1], sizeof(names[1]), "%s", colon + 1);
+    b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return MMTLS_E_NOMEM;
+    b->vnet = vnet;
+    snprintf(b->names[0], sizeof(b->names[0]), "%.*s", (int)(colon - ifpair), ifpair);
+    snprintf(b->names[1], sizeof(b->names[1]), "%s", colon + 1);
     for (int i = 0; i < 2; i++) {
-        struct mmtls_afp_opts o = {.sz = sizeof(o), .ifname = names[i], .vnet_hdr = vnet};
-        rc = mmtls_afp_open(&b.port[i], &o, err, err_cap);
-        if (rc != 0)
-            goto out;
+        struct mmtls_afp_opts o = {
+            .sz = sizeof(o), .ifname = b->names[i], .vnet_hdr = vnet, .fanout_group = fanout_group};
+        rc = mmtls_afp_open(&b->port[i], &o, err, err_cap);
+        if (rc != 0) {
+            mmtlsd_bridge_close(b, -1);
+            return rc;
+        }
     }
-    mmtls_engine_set_tx(e, &tx);
-    mmtls_log(MMTLS_LOG_INFO, "bridging %s and %s (%s)", names[0], names[1],
-              vnet ? "PACKET_VNET_HDR: GSO frames kept" : "no vnet header");
+    *out = b;
+    return 0;
+}
 
+void mmtlsd_bridge_close(struct mmtlsd_bridge *b, int worker)
+{
+    if (b == NULL)
+        return;
+    for (int i = 0; i < 2 && worker >= 0; i++) {
+        struct mmtls_afp_stats st;
+        mmtls_afp_get_stats(b->port[i], &st);
+        mmtls_log(MMTLS_LOG_INFO,
+                  "worker %d %s: rx %llu frames %llu bytes (kernel drops %llu), tx %llu frames, "
+                  "tx ring full %llu",
+                  worker, b->names[i], (unsigned long long)st.rx_frames,
+                  (unsigned long long)st.rx_bytes, (unsigned long long)st.rx_drops_kernel,
+                  (unsigned long long)st.tx_frames, (unsigned long long)st.tx_ring_full);
+    }
+    mmtls_afp_close(b->port[0]);
+    mmtls_afp_close(b->port[1]);
+    free(b);
+}
+
+int mmtlsd_bridge_run(struct mmtlsd_bridge *b, struct mmtls_engine *e, int key_efd,
+                      volatile sig_atomic_t *stop, char *err, size_t err_cap)
+{
+    struct mmtls_engine_tx tx = {.ud = b, .send = engine_send};
+    struct mmtls_afp_frame f[BURST];
+    int rc = 0;
+
+    mmtls_engine_set_tx(e, &tx);
     while (!*stop) {
-        struct pollfd pfd[3] = {{.fd = mmtls_afp_fd(b.port[0]), .events = POLLIN},
-                                {.fd = mmtls_afp_fd(b.port[1]), .events = POLLIN},
+        struct pollfd pfd[3] = {{.fd = mmtls_afp_fd(b->port[0]), .events = POLLIN},
+                                {.fd = mmtls_afp_fd(b->port[1]), .events = POLLIN},
                                 {.fd = key_efd, .events = POLLIN}};
         int busy = 0;
 
         for (int p = 0; p < 2; p++) {
-            int n = mmtls_afp_rx_burst(b.port[p], f, BURST);
+            int n = mmtls_afp_rx_burst(b->port[p], f, BURST);
             for (int i = 0; i < n; i++) {
                 struct meta m = {0};
                 int v;
@@ -104,20 +139,20 @@ int mmtlsd_run_inline(struct mmtls_engine *e, const char *ifpair, bool vnet, int
                 v = mmtls_engine_packet_inline(e, p, f[i].data, f[i].len, f[i].ts_us,
                                                (const uint8_t *)&m, sizeof(m));
                 if (v == MMTLS_PKT_FORWARD)
-                    tx_frame(&b, p ^ 1, f[i].data, f[i].len, (const uint8_t *)&m, sizeof(m), false);
+                    tx_frame(b, p ^ 1, f[i].data, f[i].len, (const uint8_t *)&m, sizeof(m), false);
             }
             if (n > 0)
-                mmtls_afp_rx_done(b.port[p]);
+                mmtls_afp_rx_done(b->port[p]);
             busy += n;
         }
-        mmtls_afp_tx_flush(b.port[0]);
-        mmtls_afp_tx_flush(b.port[1]);
+        mmtls_afp_tx_flush(b->port[0]);
+        mmtls_afp_tx_flush(b->port[1]);
         if (busy == 0) {
             /* Idle: let keys, key waits and flow timeouts progress on the wall clock. */
             mmtls_engine_poll_keys(e);
             mmtls_engine_tick(e, wall_us());
-            mmtls_afp_tx_flush(b.port[0]);
-            mmtls_afp_tx_flush(b.port[1]);
+            mmtls_afp_tx_flush(b->port[0]);
+            mmtls_afp_tx_flush(b->port[1]);
             if (poll(pfd, key_efd >= 0 ? 3 : 2, 10) < 0 && errno != EINTR) {
                 snprintf(err, err_cap, "poll: %s", strerror(errno));
                 rc = MMTLS_E_IO;
@@ -126,26 +161,13 @@ int mmtlsd_run_inline(struct mmtls_engine *e, const char *ifpair, bool vnet, int
             if (key_efd >= 0 && (pfd[2].revents & POLLIN)) {
                 /* Keys arrived while idle: take them now, not at the next packet. */
                 eventfd_t v;
-                (void)eventfd_read(key_efd, &v);
-                mmtls_engine_poll_keys(e);
+                if (eventfd_read(key_efd, &v) == 0 || errno == EAGAIN)
+                    mmtls_engine_poll_keys(e);
             }
         }
     }
     mmtls_engine_flush(e);
-    mmtls_afp_tx_flush(b.port[0]);
-    mmtls_afp_tx_flush(b.port[1]);
-    for (int i = 0; i < 2; i++) {
-        struct mmtls_afp_stats st;
-        mmtls_afp_get_stats(b.port[i], &st);
-        mmtls_log(MMTLS_LOG_INFO,
-                  "%s: rx %llu frames %llu bytes (kernel drops %llu), tx %llu frames, "
-                  "tx ring full %llu",
-                  names[i], (unsigned long long)st.rx_frames, (unsigned long long)st.rx_bytes,
-                  (unsigned long long)st.rx_drops_kernel, (unsigned long long)st.tx_frames,
-                  (unsigned long long)st.tx_ring_full);
-    }
-out:
-    mmtls_afp_close(b.port[0]);
-    mmtls_afp_close(b.port[1]);
+    mmtls_afp_tx_flush(b->port[0]);
+    mmtls_afp_tx_flush(b->port[1]);
     return rc;
 }
