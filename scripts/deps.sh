@@ -3,7 +3,8 @@
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
       libssl-dev openssl libpcap-dev libcmocka-dev
-      tcpdump gnutls-bin iproute2 ethtool python3 python3-scapy nginx curl wget)
+      tcpdump gnutls-bin iproute2 ethtool python3 python3-scapy nginx curl wget
+      chromium libnss3-tools)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -35,6 +35,9 @@ static int http_on_event(struct mmtls_session *s, const struct mmtls_event_info 
     sp2 = memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1));
     if (sp2 == NULL)
         return MMTLS_VERDICT_CONTINUE;
+    /* RFC 9113 §3.4: the HTTP/2 connection preface looks like a request line; it is not one. */
+    if (n >= 24 && memcmp(p, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24) == 0)
+        return MMTLS_VERDICT_CONTINUE;
     /* Host header (RFC 9110 §7.2), case-insensitive name */
     for (const uint8_t *l = eol + 1; l < p + n;) {
         const uint8_t *le = memchr(l, '\n', (size_t)(p + n - l));

@@ -2,11 +2,14 @@
 # The inline middlebox on the testbed (scripts/testbed.sh): client -- mmtlsd -i c0:s0 -- server
 # (nginx, TLS 1.2 + 1.3, HTTP/1.1 + HTTP/2), keys shared by curl through the preload shim.
 # Cases (DESIGN §3):
-#   - a 30 MB download with keys arrives byte-exact (HTTP/1.1 and HTTP/2), session decrypted;
+#   - a 100 MB (HTTP/1.1) and a 30 MB (HTTP/2) download with keys arrive byte-exact, decrypted;
 #   - plain HTTP (not TLS) passes by default;
-#   - EICAR in a decrypted response: the client's transfer is reset, alert logged;
+#   - EICAR in a decrypted response: the client's transfer is reset without the record, the
+#     server gets an RST too, alert logged;
 #   - a client without keys: held, then blocked after --key-wait (the client is reset);
 #   - the same with --on-missing-keys pass: released after the wait, the download completes;
+#     and with alert: released, completes, and the session logs a no_keys error;
+#   - two workers (--workers 2): 128 concurrent downloads, all decrypted, byte-exact;
 #   - wget (GnuTLS), python3, openssl s_client under the shim;
 #   - BYPASS refused (name not allowed: blocked) and allowed (--bypass-allow: passes);
 #   - mmtlsd restarted in the middle of a transfer: the transfer completes.
@@ -44,6 +47,7 @@ bash "$ROOT/scripts/testbed.sh" up "$P" >/dev/null || skip "cannot build the tes
 bash "$ROOT/scripts/mkcerts.sh" "$W/pki" >/dev/null
 mkdir -p "$W/www" "$W/nginx"
 head -c 30000000 /dev/urandom >"$W/www/big.bin"
+head -c 100000000 /dev/urandom >"$W/www/huge.bin"
 head -c 1000000 /dev/urandom >"$W/www/mid.bin"
 printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*' >"$W/www/eicar.com"
 cat >"$W/nginx.conf" <<EOF
@@ -90,18 +94,30 @@ CURL=(timeout 30 curl -sS --resolve server.test:443:198.18.4.2 --cacert "$W/pki/
 client() { ip netns exec "$P-client" "$@"; }
 
 start_mbox run1
-client "${KEYS[@]}" "${CURL[@]}" --http1.1 -o "$W/got1" https://server.test/big.bin &&
-    cmp -s "$W/got1" "$W/www/big.bin" && pass "30 MB over HTTP/1.1 with keys: byte-exact" ||
+client "${KEYS[@]}" "${CURL[@]}" --http1.1 -o "$W/got1" https://server.test/huge.bin &&
+    cmp -s "$W/got1" "$W/www/huge.bin" && pass "100 MB over HTTP/1.1 with keys: byte-exact" ||
     fail "HTTP/1.1 download"
 client "${KEYS[@]}" "${CURL[@]}" --http2 -o "$W/got2" https://server.test/big.bin &&
     cmp -s "$W/got2" "$W/www/big.bin" && pass "30 MB over HTTP/2 with keys: byte-exact" ||
     fail "HTTP/2 download"
 client timeout 30 curl -sS -o "$W/got3" http://198.18.4.2:8080/big.bin &&
     cmp -s "$W/got3" "$W/www/big.bin" && pass "plain HTTP (not TLS) passes" || fail "plain HTTP"
+# A blocked record: the client is reset and never gets the record; the server sees a reset too
+# (an RST from the client's address arrives in the server's namespace).
+ip netns exec "$P-server" timeout 15 tcpdump -i veth0 --immediate-mode -B 1024 -U -w "$W/rst.pcap" \
+    'tcp[tcpflags] & tcp-rst != 0 and src host 198.18.4.1' 2>/dev/null &
+TD=$!
+sleep 1
 client "${KEYS[@]}" "${CURL[@]}" --http1.1 -o "$W/got4" https://server.test/eicar.com 2>"$W/c4"
 rc=$?
-[ $rc = 56 ] && grep -q "reset" "$W/c4" && pass "EICAR: the client's transfer is reset" ||
+[ $rc = 56 ] && grep -q "reset" "$W/c4" && ! grep -qs EICAR "$W/got4" &&
+    pass "EICAR: the client's transfer is reset, the record never reaches it" ||
     fail "EICAR not reset (curl rc $rc: $(cat "$W/c4"))"
+sleep 1
+kill -INT $TD 2>/dev/null
+wait $TD 2>/dev/null
+n=$(tcpdump -r "$W/rst.pcap" 2>/dev/null | wc -l)
+[ "$n" -ge 1 ] && pass "EICAR: the server got a reset ($n RST)" || fail "no RST at the server"
 client "${CURL[@]}" --http1.1 -o "$W/got5" https://server.test/big.bin 2>"$W/c5"
 rc=$?
 [ $rc != 0 ] && ! cmp -s "$W/got5" "$W/www/big.bin" &&
@@ -169,6 +185,20 @@ client "${CURL[@]}" --http1.1 -o "$W/got6" https://server.test/big.bin &&
     cmp -s "$W/got6" "$W/www/big.bin" &&
     pass "no keys, policy pass: released after the wait, byte-exact" || fail "no-keys pass"
 stop_mbox
+
+start_mbox run6 --on-missing-keys alert --key-wait 300
+client "${CURL[@]}" --http1.1 -o "$W/got13" https://server.test/big.bin &&
+    cmp -s "$W/got13" "$W/www/big.bin" &&
+    pass "no keys, policy alert: released after the wait, byte-exact" || fail "no-keys alert"
+stop_mbox
+python3 - "$W/run6/eve.json" <<'EOF' || fail "policy alert: no no_keys error logged"
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+t = [e["tls"] for e in ev if e["event_type"] == "tls"]
+print("   run 6 session:", t)
+sys.exit(0 if len(t) == 1 and not t[0]["blocked"] and any(
+    x.get("code") == "no_keys" for x in t[0].get("errors", [])) else 1)
+EOF
 
 python3 - "$W/run1/eve.json" "$W/run2/eve.json" "$W/run3/eve.json" "$W/run5/eve.json" <<'EOF' || fail "eve checks"
 import json, sys
