@@ -74,6 +74,8 @@ struct mmtls_keyshare_stats {
     uint64_t connect_failures;   /* failed connects or TLS handshakes */
     uint64_t reconnects;         /* channels established after a previous one was lost */
     uint64_t pending;            /* messages waiting now (queue + in flight) */
+    uint64_t sync_timeouts;      /* handshakes that stopped waiting for their keys to be written
+                                  * (MMTLS_KEYSHARE_SYNC_MS) */
 };
 
 /* Attaches key sharing to ctx: installs the key log callback (the one the application had set

@@ -60,6 +60,9 @@ static struct {
     uint32_t head, count;
     uint32_t inflight; /* messages in the thread's batch, not yet written */
     int efd;           /* eventfd waking the thread; -1 until the thread starts */
+    bool eager;        /* connect at configuration (set before the thread starts) */
+    bool connecting;   /* the thread is opening the channel (or is about to, when eager) */
+    uint32_t sync_ms;  /* how long a handshake waits for its keys to be written; 0: never */
     bool running, stopping, stopped, atexit_done;
     pthread_t thr;
     int chan_fd; /* the thread's socket, for the fork child to close; -1 */
@@ -125,13 +128,14 @@ static void stats_print(void)
     fprintf(stderr,
             "mmtls-keyshare: pid=%d sessions=%llu queued=%llu sent=%llu sent_bypass=%llu "
             "keepalives=%llu dropped_queue_full=%llu dropped_no_channel=%llu dropped_other=%llu "
-            "connects=%llu connect_failures=%llu reconnects=%llu pending=%llu\n",
+            "connects=%llu connect_failures=%llu reconnects=%llu pending=%llu sync_timeouts=%llu\n",
             (int)getpid(), (unsigned long long)s->sessions, (unsigned long long)s->queued,
             (unsigned long long)s->sent, (unsigned long long)s->sent_bypass,
             (unsigned long long)s->keepalives, (unsigned long long)s->dropped_queue_full,
             (unsigned long long)s->dropped_no_channel, (unsigned long long)s->dropped_other,
             (unsigned long long)s->connects, (unsigned long long)s->connect_failures,
-            (unsigned long long)s->reconnects, (unsigned long long)(g.count + g.inflight));
+            (unsigned long long)s->reconnects, (unsigned long long)(g.count + g.inflight),
+            (unsigned long long)s->sync_timeouts);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -190,6 +194,8 @@ static void chan_init_once(void)
     (void)pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
+static int thread_start_locked(void);
+
 int mmtls_keyshare_chan_configure(struct mmtls_keyshare_cfg *cfg)
 {
     struct ks_slot *q = NULL;
@@ -221,6 +227,27 @@ int mmtls_keyshare_chan_configure(struct mmtls_keyshare_cfg *cfg)
     g.cfg = *cfg;
     memset(cfg, 0, sizeof(*cfg));
     g.configured = true;
+    /* Connect now, not at the first session's keys: the channel's own TLS handshake then runs
+     * while the application makes its first connection, and that session's keys do not wait for
+     * it (the middlebox holds the data until they come).  MMTLS_KEYSHARE_LAZY=1: connect only
+     * when there is something to send. */
+    {
+        const char *lazy = getenv("MMTLS_KEYSHARE_LAZY");
+        const char *sync = getenv("MMTLS_KEYSHARE_SYNC_MS");
+        char *end;
+        unsigned long v;
+
+        g.eager = lazy == NULL || lazy[0] == '\0' || lazy[0] == '0';
+        g.sync_ms = MMTLS_KEYSHARE_SYNC_DEFAULT_MS;
+        if (sync != NULL && sync[0] != '\0') {
+            v = strtoul(sync, &end, 10);
+            g.sync_ms = *end == '\0' && v <= 1000 ? (uint32_t)v : g.sync_ms;
+        }
+    }
+    g.connecting = g.eager;
+    if (g.eager && !g.running && thread_start_locked() != 0) {
+        g.eager = g.connecting = false; /* the first message tries again */
+    }
     /* Registered after OpenSSL's own atexit handler (OpenSSL is initialised by the time a
      * context exists), so this one runs first, while OpenSSL still works. */
     reg_exit = (g.cfg.flags & MMTLS_KEYSHARE_F_NO_ATEXIT) == 0 && !g.atexit_done;
@@ -563,7 +590,7 @@ static void *chan_thread(void *arg)
     struct chan c = {.fd = -1};
     uint64_t retry_at = 0;
     uint32_t backoff = 0;
-    bool ever = false;
+    bool ever = false, eager_tried = false;
 
     mmtls_keyshare_on_chan_thread = true;
     for (;;) {
@@ -581,10 +608,17 @@ static void *chan_thread(void *arg)
         have = g.batch_n > 0;
         pthread_mutex_unlock(&g.mu);
 
-        if (have && c.ssl == NULL && now >= retry_at) {
-            /* Lazy connect: only when there is something to send. */
+        if ((have || (g.eager && !eager_tried)) && c.ssl == NULL && now >= retry_at) {
+            /* Connect when there is something to send, and once at start when eager.  A
+             * failed eager attempt imposes no back-off on the first message. */
+            bool eager_only = !have;
+            eager_tried = true;
+            pthread_mutex_lock(&g.mu);
+            g.connecting = true;
+            pthread_mutex_unlock(&g.mu);
             if (chan_open(&c) == 0) {
                 pthread_mutex_lock(&g.mu);
+                g.connecting = false;
                 g.st.connects++;
                 g.st.reconnects += ever;
                 g.connected = true;
@@ -592,11 +626,15 @@ static void *chan_thread(void *arg)
                 ever = true;
                 backoff = 0;
                 ks_log("channel to %s up", g.cfg.keyserver);
+                /* Messages put during the handshake woke an eventfd the handshake's own
+                 * waits drained: look at the queue again before sleeping. */
+                continue;
             } else {
                 chan_close(&c);
-                backoff = backoff_next(backoff);
-                retry_at = now_ms() + backoff;
+                backoff = eager_only ? 0 : backoff_next(backoff);
+                retry_at = eager_only ? 0 : now_ms() + backoff;
                 pthread_mutex_lock(&g.mu);
+                g.connecting = false;
                 g.st.connect_failures++;
                 pthread_cond_broadcast(&g.drained);
                 pthread_mutex_unlock(&g.mu);
@@ -690,6 +728,34 @@ static int thread_start_locked(void)
     return 0;
 }
 
+/* The handshake that logged the secrets waits (on its own thread, at most sync_ms) until the
+ * channel has written them: its next flight -- the client's Finished and first application
+ * data -- then leaves after its keys, and the middlebox rarely has to hold it.  Only while the
+ * channel is up or being opened: an unreachable key server never slows the application. */
+static void sync_wait(void)
+{
+    struct timespec ts;
+
+    if (g.sync_ms == 0 || mmtls_keyshare_on_chan_thread) {
+        return;
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += g.sync_ms / 1000;
+    ts.tv_nsec += (long)(g.sync_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&g.mu);
+    while (g.count + g.inflight > 0 && (g.connected || g.connecting) && !g.stopping) {
+        if (pthread_cond_timedwait(&g.drained, &g.mu, &ts) == ETIMEDOUT) {
+            g.st.sync_timeouts++;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g.mu);
+}
+
 void mmtls_keyshare_chan_put(const uint8_t *msg, size_t len)
 {
     uint64_t one = 1;
@@ -724,6 +790,7 @@ out:
     pthread_mutex_unlock(&g.mu);
     if (efd >= 0) {
         (void)!write(efd, &one, sizeof(one)); /* non-blocking; a full counter still wakes */
+        sync_wait();
     }
 }
 

@@ -17,6 +17,7 @@
 #define MMTLS_KEYSHARE_QUEUE_DEFAULT 4096u
 #define MMTLS_KEYSHARE_QUEUE_LIMIT (1u << 20)
 #define MMTLS_KEYSHARE_EXIT_FLUSH_MS 500
+#define MMTLS_KEYSHARE_SYNC_DEFAULT_MS 50 /* MMTLS_KEYSHARE_SYNC_MS */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Pure helpers (unit-tested)                                                                  */

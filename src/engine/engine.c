@@ -605,6 +605,7 @@ void mmtls_engine_stats_json(const struct mmtls_engine *e, struct mmtls_json *j)
             }
         }
         mmtls_json_u64(j, "max", st->key_stall_max_us);
+        mmtls_json_u64(j, "undelayed", st->key_waits_undelayed);
         mmtls_json_obj_close(j);
     }
     mmtls_json_obj_close(j);

@@ -117,8 +117,10 @@ struct mmtls_engine_stats {
     uint64_t records_held, records_released, holds_expired, holds_over_cap;
     uint64_t frames_held, frames_released, frames_dropped, rst_sent, blocked_missing_keys;
     uint64_t non_tls_blocked;
-    /* how long sessions' data waited for keys (µs), log2 buckets: [0] < 1 µs, [i] < 2^i µs */
+    /* how long sessions' held frames waited for keys (µs), log2 buckets: [0] < 1 µs,
+     * [i] < 2^i µs; sessions whose records waited but no frame had to: key_waits_undelayed */
     uint64_t key_stall_hist[32];
+    uint64_t key_waits_undelayed;
     uint64_t key_stall_max_us;
 };
 

@@ -33,14 +33,6 @@ struct eng_pend {
     struct mmtls_engine_keymsg *m;  /* owned */
 };
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static uint32_t cr_bucket(const struct mmtls_engine *e, const uint8_t cr[32])
 {
     /* Keyed hash: key channel peers are authenticated, but one could still choose randoms that
@@ -247,9 +239,13 @@ void eng_keys_release(struct eng_session *s)
     struct mmtls_engine *e = s->eng;
     struct eng_held *h = s->held_head;
 
-    if (h != NULL && !s->wait_expired && s->wait_start_mono_ns != 0) {
-        /* Keys came: how long did the session's data wait for them? */
-        uint64_t us = (mono_ns() - s->wait_start_mono_ns) / 1000;
+    if (h != NULL && !s->wait_expired && s->frame_hold_mono_ns == 0) {
+        e->st.key_waits_undelayed++; /* records waited, but no frame: nothing was delayed */
+    } else if (h != NULL && !s->wait_expired) {
+        /* Keys came: how long did the session's first held frame wait for them?  (Records
+         * may have been held longer, e.g. the TLS 1.3 server flight before the client's keys
+         * exist, but their frames went on: only held frames delay the endpoints.) */
+        uint64_t us = (eng_mono_ns() - s->frame_hold_mono_ns) / 1000;
         unsigned b = 0;
         while (b < 31 && (1ull << b) <= us)
             b++;
@@ -257,6 +253,7 @@ void eng_keys_release(struct eng_session *s)
         if (us > e->st.key_stall_max_us)
             e->st.key_stall_max_us = us;
     }
+    s->frame_hold_mono_ns = 0;
     wait_unlink(e, s);
     s->held_head = s->held_tail = NULL;
     s->holding[0] = s->holding[1] = false;
@@ -301,6 +298,16 @@ static void apply(struct eng_session *s, struct mmtls_engine_keymsg *m)
     struct mmtls_engine *e = s->eng;
     uint8_t dg[32];
 
+    if (s->frame_hold_mono_ns != 0 && m->recv_ns != 0) {
+        /* Where a stall goes: before the key server had the keys, or between it and here. */
+        uint64_t now = eng_mono_ns();
+        mmtls_log(MMTLS_LOG_DEBUG,
+                  "flow %llu: keys read by the key server %lld us after the first held frame, "
+                  "applied %llu us later",
+                  (unsigned long long)s->info.flow_id,
+                  (long long)((int64_t)(m->recv_ns - s->frame_hold_mono_ns) / 1000),
+                  (unsigned long long)((now - m->recv_ns) / 1000));
+    }
     if (!owner_ok(s, &m->ks)) {
         e->st.keys_rejected_owner++;
         eng_error(s, MMTLS_TLSERR_KEY_REJECTED, 0, 0,
@@ -457,7 +464,7 @@ bool eng_keys_hold(struct eng_session *s, int dir, const uint8_t *rec, size_t le
         s->holding[dir] = true;
         if (!s->in_waitlist) {
             s->wait_start_us = e->now_us;
-            s->wait_start_mono_ns = mono_ns();
+            s->wait_start_mono_ns = eng_mono_ns();
             s->wprev = e->wait_tail;
             if (e->wait_tail != NULL)
                 e->wait_tail->wnext = s;

@@ -75,7 +75,7 @@ start_mbox() {
     shift
     ip netns exec "$P-mbox" timeout 120 "$MMTLSD" -i c0:s0 --key-listen 198.18.6.2:4433 \
         --cert "$W/pki/mbox.crt" --key "$W/pki/mbox.key" --client-ca "$W/pki/ca.crt" \
-        -l "$W/$tag" --block-eicar --log-http -v "$@" 2>"$W/$tag.log" &
+        -l "$W/$tag" --block-eicar --log-http -v ${MBOX_V:-} "$@" 2>"$W/$tag.log" &
     MB=$!
     for _ in $(seq 50); do
         grep -q bridging "$W/$tag.log" 2>/dev/null && break
