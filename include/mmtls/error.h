@@ -37,6 +37,7 @@ enum mmtls_err {
     MMTLS_E_NOTFOUND = -10,
     MMTLS_E_CONFLICT = -11, /* a second, different value for something that is set once */
     MMTLS_E_CRYPTO = -12,   /* the crypto library refused an operation */
+    MMTLS_E_PEER_ALERT = -13, /* the TLS peer sent a fatal alert (endpoint library) */
 };
 
 /* Static string naming an error code; never NULL. */

@@ -28,6 +28,7 @@ const char *mmtls_strerror(int err)
     case MMTLS_E_NOTFOUND: return "not found";
     case MMTLS_E_CONFLICT: return "conflicting value";
     case MMTLS_E_CRYPTO: return "crypto library error";
+    case MMTLS_E_PEER_ALERT: return "the peer sent a fatal alert";
     }
     return "unknown error";
 }
