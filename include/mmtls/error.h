@@ -35,8 +35,8 @@ enum mmtls_err {
     MMTLS_E_IO = -8,       /* file or socket error; errno is kept by the caller */
     MMTLS_E_INVAL = -9,    /* caller passed an invalid argument */
     MMTLS_E_NOTFOUND = -10,
-    MMTLS_E_CONFLICT = -11, /* a second, different value for something that is set once */
-    MMTLS_E_CRYPTO = -12,   /* the crypto library refused an operation */
+    MMTLS_E_CONFLICT = -11,   /* a second, different value for something that is set once */
+    MMTLS_E_CRYPTO = -12,     /* the crypto library refused an operation */
     MMTLS_E_PEER_ALERT = -13, /* the TLS peer sent a fatal alert (endpoint library) */
 };
 

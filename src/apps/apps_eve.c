@@ -123,6 +123,8 @@ static void write_session(struct mmtls_eve *ev, struct mmtls_session *s, struct 
         mmtls_json_bool(&j, "early_data_accepted", in->early_data_accepted == 1);
     if (in->encrypt_then_mac)
         mmtls_json_bool(&j, "encrypt_then_mac", true);
+    if (in->private_tag)
+        mmtls_json_bool(&j, "private_tag", true); /* tamper-evident end to end (PRIVTAG.md) */
     mmtls_json_u64(&j, "handshakes", in->handshakes);
     mmtls_json_bool(&j, "blocked", in->blocked);
     write_dir_u64(&j, "records", in->dir[0].records, in->dir[1].records);

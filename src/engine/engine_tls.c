@@ -501,6 +501,22 @@ static int tls13_open_early(struct eng_session *s, const uint8_t *hdr, const uin
     return MMTLS_E_AUTH;
 }
 
+/* Opens a record under application traffic keys.  A session with the private tag
+ * (docs/PRIVTAG.md) carries tag2 after tag1 on exactly these records: it is cut off, and tag1 is
+ * verified over the rest with the header as received (its length still counting tag2).  tag2
+ * itself only the endpoints can check. */
+static int tls13_open_app(struct eng_session *s, struct mmtls_rprot *rp, uint64_t seq,
+                          const uint8_t *hdr, const uint8_t *frag, size_t frag_len, uint8_t *out,
+                          size_t *out_len, uint8_t *type)
+{
+    if (s->info.private_tag) {
+        if (frag_len < MMTLS_PRIVATE_TAG_LEN + 16 + 1)
+            return MMTLS_E_MALFORMED;
+        frag_len -= MMTLS_PRIVATE_TAG_LEN;
+    }
+    return mmtls_rprot_open(rp, seq, hdr, frag, frag_len, out, out_len, type);
+}
+
 static int tls13_decrypt(struct eng_session *s, int dir, const uint8_t *hdr, const uint8_t *frag,
                          size_t frag_len, uint8_t *out, size_t *out_len, uint8_t *type, int *used)
 {
@@ -517,6 +533,8 @@ static int tls13_decrypt(struct eng_session *s, int dir, const uint8_t *hdr, con
             rc = tls13_open_early(s, hdr, frag, frag_len, out, out_len, type);
         else if (key_rp(s, key, k, s->suite) == NULL)
             continue;
+        else if (k == K_APP)
+            rc = tls13_open_app(s, key->rp, key->seq, hdr, frag, frag_len, out, out_len, type);
         else
             rc = mmtls_rprot_open(key->rp, key->seq, hdr, frag, frag_len, out, out_len, type);
         if (rc == 0) {
@@ -535,7 +553,7 @@ static int tls13_decrypt(struct eng_session *s, int dir, const uint8_t *hdr, con
         struct mmtls_rprot *rp;
         if (mmtls_crypto_tls13_next_secret(s->suite, &d->k[K_APP].secret, &next) == 0 &&
             mmtls_rprot_new_tls13(&rp, s->suite, &next) == 0) {
-            if (mmtls_rprot_open(rp, 0, hdr, frag, frag_len, out, out_len, type) == 0) {
+            if (tls13_open_app(s, rp, 0, hdr, frag, frag_len, out, out_len, type) == 0) {
                 mmtls_rprot_free(d->k[K_APP].rp);
                 d->k[K_APP].rp = rp;
                 d->k[K_APP].secret = next;
@@ -1040,8 +1058,11 @@ static bool resync_try(struct eng_session *s, int dir, const uint8_t *rec, size_
         if (seq < base)
             continue;
         (*trials)++;
-        if (mmtls_rprot_open(rp, seq, rec, rec + MMTLS_TLS_HDR_LEN, reclen - MMTLS_TLS_HDR_LEN,
-                             s->eng->scratch, &n, &type) == 0) {
+        if ((s->tls13
+                 ? tls13_open_app(s, rp, seq, rec, rec + MMTLS_TLS_HDR_LEN,
+                                  reclen - MMTLS_TLS_HDR_LEN, s->eng->scratch, &n, &type)
+                 : mmtls_rprot_open(rp, seq, rec, rec + MMTLS_TLS_HDR_LEN,
+                                    reclen - MMTLS_TLS_HDR_LEN, s->eng->scratch, &n, &type)) == 0) {
             if (s->tls13)
                 d->k[K_APP].seq = seq;
             else

@@ -8,8 +8,9 @@
 #include "util/util.h"
 
 #define MMTLS_TLS_HDR_LEN 5
-#define MMTLS_TLS_MAX_PLAINTEXT 16384u              /* 2^14, RFC 8446 §5.1 */
-#define MMTLS_TLS13_MAX_CIPHERTEXT (16384u + 256u)  /* RFC 8446 §5.2 */
+#define MMTLS_TLS_MAX_PLAINTEXT 16384u             /* 2^14, RFC 8446 §5.1 */
+#define MMTLS_TLS13_MAX_CIPHERTEXT (16384u + 256u) /* RFC 8446 §5.2 */
+#define MMTLS_PRIVATE_TAG_LEN 16u /* tag2 after tag1 (docs/PRIVTAG.md), counted in the length */
 #define MMTLS_TLS12_MAX_CIPHERTEXT (16384u + 2048u) /* RFC 5246 §6.2.3 */
 #define MMTLS_TLS_MAX_COMPRESSED (16384u + 1024u)   /* RFC 5246 §6.2.2 */
 
