@@ -126,6 +126,14 @@ MMTLS_MUST_USE int mmtls_rprot_seal(struct mmtls_rprot *rp, uint64_t seq, uint8_
                                     uint16_t version, const uint8_t *plain, size_t plain_len,
                                     size_t pad_len, uint8_t *out, size_t out_cap, size_t *out_len);
 
+/* TLS 1.3 only: encrypts an inner plaintext (content, type byte and padding already in place,
+ * inner_len bytes) with the additional data `hdr` exactly as given — for records whose header
+ * length counts more than tag1 (the private tag, docs/PRIVTAG.md).  Writes inner_len + tag bytes
+ * to out (out == inner allowed).  MMTLS_E_INVAL on a TLS <= 1.2 object or a bad length. */
+MMTLS_MUST_USE int mmtls_rprot_seal_tls13_hdr(struct mmtls_rprot *rp, uint64_t seq,
+                                              const uint8_t hdr[5], const uint8_t *inner,
+                                              size_t inner_len, uint8_t *out);
+
 /* Upper bound of the plaintext length of a fragment of frag_len bytes (0 if too short). */
 size_t mmtls_rprot_max_plain(const struct mmtls_rprot *rp, size_t frag_len);
 

@@ -734,6 +734,28 @@ static int rprot_enc_ctx(struct mmtls_rprot *rp)
     return rc;
 }
 
+int mmtls_rprot_seal_tls13_hdr(struct mmtls_rprot *rp, uint64_t seq, const uint8_t hdr[5],
+                               const uint8_t *inner, size_t inner_len, uint8_t *out)
+{
+    uint8_t nonce[RPROT_NONCE_LEN];
+    int rc;
+
+    if (rp == NULL || rp->scheme != RPROT_TLS13 || inner == NULL || out == NULL || inner_len == 0 ||
+        inner_len > RPROT_PLAIN_MAX + 256) {
+        return MMTLS_E_INVAL;
+    }
+    rc = rprot_enc_ctx(rp);
+    if (rc != 0) {
+        return rc;
+    }
+    if (out != inner) {
+        memmove(out, inner, inner_len);
+    }
+    rprot_xor_nonce(rp, seq, nonce);
+    return rprot_aead(rp, rp->enc, 1, nonce, hdr, RPROT_HDR_LEN, out, inner_len, out,
+                      out + inner_len);
+}
+
 int mmtls_rprot_seal(struct mmtls_rprot *rp, uint64_t seq, uint8_t type, uint16_t version,
                      const uint8_t *plain, size_t plain_len, size_t pad_len, uint8_t *out,
                      size_t out_cap, size_t *out_len)

@@ -307,8 +307,13 @@ static void handle_tcp(struct mmtls_engine *e, const struct mmtls_pkt *pkt)
     } else if (pkt->payload_len > 0 || (pkt->tcp_flags & MMTLS_TCP_FIN)) {
         /* Track the highest offset seen in this direction: acknowledgements beyond it are
          * capture loss; below it, reordering that reassembly resolves. */
+        if (e->inline_mode && e->o.tamper_len > 0) {
+            e->cur_pkt = pkt;
+            e->cur_payload_off = r->started ? mmtls_reasm_seq_to_off(r, pkt->seq) : UINT64_MAX;
+        }
         (void)mmtls_reasm_segment(r, pkt->seq, pkt->payload, pkt->payload_len,
                                   (pkt->tcp_flags & MMTLS_TCP_FIN) != 0, &sink);
+        e->cur_pkt = NULL;
         if (r->started) {
             uint64_t end = mmtls_reasm_seq_to_off(r, pkt->seq) + pkt->payload_len;
             if (!ef->seen_any[dir] || end > ef->seen_end[dir])
@@ -582,6 +587,8 @@ void mmtls_engine_stats_json(const struct mmtls_engine *e, struct mmtls_json *j)
     mmtls_json_u64(j, "rst_sent", st->rst_sent);
     mmtls_json_u64(j, "blocked_missing_keys", st->blocked_missing_keys);
     mmtls_json_u64(j, "non_tls_blocked", st->non_tls_blocked);
+    if (st->test_tampered != 0)
+        mmtls_json_u64(j, "test_tampered", st->test_tampered);
     {
         /* key stall percentiles from the log2 histogram (upper bucket bounds, µs) */
         uint64_t n = 0, acc = 0;

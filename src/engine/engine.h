@@ -45,6 +45,14 @@ struct mmtls_engine_opts {
      * thread; must not block.  NULL: not called. */
     void (*on_client_random)(void *ud, const uint8_t client_random[32]);
     void *on_client_random_ud;
+    /* TEST ONLY (mmtlsd --test-tamper, the private tag's tamper test): act as a compromised
+     * middlebox.  Inline, in decrypted TLS 1.3 application records that lie wholly inside the
+     * current frame, replace tamper_from by tamper_to (same length, borrowed), re-seal the record
+     * with the shared keys (tag1 valid again; tag2 left as it was) and fix the TCP checksum: the
+     * engine then writes into the frame passed to mmtls_engine_packet_inline.  Needs frames
+     * with complete checksums (no GSO / checksum offload: mmtlsd --no-vnet). */
+    const uint8_t *tamper_from, *tamper_to;
+    size_t tamper_len;
 };
 
 enum mmtls_missing_keys {
@@ -121,6 +129,7 @@ struct mmtls_engine_stats {
      * [i] < 2^i µs; sessions whose records waited but no frame had to: key_waits_undelayed */
     uint64_t key_stall_hist[32];
     uint64_t key_waits_undelayed;
+    uint64_t test_tampered; /* records rewritten by the test-only tamper mode */
     uint64_t key_stall_max_us;
 };
 

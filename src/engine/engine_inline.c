@@ -14,6 +14,7 @@
 #include "engine/engine_int.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 void mmtls_engine_set_tx(struct mmtls_engine *e, const struct mmtls_engine_tx *tx)
 {
@@ -184,6 +185,73 @@ static void send_rst(struct mmtls_engine *e, struct eng_flow *ef, int from_dir)
     e->tx.send(e->tx.ud, ef->port_in[from_dir] ^ 1, fr, off + ipl + 20, ef->meta[from_dir],
                ef->meta_len[from_dir], true);
     e->st.rst_sent++;
+}
+
+void eng_inline_tamper(struct eng_session *s, int dir, struct mmtls_rprot *rp, uint64_t seq,
+                       const uint8_t *rec, uint64_t off, size_t frag_len, const uint8_t *plain,
+                       size_t n, uint8_t type)
+{
+    struct mmtls_engine *e = s->eng;
+    const struct mmtls_pkt *pkt = e->cur_pkt;
+    size_t tag = s->suite != NULL ? s->suite->tag_len : 16, sealed, inner_len, at;
+    uint8_t *inner, *fp, *tcp;
+    const uint8_t *hit;
+    uint32_t sum;
+    bool v4;
+
+    if (pkt == NULL || e->cur_dir != dir || e->cur_payload_off == UINT64_MAX || n < e->o.tamper_len)
+        return;
+    hit = memmem(plain, n, e->o.tamper_from, e->o.tamper_len);
+    if (hit == NULL)
+        return;
+    sealed = frag_len - (s->info.private_tag ? MMTLS_PRIVATE_TAG_LEN : 0); /* ciphertext + tag1 */
+    if (sealed < tag + n + 1)
+        return;
+    inner_len = sealed - tag; /* content, type, padding: the same length as before */
+    /* The record's fragment must lie wholly in this frame's payload: earlier parts already left. */
+    if (off + MMTLS_TLS_HDR_LEN < e->cur_payload_off ||
+        off + MMTLS_TLS_HDR_LEN + sealed > e->cur_payload_off + pkt->payload_len)
+        return;
+    inner = malloc(sealed);
+    if (inner == NULL)
+        return;
+    memcpy(inner, plain, n);
+    memcpy(inner + (hit - plain), e->o.tamper_to, e->o.tamper_len);
+    inner[n] = type;
+    memset(inner + n + 1, 0, inner_len - n - 1);
+    if (mmtls_rprot_seal_tls13_hdr(rp, seq, rec, inner, inner_len, inner) != 0) {
+        free(inner);
+        return;
+    }
+    /* Where the TCP header starts (IPv4 options, IPv6 without extension headers only). */
+    v4 = pkt->ip_version == 4;
+    if (v4)
+        tcp = (uint8_t *)(uintptr_t)pkt->l3 + (size_t)(pkt->l3[0] & 0x0f) * 4;
+    else if (pkt->l3[6] == 6)
+        tcp = (uint8_t *)(uintptr_t)pkt->l3 + 40;
+    else
+        tcp = NULL;
+    if (tcp == NULL || tcp + 20 > pkt->payload) {
+        free(inner);
+        return;
+    }
+    /* The frame is the caller's receive buffer: this test mode writes into it. */
+    at = (size_t)(off + MMTLS_TLS_HDR_LEN - e->cur_payload_off);
+    fp = (uint8_t *)(uintptr_t)(pkt->payload + at);
+    memcpy(fp, inner, sealed);
+    free(inner);
+    /* TCP checksum over the pseudo-header and the whole segment (RFC 793 §3.1, RFC 8200 §8.1) */
+    {
+        size_t seg_len = (size_t)(pkt->payload + pkt->payload_len - tcp);
+        tcp[16] = tcp[17] = 0;
+        sum = csum_add(0, v4 ? pkt->l3 + 12 : pkt->l3 + 8, v4 ? 8 : 32);
+        sum += 6 + (uint32_t)seg_len;
+        sum = csum_add(sum, tcp, seg_len);
+        mmtls_put_be16(tcp + 16, csum_fold(sum));
+    }
+    e->st.test_tampered++;
+    mmtls_log(MMTLS_LOG_WARN, "TEST TAMPER: rewrote a record of flow %llu (direction %d)",
+              (unsigned long long)s->info.flow_id, dir);
 }
 
 void eng_inline_reset(struct mmtls_engine *e, struct eng_flow *ef)

@@ -199,6 +199,8 @@ struct mmtls_engine {
     struct eng_flow *cur_ef;      /* flow and direction of the current frame (inline) */
     int cur_dir;
     uint32_t cur_end_seq;
+    const struct mmtls_pkt *cur_pkt; /* the decoded current frame (inline, tamper mode) */
+    uint64_t cur_payload_off;        /* stream offset of its TCP payload; UINT64_MAX unknown */
 };
 
 /* engine.c */
@@ -242,6 +244,13 @@ void eng_inline_hold_frame(struct mmtls_engine *e, struct eng_session *s);
 void eng_inline_release_frames(struct eng_session *s, bool send);
 /* Resets both ends of a blocked session's flow (RST with the right sequence numbers). */
 void eng_inline_reset(struct mmtls_engine *e, struct eng_flow *ef);
+/* Test-only tamper mode (mmtls_engine_opts.tamper_from): rewrites a decrypted TLS 1.3
+ * application record in the current frame.  rec is the record as received (header first),
+ * frag_len its fragment length (tag2 included), plain/n/type what it decrypted to, seq its
+ * sequence number under rp. */
+void eng_inline_tamper(struct eng_session *s, int dir, struct mmtls_rprot *rp, uint64_t seq,
+                       const uint8_t *rec, uint64_t off, size_t frag_len, const uint8_t *plain,
+                       size_t n, uint8_t type);
 /* Records what RSTs of this flow are built from (link header, ports, ACKs). */
 void eng_inline_note(struct mmtls_engine *e, struct eng_flow *ef, int dir,
                      const struct mmtls_pkt *pkt);

@@ -509,12 +509,23 @@ static int tls13_open_app(struct eng_session *s, struct mmtls_rprot *rp, uint64_
                           const uint8_t *hdr, const uint8_t *frag, size_t frag_len, uint8_t *out,
                           size_t *out_len, uint8_t *type)
 {
+    int rc;
+
     if (s->info.private_tag) {
         if (frag_len < MMTLS_PRIVATE_TAG_LEN + 16 + 1)
             return MMTLS_E_MALFORMED;
         frag_len -= MMTLS_PRIVATE_TAG_LEN;
     }
-    return mmtls_rprot_open(rp, seq, hdr, frag, frag_len, out, out_len, type);
+    rc = mmtls_rprot_open(rp, seq, hdr, frag, frag_len, out, out_len, type);
+    /* Keys from key logs do not say whether the session carries tag2: learn it from the first
+     * record that verifies only without its last 16 bytes (either way tag1 was verified). */
+    if (rc == MMTLS_E_AUTH && !s->info.private_tag && frag_len >= MMTLS_PRIVATE_TAG_LEN + 16 + 1 &&
+        mmtls_rprot_open(rp, seq, hdr, frag, frag_len - MMTLS_PRIVATE_TAG_LEN, out, out_len,
+                         type) == 0) {
+        s->info.private_tag = true;
+        return 0;
+    }
+    return rc;
 }
 
 static int tls13_decrypt(struct eng_session *s, int dir, const uint8_t *hdr, const uint8_t *frag,
@@ -887,7 +898,12 @@ static void process_record(struct eng_session *s, int dir, const uint8_t *rec, s
             raise_hs_end(s); /* the client's first 1-RTT record ends the handshake */
         switch (type) {
         case MMTLS_CT_HANDSHAKE: feed_handshake(s, dir, e->scratch, n); break;
-        case MMTLS_CT_APPLICATION_DATA: count_plain(s, dir, n); break;
+        case MMTLS_CT_APPLICATION_DATA:
+            count_plain(s, dir, n);
+            if (e->o.tamper_len > 0 && used == K_APP && e->cur_pkt != NULL)
+                eng_inline_tamper(s, dir, d->k[K_APP].rp, d->k[K_APP].seq - 1, rec, off, frag_len,
+                                  e->scratch, n, type);
+            break;
         case MMTLS_CT_ALERT: break;
         default:
             eng_error(s, MMTLS_TLSERR_MALFORMED_RECORD, dir, off, "unexpected inner content type");

@@ -72,6 +72,9 @@ static void usage(FILE *fp)
             "      --workers N          N share-nothing workers, flows spread by a symmetric\n"
             "                           hash (PACKET_FANOUT_HASH); default 1, at most 64\n"
             "      --no-vnet            no PACKET_VNET_HDR (then turn GRO/GSO/TSO off yourself)\n"
+            "      --test-tamper FROM=TO  TEST ONLY: act as a compromised middlebox that rewrites\n"
+            "                           FROM to TO in decrypted records and re-seals them\n"
+            "                           (needs --no-vnet; the private tag's tamper test)\n"
             "      --on-missing-keys P  block (default), pass or alert when keys do not come\n"
             "                           within --key-wait (default 500 ms inline)\n"
             "      --block-non-tls      drop TCP flows that do not start with a ClientHello\n"
@@ -163,13 +166,15 @@ enum {
     O_LOGHTTP,
     O_DEPTH,
     O_BYPASS,
-    O_WORKERS
+    O_WORKERS,
+    O_TAMPER
 };
 
 static const struct option lopts[] = {
     {"read", required_argument, NULL, 'r'},
     {"interfaces", required_argument, NULL, 'i'},
     {"workers", required_argument, NULL, O_WORKERS},
+    {"test-tamper", required_argument, NULL, O_TAMPER},
     {"no-vnet", no_argument, NULL, O_NOVNET},
     {"on-missing-keys", required_argument, NULL, O_MISSING},
     {"block-non-tls", no_argument, NULL, O_BLOCKNONTLS},
@@ -224,6 +229,18 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->workers = (int)v;
             break;
         case 'c': break; /* read before the command line (load_config) */
+        case O_TAMPER: {
+            const char *eq = strchr(optarg, '=');
+            size_t fl = eq != NULL ? (size_t)(eq - optarg) : 0;
+            if (eq == NULL || fl == 0 || fl != strlen(eq + 1) || fl > 256) {
+                fprintf(stderr, "mmtlsd: --test-tamper wants FROM=TO of the same length\n");
+                return -1;
+            }
+            o->eng.tamper_from = (const uint8_t *)optarg;
+            o->eng.tamper_to = (const uint8_t *)eq + 1;
+            o->eng.tamper_len = fl;
+            break;
+        }
         case O_BLOCKNONTLS: o->eng.block_non_tls = true; break;
         case O_BEICAR: o->block_eicar = true; break;
         case O_LOGHTTP: o->log_http = true; break;
@@ -351,6 +368,10 @@ static int check_args(struct opts *o)
     }
     if (o->key_listen == NULL && (o->cert != NULL || o->client_ca != NULL || o->nnat > 0)) {
         fprintf(stderr, "mmtlsd: --cert/--key/--client-ca/--key-allow-nat need --key-listen\n");
+        return -1;
+    }
+    if (o->eng.tamper_len > 0 && (o->iface == NULL || !o->no_vnet)) {
+        fprintf(stderr, "mmtlsd: --test-tamper works inline with --no-vnet only\n");
         return -1;
     }
     if (o->workers > 1 && o->iface == NULL) {
