@@ -187,19 +187,53 @@ static void send_rst(struct mmtls_engine *e, struct eng_flow *ef, int from_dir)
     e->st.rst_sent++;
 }
 
+/* Writes the re-sealed fragment `c` (clen bytes, stream offset coff) into a frame whose TCP
+ * payload (decoded in pkt) starts at stream offset poff, and recomputes the TCP checksum over
+ * the pseudo-header and the whole segment (RFC 793 §3.1, RFC 8200 §8.1).  false when the
+ * fragment is not wholly in this frame. */
+static bool tamper_write(const struct mmtls_pkt *pkt, uint64_t poff, uint64_t coff,
+                         const uint8_t *c, size_t clen)
+{
+    bool v4 = pkt->ip_version == 4;
+    uint8_t *tcp;
+    size_t seg_len;
+    uint32_t sum;
+
+    if (poff == UINT64_MAX || coff < poff || coff + clen > poff + pkt->payload_len)
+        return false;
+    /* Where the TCP header starts (IPv4 options; IPv6 without extension headers only). */
+    if (v4)
+        tcp = (uint8_t *)(uintptr_t)pkt->l3 + (size_t)(pkt->l3[0] & 0x0f) * 4;
+    else if (pkt->l3[6] == 6)
+        tcp = (uint8_t *)(uintptr_t)pkt->l3 + 40;
+    else
+        return false;
+    if (tcp + 20 > pkt->payload)
+        return false;
+    /* The frame is the caller's receive buffer or a held copy: this test mode writes into it. */
+    memcpy((uint8_t *)(uintptr_t)pkt->payload + (coff - poff), c, clen);
+    seg_len = (size_t)(pkt->payload + pkt->payload_len - tcp);
+    tcp[16] = tcp[17] = 0;
+    sum = csum_add(0, v4 ? pkt->l3 + 12 : pkt->l3 + 8, v4 ? 8 : 32);
+    sum += 6 + (uint32_t)seg_len;
+    sum = csum_add(sum, tcp, seg_len);
+    mmtls_put_be16(tcp + 16, csum_fold(sum));
+    return true;
+}
+
 void eng_inline_tamper(struct eng_session *s, int dir, struct mmtls_rprot *rp, uint64_t seq,
                        const uint8_t *rec, uint64_t off, size_t frag_len, const uint8_t *plain,
                        size_t n, uint8_t type)
 {
     struct mmtls_engine *e = s->eng;
-    const struct mmtls_pkt *pkt = e->cur_pkt;
-    size_t tag = s->suite != NULL ? s->suite->tag_len : 16, sealed, inner_len, at;
-    uint8_t *inner, *fp, *tcp;
+    struct eng_flow *ef = s->flow != NULL ? s->flow->ud : NULL;
+    size_t tag = s->suite != NULL ? s->suite->tag_len : 16, sealed, inner_len;
+    uint64_t coff = off + MMTLS_TLS_HDR_LEN;
     const uint8_t *hit;
-    uint32_t sum;
-    bool v4;
+    uint8_t *inner;
+    bool done = false;
 
-    if (pkt == NULL || e->cur_dir != dir || e->cur_payload_off == UINT64_MAX || n < e->o.tamper_len)
+    if (!e->inline_mode || ef == NULL || n < e->o.tamper_len)
         return;
     hit = memmem(plain, n, e->o.tamper_from, e->o.tamper_len);
     if (hit == NULL)
@@ -208,10 +242,6 @@ void eng_inline_tamper(struct eng_session *s, int dir, struct mmtls_rprot *rp, u
     if (sealed < tag + n + 1)
         return;
     inner_len = sealed - tag; /* content, type, padding: the same length as before */
-    /* The record's fragment must lie wholly in this frame's payload: earlier parts already left. */
-    if (off + MMTLS_TLS_HDR_LEN < e->cur_payload_off ||
-        off + MMTLS_TLS_HDR_LEN + sealed > e->cur_payload_off + pkt->payload_len)
-        return;
     inner = malloc(sealed);
     if (inner == NULL)
         return;
@@ -223,32 +253,24 @@ void eng_inline_tamper(struct eng_session *s, int dir, struct mmtls_rprot *rp, u
         free(inner);
         return;
     }
-    /* Where the TCP header starts (IPv4 options, IPv6 without extension headers only). */
-    v4 = pkt->ip_version == 4;
-    if (v4)
-        tcp = (uint8_t *)(uintptr_t)pkt->l3 + (size_t)(pkt->l3[0] & 0x0f) * 4;
-    else if (pkt->l3[6] == 6)
-        tcp = (uint8_t *)(uintptr_t)pkt->l3 + 40;
-    else
-        tcp = NULL;
-    if (tcp == NULL || tcp + 20 > pkt->payload) {
-        free(inner);
-        return;
+    /* The frame being processed, or (records replayed after their keys came) a held copy.  The
+     * fragment must lie wholly in one frame: earlier parts of a record have left already. */
+    if (e->cur_pkt != NULL && e->cur_dir == dir)
+        done = tamper_write(e->cur_pkt, e->cur_payload_off, coff, inner, sealed);
+    for (struct eng_frame *f = s->frames_head; f != NULL && !done; f = f->next) {
+        struct mmtls_pkt pkt;
+        memset(&pkt, 0, sizeof(pkt));
+        if (f->dir != dir ||
+            mmtls_decode_frame(MMTLS_LINK_ETHERNET, f->data, f->len, &e->o.decode, &pkt) !=
+                MMTLS_DEC_OK ||
+            !ef->r[dir].started)
+            continue;
+        done =
+            tamper_write(&pkt, mmtls_reasm_seq_to_off(&ef->r[dir], pkt.seq), coff, inner, sealed);
     }
-    /* The frame is the caller's receive buffer: this test mode writes into it. */
-    at = (size_t)(off + MMTLS_TLS_HDR_LEN - e->cur_payload_off);
-    fp = (uint8_t *)(uintptr_t)(pkt->payload + at);
-    memcpy(fp, inner, sealed);
     free(inner);
-    /* TCP checksum over the pseudo-header and the whole segment (RFC 793 §3.1, RFC 8200 §8.1) */
-    {
-        size_t seg_len = (size_t)(pkt->payload + pkt->payload_len - tcp);
-        tcp[16] = tcp[17] = 0;
-        sum = csum_add(0, v4 ? pkt->l3 + 12 : pkt->l3 + 8, v4 ? 8 : 32);
-        sum += 6 + (uint32_t)seg_len;
-        sum = csum_add(sum, tcp, seg_len);
-        mmtls_put_be16(tcp + 16, csum_fold(sum));
-    }
+    if (!done)
+        return;
     e->st.test_tampered++;
     mmtls_log(MMTLS_LOG_WARN, "TEST TAMPER: rewrote a record of flow %llu (direction %d)",
               (unsigned long long)s->info.flow_id, dir);

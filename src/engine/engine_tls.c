@@ -900,7 +900,7 @@ static void process_record(struct eng_session *s, int dir, const uint8_t *rec, s
         case MMTLS_CT_HANDSHAKE: feed_handshake(s, dir, e->scratch, n); break;
         case MMTLS_CT_APPLICATION_DATA:
             count_plain(s, dir, n);
-            if (e->o.tamper_len > 0 && used == K_APP && e->cur_pkt != NULL)
+            if (e->o.tamper_len > 0 && used == K_APP)
                 eng_inline_tamper(s, dir, d->k[K_APP].rp, d->k[K_APP].seq - 1, rec, off, frag_len,
                                   e->scratch, n, type);
             break;
