@@ -165,6 +165,9 @@ int mmtls_keyshare_build_tls13(const struct mmtls_keyshare_tls13 *t, const uint8
         m.flags |= MMTLS_KP_F_EARLY;
         msg_add(&m, MMTLS_KP_CLIENT_EARLY, t->early.b, t->early.len);
     }
+    if (t->tag2) {
+        m.flags |= MMTLS_KP_F_TAG2; /* docs/PRIVTAG.md: records carry tag2 */
+    }
     msg_add(&m, MMTLS_KP_CLIENT_HS, t->chs.b, t->chs.len);
     msg_add(&m, MMTLS_KP_SERVER_HS, t->shs.b, t->shs.len);
     msg_add(&m, MMTLS_KP_CLIENT_APP0, t->cts0.b, t->cts0.len);
@@ -353,6 +356,7 @@ static int sess_try(struct mmtls_keyshare_sess *s, const struct mmtls_keyshare_c
             mmtls_wipe(sr, sizeof(sr));
         }
     } else {
+        s->t13.tag2 = ops->tag2 != NULL && ops->tag2(conn);
         len =
             mmtls_keyshare_build_tls13(&s->t13, s->cr, ops->version(conn), suite, tp, out, out_cap);
     }
@@ -503,12 +507,18 @@ static const char *ssl_sni(const void *conn, char *buf, size_t cap)
     return SSL_get_servername(conn, TLSEXT_NAMETYPE_host_name);
 }
 
+static bool ssl_tag2(const void *conn)
+{
+    return mmtls_ep_ssl_has_tag2(conn);
+}
+
 static const struct mmtls_keyshare_conn_ops ssl_ops = {
     .tuple = ssl_tuple,
     .server_random = ssl_server_random,
     .version = ssl_version,
     .suite = ssl_suite,
     .sni = ssl_sni,
+    .tag2 = ssl_tag2,
 };
 
 static void handle_line(const SSL *ssl, const char *line)

@@ -51,6 +51,7 @@ struct mmtls_keyshare_tls13 {
     uint32_t have; /* bit (1 << label) */
     struct mmtls_secret early, chs, shs, cts0, sts0;
     struct mmtls_secret master;
+    bool tag2; /* the session negotiated the private tag (KEYS flag TAG2, docs/PRIVTAG.md) */
 };
 
 #define MMTLS_KEYSHARE_TLS13_COMPLETE                                                              \
@@ -111,6 +112,8 @@ struct mmtls_keyshare_conn_ops {
     uint16_t (*suite)(const void *conn);   /* IANA value; 0 unknown */
     /* The SNI the client sent (NUL-terminated, in buf or the library's memory), or NULL. */
     const char *(*sni)(const void *conn, char *buf, size_t cap);
+    /* true when the connection negotiated the private tag (docs/PRIVTAG.md); may be NULL. */
+    bool (*tag2)(const void *conn);
     /* true: suite() may say 0 until the handshake is over (GnuTLS), so a complete session
      * waits for mmtls_keyshare_sess_finish; false: 0 is final (OpenSSL). */
     bool suite_late;
@@ -200,5 +203,33 @@ void mmtls_keyshare_chan_put(const uint8_t *msg, size_t len);
 /* Counter helpers for keyshare.c. */
 void mmtls_keyshare_count_session(void);
 void mmtls_keyshare_count_other_drop(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Endpoint with the private tag (endpoint.c, include/mmtls/endpoint.h)                         */
+
+struct mmtls_ep;
+
+/* true when the client saw the server's mmtls_private_tag answer in EncryptedExtensions, or the
+ * server sent it (SSL ex_data set by the extension callbacks of mmtls_ep_ctx_enable). */
+bool mmtls_ep_ssl_has_tag2(const SSL *ssl);
+
+/* Tests and fuzzing: an endpoint with the private tag over fd without an SSL (no handshake,
+ * no plain TLS fallback).  k2 gives k2[dir][gen] (dir 'c' or 's', len bytes): 0 or a code. */
+struct mmtls_ep_raw {
+    int fd; /* borrowed: read and written, never closed */
+    bool is_server;
+    uint16_t suite;                 /* IANA id: 0x1301, 0x1302 or 0x1303 */
+    struct mmtls_secret cts0, sts0; /* application traffic secrets, generation 0 (copied) */
+    int (*k2)(void *arg, uint8_t dir, uint32_t gen, uint8_t *out, size_t len);
+    void *k2_arg; /* borrowed */
+};
+
+MMTLS_MUST_USE int mmtls_ep_new_raw(struct mmtls_ep **out, const struct mmtls_ep_raw *raw);
+
+/* Tests and fuzzing: seals len bytes (<= 2^14) of inner content type `type` as one record under
+ * the current sending keys and sends it (blocking).  No state change beyond the sequence
+ * number: a handshake message sent this way does not rekey. */
+MMTLS_MUST_USE int mmtls_ep_raw_send(struct mmtls_ep *ep, uint8_t type, const uint8_t *p,
+                                     size_t len);
 
 #endif

@@ -26,7 +26,8 @@ CHROMIUM=${CHROMIUM:-chromium}
 NAME=test_chromium
 P=mmtls-tc$$
 
-skip() { echo "[$NAME] SKIP: $*"; exit 77; }
+# shellcheck source=lib_testbed.sh
+. "$HERE/lib_testbed.sh"
 [ "$(id -u)" = 0 ] || skip "needs root"
 for c in ip nginx openssl certutil timeout python3 "$CHROMIUM"; do
     command -v "$c" >/dev/null || skip "no $c"
@@ -41,16 +42,12 @@ cleanup() {
     [ -n "$AG" ] && kill "$AG" 2>/dev/null
     [ -n "$MB" ] && kill "$MB" 2>/dev/null
     [ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid" 2>/dev/null)" 2>/dev/null
-    bash "$ROOT/scripts/testbed.sh" down "$P"
+    tb_down
     [ -n "${KEEP:-}" ] || rm -rf "$W"
 }
 trap cleanup EXIT
-FAILS=0
-fail() { echo "[$NAME] FAIL: $*"; FAILS=$((FAILS + 1)); }
-pass() { echo "[$NAME] ok: $*"; }
 
-bash "$ROOT/scripts/testbed.sh" up "$P" >/dev/null || skip "cannot build the testbed"
-bash "$ROOT/scripts/mkcerts.sh" "$W/pki" >/dev/null
+tb_up "$W"
 mkdir -p "$W/www" "$W/nginx" "$W/home/.pki/nssdb"
 MARK=mmtls-chromium-$$-$RANDOM
 EICAR='X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
@@ -159,17 +156,13 @@ kill -INT "$MB" 2>/dev/null
 wait "$MB" 2>/dev/null
 MB=
 
-python3 - "$W/mbox/eve.json" "$W/keylog.txt" <<'EOF' || fail "eve checks"
-import json, sys
-ev = [json.loads(l) for l in open(sys.argv[1])]
+PYTHONPATH="$HERE" python3 - "$W/mbox/eve.json" "$W/keylog.txt" <<'EOF' || fail "eve checks"
+import sys
+from evecheck import load, check, done
+ev = load(sys.argv[1])
 crs = {l.split()[1].lower() for l in open(sys.argv[2]) if len(l.split()) == 3}
 tls = [e for e in ev if e["event_type"] == "tls" and e["tls"].get("sni") == "server.test"
        and e["dest_port"] in (443, 8443)]
-ok = True
-def check(cond, what):
-    global ok
-    print("   %s: %s" % ("ok" if cond else "not true", what))
-    ok = ok and bool(cond)
 def port(p):
     return [e["tls"] for e in tls if e["dest_port"] == p]
 h2 = [t for t in port(443) if t.get("alpn") == "h2" and t["key_status"] == "decrypted"
@@ -202,12 +195,7 @@ check(st and st[0]["tls"]["inline"]["blocked_missing_keys"] <= len(refused),
       "no session but the refused ones lacked its keys")
 if st:
     print("   key stall:", st[0]["tls"]["inline"]["key_stall_us"])
-sys.exit(0 if ok else 1)
+done()
 EOF
 
-if [ "$FAILS" = 0 ]; then
-    echo "[$NAME] all cases passed"
-    exit 0
-fi
-echo "[$NAME] $FAILS case(s) failed (KEEP=1 keeps $W)"
-exit 1
+tb_finish "$W"

@@ -23,7 +23,8 @@ SHIM=${MMTLS_PRELOAD:-$BUILD/lib/keyshare/libmmtls-preload.so}
 NAME=test_inline
 P=mmtls-ti$$
 
-skip() { echo "[$NAME] SKIP: $*"; exit 77; }
+# shellcheck source=lib_testbed.sh
+. "$HERE/lib_testbed.sh"
 [ "$(id -u)" = 0 ] || skip "needs root"
 for c in ip nginx curl openssl timeout python3; do command -v $c >/dev/null || skip "no $c"; done
 [ -x "$MMTLSD" ] && [ -f "$SHIM" ] || { echo "[$NAME] FAIL: build first"; exit 1; }
@@ -35,16 +36,12 @@ cleanup() {
     [ -n "$MB" ] && kill "$MB" 2>/dev/null
     [ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid" 2>/dev/null)" 2>/dev/null
     [ -n "${HTTP_PID:-}" ] && kill "$HTTP_PID" 2>/dev/null
-    bash "$ROOT/scripts/testbed.sh" down "$P"
+    tb_down
     [ -n "${KEEP:-}" ] || rm -rf "$W"
 }
 trap cleanup EXIT
-FAILS=0
-fail() { echo "[$NAME] FAIL: $*"; FAILS=$((FAILS + 1)); }
-pass() { echo "[$NAME] ok: $*"; }
 
-bash "$ROOT/scripts/testbed.sh" up "$P" >/dev/null || skip "cannot build the testbed"
-bash "$ROOT/scripts/mkcerts.sh" "$W/pki" >/dev/null
+tb_up "$W"
 mkdir -p "$W/www" "$W/nginx"
 head -c 30000000 /dev/urandom >"$W/www/big.bin"
 head -c 100000000 /dev/urandom >"$W/www/huge.bin"
@@ -200,21 +197,15 @@ sys.exit(0 if len(t) == 1 and not t[0]["blocked"] and any(
     x.get("code") == "no_keys" for x in t[0].get("errors", [])) else 1)
 EOF
 
-python3 - "$W/run1/eve.json" "$W/run2/eve.json" "$W/run3/eve.json" "$W/run5/eve.json" <<'EOF' || fail "eve checks"
-import json, sys
-def load(p):
-    return [json.loads(l) for l in open(p)]
+PYTHONPATH="$HERE" python3 - "$W/run1/eve.json" "$W/run2/eve.json" "$W/run3/eve.json" \
+    "$W/run5/eve.json" <<'EOF' || fail "eve checks"
+import sys
+from evecheck import load, check, done
 r1, r2 = load(sys.argv[1]), load(sys.argv[2])
 tls = [e["tls"] for e in r1 if e["event_type"] == "tls"]
 alerts = [e for e in r1 if e["event_type"] == "alert"]
 http = [e["http"]["url"] for e in r1 if e["event_type"] == "http"]
 st = [e["stats"] for e in r1 if e["event_type"] == "stats"][0]
-ok = True
-def check(cond, what):
-    global ok
-    if not cond:
-        ok = False
-        print("   not true:", what)
 check(len(tls) == 8, "8 TLS sessions in run 1 (got %d)" % len(tls))
 check(sum(1 for t in tls if t["key_status"] == "decrypted" and not t["blocked"]) == 4,
       "four downloads decrypted, not blocked (curl h1, h2, wget, python3)")
@@ -240,12 +231,7 @@ check(all(e["stats"]["tls"]["sessions"] > 0 for e in s5), "run 5: both workers h
 print("   run 5 sessions per worker:", [e["stats"]["tls"]["sessions"] for e in s5])
 check(any(t["key_status"] == "bypass" and not t["blocked"] for t in t3), "run 3: a bypass session")
 print("   run 1 inline counters:", st["tls"]["inline"])
-sys.exit(0 if ok else 1)
+done()
 EOF
 
-if [ "$FAILS" = 0 ]; then
-    echo "[$NAME] all cases passed"
-    exit 0
-fi
-echo "[$NAME] $FAILS case(s) failed (KEEP=1 keeps $W)"
-exit 1
+tb_finish "$W"

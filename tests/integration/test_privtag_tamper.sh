@@ -27,10 +27,8 @@ GET=${MMTLS_HTTPS_GET:-$BUILD/tools/mmtls-https/mmtls-https-get}
 NAME=test_privtag_tamper
 P=mmtls-tt$$
 
-skip() {
-    echo "[$NAME] SKIP: $*"
-    exit 77
-}
+# shellcheck source=lib_testbed.sh
+. "$HERE/lib_testbed.sh"
 [ "$(id -u)" = 0 ] || skip "needs root"
 for c in ip ethtool openssl timeout python3; do command -v $c >/dev/null || skip "no $c"; done
 for b in "$MMTLSD" "$KA" "$HTTPSD" "$GET"; do
@@ -46,24 +44,19 @@ PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill -INT "$p" 2>/dev/null; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-    bash "$ROOT/scripts/testbed.sh" down "$P"
+    tb_down
     [ -n "${KEEP:-}" ] || rm -rf "$W"
 }
 trap cleanup EXIT
-FAILS=0
-fail() {
-    echo "[$NAME] FAIL: $*"
-    FAILS=$((FAILS + 1))
-}
-pass() { echo "[$NAME] ok: $*"; }
+# in_ns NS CMD...: CMD in the namespace (background jobs use ip netns exec directly, so that $!
+# is the process a signal must reach).
 in_ns() {
     local ns=$1
     shift
     ip netns exec "$P-$ns" "$@"
 }
 
-bash "$ROOT/scripts/testbed.sh" up "$P" >/dev/null || skip "cannot build the testbed"
-bash "$ROOT/scripts/mkcerts.sh" "$W/pki" >/dev/null
+tb_up "$W"
 # A second veth pair inside the middlebox namespace joins the two middleboxes.
 in_ns mbox ip link add m0 type veth peer name m1 || skip "cannot add veth m0/m1"
 in_ns mbox ip link set m0 up
@@ -78,23 +71,23 @@ done
 mkdir -p "$W/www"
 printf 'the file the client asked for: a\n' >"$W/www/a.txt"
 printf 'a file it did not ask for!!!: b\n' >"$W/www/b.txt"
-in_ns server timeout 120 "$HTTPSD" --listen 198.18.4.2:443 --cert "$W/pki/rsa.crt" \
+ip netns exec "$P-server" timeout 120 "$HTTPSD" --listen 198.18.4.2:443 --cert "$W/pki/rsa.crt" \
     --key "$W/pki/rsa.key" --root "$W/www" -v >"$W/httpsd-tag.log" 2>&1 &
 PIDS+=($!)
-in_ns server timeout 120 "$HTTPSD" --listen 198.18.4.2:8443 --cert "$W/pki/rsa.crt" \
+ip netns exec "$P-server" timeout 120 "$HTTPSD" --listen 198.18.4.2:8443 --cert "$W/pki/rsa.crt" \
     --key "$W/pki/rsa.key" --root "$W/www" --no-private-tag -v >"$W/httpsd-plain.log" 2>&1 &
 PIDS+=($!)
 
 MB=(--cert "$W/pki/mbox.crt" --key "$W/pki/mbox.key" --client-ca "$W/pki/ca.crt" --no-vnet
     --key-wait 3000 --log-http -v)
-in_ns mbox timeout 120 "$MMTLSD" -i m1:s0 --key-listen 198.18.6.2:4433 -l "$W/honest" \
+ip netns exec "$P-mbox" timeout 120 "$MMTLSD" -i m1:s0 --key-listen 198.18.6.2:4433 -l "$W/honest" \
     "${MB[@]}" 2>"$W/honest.log" &
 PIDS+=($!)
-in_ns mbox timeout 120 "$MMTLSD" -i c0:m0 --key-listen 198.18.6.2:4434 -l "$W/evil" \
+ip netns exec "$P-mbox" timeout 120 "$MMTLSD" -i c0:m0 --key-listen 198.18.6.2:4434 -l "$W/evil" \
     --test-tamper '/a.txt=/b.txt' "${MB[@]}" 2>"$W/evil.log" &
 PIDS+=($!)
 : >"$W/client.keys"
-in_ns client timeout 120 "$KA" --keylog "$W/client.keys" --state "$W/agent.state" \
+ip netns exec "$P-client" timeout 120 "$KA" --keylog "$W/client.keys" --state "$W/agent.state" \
     --keyserver 198.18.6.2:4434 --ca "$W/pki/ca.crt" --cert "$W/pki/client.crt" \
     --key "$W/pki/client.key" >"$W/agent.log" 2>&1 &
 PIDS+=($!)
@@ -137,17 +130,10 @@ for p in "${PIDS[@]}"; do kill -INT "$p" 2>/dev/null; done
 for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
 PIDS=()
 
-/usr/bin/python3 - "$W/honest/eve.json" "$W/evil/eve.json" <<'EOF' || fail "eve checks"
-import json, sys
-def load(p):
-    return [json.loads(l) for l in open(p)]
+PYTHONPATH="$HERE" python3 - "$W/honest/eve.json" "$W/evil/eve.json" <<'EOF' || fail "eve checks"
+import sys
+from evecheck import load, check, done
 honest, evil = load(sys.argv[1]), load(sys.argv[2])
-ok = True
-def check(cond, what):
-    global ok
-    if not cond:
-        ok = False
-        print("   not true:", what)
 def by_port(ev, port):
     return [e for e in ev if e["event_type"] == "tls" and e["dest_port"] == port]
 ht, hp = by_port(honest, 443), by_port(honest, 8443)
@@ -162,12 +148,7 @@ check(len(hp) == 1 and hp[0]["tls"]["key_status"] == "decrypted" and not hp[0]["
 est = [e["stats"] for e in evil if e["event_type"] == "stats"][0]
 check(est["tls"]["inline"].get("test_tampered", 0) >= 2, "evil box: rewrote two records")
 print("   honest urls:", urls, "; evil tampered:", est["tls"]["inline"].get("test_tampered"))
-sys.exit(0 if ok else 1)
+done()
 EOF
 
-if [ "$FAILS" = 0 ]; then
-    echo "[$NAME] all cases passed"
-    exit 0
-fi
-echo "[$NAME] $FAILS case(s) failed (KEEP=1 keeps $W)"
-exit 1
+tb_finish "$W"
