@@ -6,10 +6,11 @@
  *   open        mmtls_rprot_open (tag1 verify + decrypt)
  *   open+tag2   the same, then tag2 recomputed over header || tag1 and compared (CRYPTO_memcmp)
  * and tag2 alone, with tag2 computed two ways:
- *   api  mmtls_ep_tag2, the public stateless primitive (keys a new cipher context per call);
- *   ctx  a cipher context keyed with k2 once, per record only the nonce set (what the endpoint
- *        library's record layer does per direction and key generation, as src/crypto does for
- *        tag1).  Its output is checked against mmtls_ep_tag2 on every set-up record.
+ *   api  mmtls_ep_tag2, the public stateless primitive (sets k2 up anew per call);
+ *   ctx  the endpoint library's per-direction state (struct mmtls_ep_t2, keyshare_int.h), set
+ *        up once with k2, per record only the nonce changes: what the record layer does per
+ *        direction and key generation.  Its output is checked against mmtls_ep_tag2 on every
+ *        set-up record.
  * After one warm-up pass, the variants are interleaved within every run (their order
  * alternates from run to run), each measurement runs for at least --min-ms milliseconds,
  * and the figure reported is the median of --runs runs (default 5).  Overhead: the median over
@@ -35,6 +36,8 @@
 #include <mmtls/endpoint.h>
 
 #include "crypto/crypto.h"
+
+#include "../../lib/keyshare/keyshare_int.h" /* struct mmtls_ep_t2: linked from the archive */
 
 #define RUNS_MAX 21
 #define NREC 64 /* distinct records opened in turn (seq 0..63) */
@@ -79,7 +82,7 @@ struct bench {
     const struct mmtls_suite *suite; /* borrowed: static table */
     int aead;
     struct mmtls_rprot *rp; /* owned */
-    EVP_CIPHER_CTX *t2;     /* owned: keyed with k2 once */
+    struct mmtls_ep_t2 t2;  /* owned: set up with k2 once */
     uint8_t iv[12], k2[32];
     size_t k2_len, size;
     uint8_t plain[16384];
@@ -111,20 +114,10 @@ static void make_nonce(const uint8_t iv[12], uint64_t seq, uint8_t nonce[12])
 static int tag2_calc(struct bench *b, enum t2mode m, const uint8_t nonce[12], const uint8_t hdr[5],
                      const uint8_t tag1[16], uint8_t tag2[16])
 {
-    uint8_t none[16];
-    int outl;
-
     if (m == T2_API) {
         return mmtls_ep_tag2(b->aead, b->k2, b->k2_len, nonce, hdr, tag1, tag2);
     }
-    if (EVP_EncryptInit_ex(b->t2, NULL, NULL, NULL, nonce) != 1 ||
-        EVP_EncryptUpdate(b->t2, NULL, &outl, hdr, 5) != 1 ||
-        EVP_EncryptUpdate(b->t2, NULL, &outl, tag1, 16) != 1 ||
-        EVP_EncryptFinal_ex(b->t2, none, &outl) != 1 ||
-        EVP_CIPHER_CTX_ctrl(b->t2, EVP_CTRL_AEAD_GET_TAG, 16, tag2) != 1) {
-        return MMTLS_E_CRYPTO;
-    }
-    return 0;
+    return mmtls_ep_t2_calc(&b->t2, nonce, hdr, tag1, tag2);
 }
 
 /* Seals plain as record seq into out; with tag2, patches the length and appends tag2. */
@@ -245,12 +238,8 @@ static int bench_init(struct bench *b, const struct bsuite *bs, size_t size)
     }
     mmtls_secret_wipe(&sec);
     OPENSSL_cleanse(key, sizeof(key));
-    const EVP_CIPHER *c = b->aead == 1      ? EVP_chacha20_poly1305()
-                          : b->k2_len == 16 ? EVP_aes_128_gcm()
-                                            : EVP_aes_256_gcm();
-    b->t2 = EVP_CIPHER_CTX_new();
-    if (rc == 0 && (b->t2 == NULL || EVP_EncryptInit_ex(b->t2, c, NULL, b->k2, NULL) != 1)) {
-        rc = MMTLS_E_CRYPTO;
+    if (rc == 0) {
+        rc = mmtls_ep_t2_init(&b->t2, b->aead, b->k2, b->k2_len, 0);
     }
     for (unsigned i = 0; i < NREC && rc == 0; i++) {
         size_t tl;
@@ -379,8 +368,7 @@ int main(int argc, char **argv)
             }
             mmtls_rprot_free(b.rp);
             b.rp = NULL;
-            EVP_CIPHER_CTX_free(b.t2);
-            b.t2 = NULL;
+            mmtls_ep_t2_fini(&b.t2);
         }
     }
     if (jf != NULL && fclose(jf) != 0) {

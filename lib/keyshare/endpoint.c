@@ -81,8 +81,8 @@ struct ep_dir {
     uint32_t gen;                    /* docs/PRIVTAG.md: 0, +1 at each KeyUpdate */
     uint8_t dir;                     /* 'c' or 's': the side that sends */
     bool enc;
-    EVP_CIPHER_CTX *aead; /* owned: keyed with the traffic key */
-    EVP_CIPHER_CTX *t2;   /* owned: keyed with k2[dir][gen], always encrypting */
+    EVP_CIPHER_CTX *aead;  /* owned: keyed with the traffic key */
+    struct mmtls_ep_t2 t2; /* owned: k2[dir][gen] expanded once (endpoint_tag2.c) */
 };
 
 struct mmtls_ep {
@@ -214,46 +214,22 @@ static int ep_suite_aead(const struct mmtls_suite *s)
     }
 }
 
-/* docs/PRIVTAG.md: tag2 = AEAD-Seal(k2, nonce, "", aad = header || tag1). */
-static int ep_tag2_calc(EVP_CIPHER_CTX *c, const uint8_t nonce[EP_NONCE], const uint8_t hdr[5],
-                        const uint8_t tag1[EP_TAG], uint8_t tag2[EP_TAG])
-{
-    uint8_t none[EP_TAG];
-    int outl;
-
-    if (EVP_EncryptInit_ex(c, NULL, NULL, NULL, nonce) != 1 ||
-        EVP_EncryptUpdate(c, NULL, &outl, hdr, EP_HDR) != 1 ||
-        EVP_EncryptUpdate(c, NULL, &outl, tag1, EP_TAG) != 1 ||
-        EVP_EncryptFinal_ex(c, none, &outl) != 1 ||
-        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, EP_TAG, tag2) != 1) {
-        ERR_clear_error();
-        return MMTLS_E_CRYPTO;
-    }
-    return 0;
-}
-
 MMTLS_KEYSHARE_API int mmtls_ep_tag2(int aead, const uint8_t *k2, size_t k2_len,
                                      const uint8_t nonce[12], const uint8_t hdr[5],
                                      const uint8_t tag1[16], uint8_t tag2[16])
 {
-    const EVP_CIPHER *cipher = ep_cipher(aead, k2_len);
-    EVP_CIPHER_CTX *c;
+    struct mmtls_ep_t2 t;
     int rc;
 
-    if (cipher == NULL || k2 == NULL || nonce == NULL || hdr == NULL || tag1 == NULL ||
-        tag2 == NULL) {
+    if (ep_cipher(aead, k2_len) == NULL || k2 == NULL || nonce == NULL || hdr == NULL ||
+        tag1 == NULL || tag2 == NULL) {
         return MMTLS_E_INVAL;
     }
-    c = EVP_CIPHER_CTX_new();
-    if (c == NULL) {
-        return MMTLS_E_NOMEM;
+    rc = mmtls_ep_t2_init(&t, aead, k2, k2_len, 0);
+    if (rc == 0) {
+        rc = mmtls_ep_t2_calc(&t, nonce, hdr, tag1, tag2);
     }
-    rc = MMTLS_E_CRYPTO;
-    if (EVP_EncryptInit_ex(c, cipher, NULL, k2, NULL) == 1) {
-        rc = ep_tag2_calc(c, nonce, hdr, tag1, tag2);
-    }
-    ERR_clear_error();
-    EVP_CIPHER_CTX_free(c);
+    mmtls_ep_t2_fini(&t);
     return rc;
 }
 
@@ -280,10 +256,7 @@ static int ep_dir_install(struct mmtls_ep *ep, struct ep_dir *d)
     if (d->aead == NULL) {
         d->aead = EVP_CIPHER_CTX_new();
     }
-    if (d->t2 == NULL) {
-        d->t2 = EVP_CIPHER_CTX_new();
-    }
-    if (d->aead == NULL || d->t2 == NULL) {
+    if (d->aead == NULL) {
         return MMTLS_E_NOMEM;
     }
     rc = mmtls_crypto_tls13_traffic_keys(d->suite, &d->secret, key, d->iv);
@@ -294,10 +267,14 @@ static int ep_dir_install(struct mmtls_ep *ep, struct ep_dir *d)
     if (rc != 0) {
         goto out;
     }
+    mmtls_ep_t2_fini(&d->t2);
+    rc = mmtls_ep_t2_init(&d->t2, ep_suite_aead(d->suite), k2, d->suite->key_len, 0);
+    if (rc != 0) {
+        goto out;
+    }
     rc = MMTLS_E_CRYPTO;
-    if (EVP_CIPHER_CTX_reset(d->aead) != 1 || EVP_CIPHER_CTX_reset(d->t2) != 1 ||
-        EVP_CipherInit_ex(d->aead, cipher, NULL, key, NULL, d->enc ? 1 : 0) != 1 ||
-        EVP_EncryptInit_ex(d->t2, cipher, NULL, k2, NULL) != 1) {
+    if (EVP_CIPHER_CTX_reset(d->aead) != 1 ||
+        EVP_CipherInit_ex(d->aead, cipher, NULL, key, NULL, d->enc ? 1 : 0) != 1) {
         ERR_clear_error();
         goto out;
     }
@@ -331,9 +308,8 @@ static int ep_dir_next(struct mmtls_ep *ep, struct ep_dir *d)
 static void ep_dir_fini(struct ep_dir *d)
 {
     EVP_CIPHER_CTX_free(d->aead);
-    EVP_CIPHER_CTX_free(d->t2);
+    mmtls_ep_t2_fini(&d->t2);
     d->aead = NULL;
-    d->t2 = NULL;
     OPENSSL_cleanse(&d->secret, sizeof(d->secret));
     OPENSSL_cleanse(d->iv, sizeof(d->iv));
 }
@@ -371,7 +347,7 @@ static int ep_seal(struct ep_dir *d, uint8_t type, const uint8_t *p, size_t len,
         ERR_clear_error();
         return MMTLS_E_CRYPTO;
     }
-    if (ep_tag2_calc(d->t2, nonce, out, body + inner, body + inner + EP_TAG) != 0) {
+    if (mmtls_ep_t2_calc(&d->t2, nonce, out, body + inner, body + inner + EP_TAG) != 0) {
         return MMTLS_E_CRYPTO;
     }
     d->seq++;
@@ -406,7 +382,7 @@ static int ep_open(struct ep_dir *d, const uint8_t *rec, size_t rec_len, uint8_t
         *which = 1;
         return MMTLS_E_AUTH;
     }
-    if (ep_tag2_calc(d->t2, nonce, rec, tag1, tag2) != 0) {
+    if (mmtls_ep_t2_calc(&d->t2, nonce, rec, tag1, tag2) != 0) {
         OPENSSL_cleanse(plain, ct_len);
         return MMTLS_E_CRYPTO;
     }

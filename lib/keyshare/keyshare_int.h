@@ -232,4 +232,45 @@ MMTLS_MUST_USE int mmtls_ep_new_raw(struct mmtls_ep **out, const struct mmtls_ep
 MMTLS_MUST_USE int mmtls_ep_raw_send(struct mmtls_ep *ep, uint8_t type, const uint8_t *p,
                                      size_t len);
 
+/* ------------------------------------------------------------------------------------------ */
+/* tag2 state of one direction and key generation (endpoint_tag2.c)                             */
+
+#define MMTLS_EP_T2_GCM 0    /* AES-GCM: k2 of 16 or 32 bytes */
+#define MMTLS_EP_T2_CHACHA 1 /* ChaCha20-Poly1305: k2 of 32 bytes */
+#define MMTLS_EP_T2_F_EVP 1u /* flag: force the OpenSSL EVP path (tests, benchmarks) */
+
+/* docs/PRIVTAG.md: tag2 = AEAD-Seal(k2, nonce, "", aad = header || tag1).  k2 is expanded
+ * once: AES round keys, and GHASH powers of H = E(k2, 0^128) with AES-NI and PCLMULQDQ (when
+ * the CPU has them), or the ChaCha20 key (portable C); otherwise an EVP context keyed once.
+ * Caller storage: _init overwrites it (_fini it first when set up); _fini wipes it. */
+struct mmtls_ep_t2 {
+    int aead;                        /* MMTLS_EP_T2_GCM or MMTLS_EP_T2_CHACHA */
+    int path;                        /* 0 not set up; see endpoint_tag2.c */
+    unsigned rounds;                 /* AES: 10 or 14 */
+    EVP_CIPHER_CTX *evp;             /* owned: the EVP path only, else NULL */
+    _Alignas(16) uint8_t rk[15][16]; /* AES round keys; ChaCha20: the key in rk[0..1] */
+    _Alignas(16) uint8_t hk[3][16];  /* GCM: H^3 x^-1, H^2 x^-1, length block * H (reflected) */
+};
+
+/* Sets t up for k2 (k2_len bytes).  0, MMTLS_E_INVAL (aead / length), MMTLS_E_NOMEM or
+ * MMTLS_E_CRYPTO (EVP path). */
+MMTLS_MUST_USE int mmtls_ep_t2_init(struct mmtls_ep_t2 *t, int aead, const uint8_t *k2,
+                                    size_t k2_len, unsigned flags);
+
+/* tag2 of the record with header hdr (length counting tag2), first tag tag1 and nonce.
+ * 0 or MMTLS_E_CRYPTO (EVP path only). */
+MMTLS_MUST_USE int mmtls_ep_t2_calc(struct mmtls_ep_t2 *t, const uint8_t nonce[12],
+                                    const uint8_t hdr[5], const uint8_t tag1[16], uint8_t tag2[16]);
+
+/* true when t computes tag2 without OpenSSL (AES-NI + PCLMULQDQ, or portable ChaCha20). */
+bool mmtls_ep_t2_is_fast(const struct mmtls_ep_t2 *t);
+
+/* Wipes the key material and frees the EVP context; t may then be set up again. */
+void mmtls_ep_t2_fini(struct mmtls_ep_t2 *t);
+
+/* Tests: RFC 8439 §2.5 Poly1305 of nblocks (<= 4, else MMTLS_E_INVAL) full 16-byte blocks
+ * (each with the 2^128 bit) under the one-time key otk = r || s, as tag2 uses it. */
+MMTLS_MUST_USE int mmtls_ep_t2_poly1305(const uint8_t otk[32], const uint8_t *m, size_t nblocks,
+                                        uint8_t tag[16]);
+
 #endif
