@@ -25,6 +25,35 @@ static void check_slice(struct mmtls_slice s)
     }
 }
 
+/* JA3 / JA4 of a parsed ClientHello: fixed-length digests, NUL-terminated outputs, a
+ * truncated string is a prefix of the whole one, and JA4_r starts with JA4_a. */
+static void fingerprints(const struct mmtls_tls_client_hello *ch)
+{
+    static char big[1 << 19]; /* > any JA3 string: two lists of 2^15 values, 6 chars each */
+    char small[40], hash[MMTLS_TLS_JA3_HASH_LEN + 1], ja4[MMTLS_TLS_JA4_LEN + 1];
+    size_t n_big = 0, n_small = 0;
+    int rc;
+
+    if (mmtls_tls_ja3(ch, big, sizeof(big), &n_big, hash) != 0 ||
+        strlen(hash) != MMTLS_TLS_JA3_HASH_LEN || n_big >= sizeof(big) || strlen(big) != n_big ||
+        mmtls_tls_ja3(ch, small, sizeof(small), &n_small, hash) != 0 || n_small != n_big ||
+        strlen(small) != MMTLS_MIN(n_big, sizeof(small) - 1) ||
+        memcmp(small, big, strlen(small)) != 0) {
+        abort();
+    }
+    rc = mmtls_tls_ja4(ch, ja4, big, sizeof(big), &n_big);
+    if (rc == MMTLS_E_LIMIT) {
+        if (ja4[0] != '\0' || big[0] != '\0' || n_big != 0) {
+            abort();
+        }
+        return;
+    }
+    if (rc != 0 || strlen(ja4) != MMTLS_TLS_JA4_LEN || n_big >= sizeof(big) ||
+        strlen(big) != n_big || memcmp(ja4, big, 11) != 0 || ja4[10] != '_' || ja4[23] != '_') {
+        abort();
+    }
+}
+
 static void parse_ch(const uint8_t *b, size_t len)
 {
     struct mmtls_tls_client_hello ch;
@@ -59,6 +88,7 @@ static void parse_ch(const uint8_t *b, size_t len)
     if (ch.has_psk && ch.ext_types[ch.n_ext - 1] != MMTLS_EXT_PRE_SHARED_KEY) {
         abort();
     }
+    fingerprints(&ch);
 }
 
 static void parse_sh(const uint8_t *b, size_t len)

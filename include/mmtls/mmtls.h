@@ -110,7 +110,10 @@ enum mmtls_key_status {
 
 /* Session information.  Strings are NUL-terminated copies owned by the session and valid until
  * MMTLS_EV_SESSION_END returns; they may hold arbitrary bytes from the peer (escape on output).
- * Fields are filled as the handshake progresses; empty strings and zeros mean "not seen". */
+ * Fields are filled as the handshake progresses; empty strings and zeros mean "not seen".
+ * The client fingerprints ja3, ja3_hash and ja4 are those of the session's first ClientHello
+ * (GREASE removed); they stay "" when they cannot be computed, and a JA3 string longer than
+ * 1023 bytes is truncated (ja3_hash still covers all of it). */
 struct mmtls_session_info {
     uint64_t flow_id;
     uint64_t start_ts_us;
@@ -122,6 +125,9 @@ struct mmtls_session_info {
     uint16_t cipher_suite;    /* IANA value, 0 until known */
     const char *cipher_name;  /* IANA name or "" */
     const char *sni;          /* server_name from the ClientHello */
+    const char *ja3;          /* JA3 string (github.com/salesforce/ja3), first ClientHello */
+    const char *ja3_hash;     /* MD5 of the whole JA3 string, lowercase hex */
+    const char *ja4;          /* FoxIO JA4 ("t13d1516h2_8daaf6152771_e5627efa2ab1") */
     const char *alpn;         /* negotiated protocol (ServerHello / EncryptedExtensions) */
     const char *cert_subject; /* server certificate, RFC 2253 form, when visible */
     const char *cert_issuer;

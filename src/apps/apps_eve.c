@@ -113,6 +113,14 @@ static void write_session(struct mmtls_eve *ev, struct mmtls_session *s, struct 
         mmtls_json_str(&j, "subject", in->cert_subject);
     if (in->cert_issuer[0] != '\0')
         mmtls_json_str(&j, "issuerdn", in->cert_issuer);
+    if (in->ja3_hash[0] != '\0') { /* Suricata's names: ja3.hash, ja3.string, ja4 */
+        mmtls_json_obj_open(&j, "ja3");
+        mmtls_json_str(&j, "hash", in->ja3_hash);
+        mmtls_json_str(&j, "string", in->ja3);
+        mmtls_json_obj_close(&j);
+    }
+    if (in->ja4[0] != '\0')
+        mmtls_json_str(&j, "ja4", in->ja4);
     if (in->have_client_random)
         mmtls_json_hex(&j, "client_random", in->client_random, 32);
     mmtls_json_str(&j, "key_status", key_status_name(in->key_status));

@@ -13,6 +13,7 @@
 #define ENG_MAX_APPS 16
 #define ENG_NAME_MAX 256 /* SNI, ALPN kept (longer values are truncated for the log) */
 #define ENG_DN_MAX 512   /* certificate subject / issuer */
+#define ENG_JA3_MAX 1024 /* JA3 string kept (longer ones are truncated; the hash covers all) */
 #define ENG_REC_MAX (MMTLS_TLS_HDR_LEN + MMTLS_TLS12_MAX_CIPHERTEXT)
 #define ENG_ACK_GAP_PKTS 32
 #define ENG_ACK_GAP_US 1000000
@@ -96,6 +97,7 @@ struct eng_session {
     struct mmtls_flow *flow; /* borrowed: the flow outlives the session */
     struct mmtls_session_info info;
     char sni[ENG_NAME_MAX], alpn[ENG_NAME_MAX], cipher[64];
+    char ja3[ENG_JA3_MAX], ja3_hash[MMTLS_TLS_JA3_HASH_LEN + 1], ja4[MMTLS_TLS_JA4_LEN + 1];
     char subject[ENG_DN_MAX], issuer[ENG_DN_MAX];
     void *ctx[ENG_MAX_APPS];
     bool started; /* SESSION_START raised */

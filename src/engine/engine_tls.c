@@ -54,6 +54,9 @@ struct eng_session *eng_session_new(struct mmtls_engine *e, struct mmtls_flow *f
     s->info.server_port = f->key.port[!c];
     s->info.cipher_name = s->cipher;
     s->info.sni = s->sni;
+    s->info.ja3 = s->ja3;
+    s->info.ja3_hash = s->ja3_hash;
+    s->info.ja4 = s->ja4;
     s->info.alpn = s->alpn;
     s->info.cert_subject = s->subject;
     s->info.cert_issuer = s->issuer;
@@ -244,6 +247,19 @@ static void raise_hs_end(struct eng_session *s)
     (void)eng_dispatch(s, MMTLS_EV_HANDSHAKE_END, &ev);
 }
 
+/* JA3 and JA4 of the first ClientHello (a second one after a HelloRetryRequest or for a
+ * renegotiation keeps them).  A fingerprint that cannot be computed (MD5 refused in FIPS mode,
+ * more cipher suites than JA4 sorts) is left "": it says nothing about the peer. */
+static void client_fingerprints(struct eng_session *s, const struct mmtls_tls_client_hello *ch)
+{
+    if (mmtls_tls_ja3(ch, s->ja3, sizeof(s->ja3), NULL, s->ja3_hash) != 0) {
+        s->ja3[0] = '\0';
+    }
+    if (mmtls_tls_ja4(ch, s->ja4, NULL, 0, NULL) != 0) {
+        s->ja4[0] = '\0';
+    }
+}
+
 static void on_client_hello(struct eng_session *s, const uint8_t *body, size_t len)
 {
     struct mmtls_tls_client_hello ch;
@@ -260,6 +276,7 @@ static void on_client_hello(struct eng_session *s, const uint8_t *body, size_t l
         s->info.have_client_random = true;
         if (ch.has_sni)
             copy_str(s->sni, sizeof(s->sni), ch.sni.p, ch.sni.len);
+        client_fingerprints(s, &ch);
         s->early_offered = ch.early_data;
         s->info.early_data = ch.early_data;
         s->ch_session_id_len = (uint8_t)MMTLS_MIN(ch.session_id.len, (size_t)32);

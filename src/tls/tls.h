@@ -189,4 +189,31 @@ MMTLS_MUST_USE int mmtls_tls_cert_names(const uint8_t *der, size_t len, char *su
 /* RFC 8446 §4.6.3: request_update is 0 or 1. */
 MMTLS_MUST_USE int mmtls_tls_key_update_parse(const uint8_t *body, size_t len, uint8_t *request);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Client fingerprints of a parsed ClientHello (tls_fp.c).  Pure (no state; the only allocation  */
+/* is the OpenSSL EVP digest context).  GREASE values (RFC 8701) are left out everywhere.        */
+
+#define MMTLS_TLS_JA3_HASH_LEN 32      /* MD5, lowercase hex */
+#define MMTLS_TLS_JA4_LEN 36           /* "t13d1516h2_8daaf6152771_e5627efa2ab1" */
+#define MMTLS_TLS_JA4_MAX_CIPHERS 4096 /* cipher suites sorted for JA4_b (stack array) */
+
+/* JA3 (salesforce/ja3): "SSLVersion,Ciphers,Extensions,EllipticCurves,EllipticCurvePointFormats",
+ * each field the decimal values joined by '-' in ClientHello order (legacy_version, cipher
+ * suites, extension types, supported_groups, ec_point_formats).  The string goes to str
+ * (NUL-terminated, truncated to str_cap - 1 bytes; str may be NULL when str_cap is 0) and
+ * *str_len (when not NULL) receives its full length; hash receives the MD5 of the whole string
+ * in lowercase hex.  MMTLS_E_CRYPTO when the digest fails (MD5 unavailable, e.g. FIPS); the
+ * outputs are then empty strings. */
+MMTLS_MUST_USE int mmtls_tls_ja3(const struct mmtls_tls_client_hello *ch, char *str, size_t str_cap,
+                                 size_t *str_len, char hash[MMTLS_TLS_JA3_HASH_LEN + 1]);
+
+/* JA4 (FoxIO "JA4: TLS Client Fingerprinting", TLS over TCP) into ja4, and when raw is not
+ * NULL the raw sorted form JA4_r into raw (NUL-terminated, truncated to raw_cap - 1 bytes;
+ * *raw_len, when not NULL, receives its full length).  MMTLS_E_LIMIT when the ClientHello
+ * offers more than MMTLS_TLS_JA4_MAX_CIPHERS cipher suites, MMTLS_E_CRYPTO when SHA-256 fails;
+ * the outputs are then empty strings. */
+MMTLS_MUST_USE int mmtls_tls_ja4(const struct mmtls_tls_client_hello *ch,
+                                 char ja4[MMTLS_TLS_JA4_LEN + 1], char *raw, size_t raw_cap,
+                                 size_t *raw_len);
+
 #endif

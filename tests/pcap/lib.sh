@@ -588,7 +588,10 @@ eve_std() { # eve_std VERSION CIPHER [ALPN]
         "'$CERT_SUBJECT_CN' in str(tls.get('subject'))"
         "'$CERT_ISSUER_CN' in str(tls.get('issuerdn'))"
         "not [c for c in errs if c != 'early_data_skipped']"
-        "e.get('dest_port') == $S_PORT")
+        "e.get('dest_port') == $S_PORT"
+        "len(tls.get('ja3', {}).get('hash', '')) == 32"
+        "tls['ja3'].get('string', '').count(',') == 4"
+        "len(tls.get('ja4', '')) == 36 and tls['ja4'][0] + tls['ja4'][3] == 'td'")
     if [ -n "${3:-}" ]; then
         a+=("tls.get('alpn') == '$3'")
     fi
