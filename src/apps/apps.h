@@ -2,6 +2,7 @@
  * (include/mmtls/mmtls.h): the offline and inline modes get no special access.
  *   eve:  one JSON line per TLS session at its end and per error event (docs/EVE.md)
  *   dump: the decrypted application data of each connection and direction, one file each
+ *   pcapout: the decrypted sessions as plaintext TCP flows in a pcap file
  */
 #ifndef MMTLS_APPS_H
 #define MMTLS_APPS_H
@@ -74,6 +75,75 @@ MMTLS_MUST_USE int mmtls_block_add_eicar(struct mmtls_block *b);
 MMTLS_MUST_USE int mmtls_block_register(struct mmtls_block *b, struct mmtls_engine *e);
 uint64_t mmtls_block_count(const struct mmtls_block *b);
 void mmtls_block_free(struct mmtls_block *b);
+
+/* ------------------------------------------------------------------------------------------ */
+/* pcapout: each decrypted session as a plaintext TCP flow in a classic pcap (docs/CONFIG.md,
+ * --pcap-out).  Only decrypted application data is written, as a synthetic TCP connection with
+ * the session's addresses: three-way handshake, data segments, ACKs, then FIN (RST when the
+ * session was blocked).  Bytes that were not decrypted (paused monitoring, records that failed,
+ * capture loss) appear as a TCP sequence gap, never as invented bytes.  Sessions with nothing
+ * decrypted are not written (counted). */
+
+struct mmtls_pcapout;
+
+struct mmtls_pcapout_stats {
+    uint64_t sessions;         /* sessions written */
+    uint64_t sessions_no_keys; /* not written: no keys (or bypassed) */
+    uint64_t sessions_no_data; /* not written: decrypted, but no application data */
+    uint64_t frames;           /* frames written */
+    uint64_t plain_bytes;      /* application bytes in them */
+    uint64_t gaps;             /* sequence gaps for bytes that could not be exported */
+    uint64_t write_errors;     /* failed writes (the first is logged; writing then stops) */
+};
+
+/* Creates (truncates) `path` and writes the pcap header (LINKTYPE_ETHERNET, microseconds).
+ * The server port `port_from` becomes `port_to` in the frames (port_from 0: no mapping).
+ * Message in err on failure. */
+MMTLS_MUST_USE int mmtls_pcapout_new(struct mmtls_pcapout **out, const char *path,
+                                     uint16_t port_from, uint16_t port_to, char *err,
+                                     size_t err_cap);
+/* Several workers, one file: a writer for another thread that appends to `parent`'s file under
+ * its lock (each event's frames together; timestamps kept monotonic across writers).  The
+ * parent must outlive it. */
+MMTLS_MUST_USE int mmtls_pcapout_new_shared(struct mmtls_pcapout **out,
+                                            struct mmtls_pcapout *parent);
+MMTLS_MUST_USE int mmtls_pcapout_register(struct mmtls_pcapout *po, struct mmtls_engine *e);
+/* Flushes the file's buffer (a write error then shows in the counters) and copies the counters
+ * of the file (all writers sharing it). */
+void mmtls_pcapout_get_stats(struct mmtls_pcapout *po, struct mmtls_pcapout_stats *st);
+/* A shared writer: flushes.  The parent: flushes and closes the file (a failure is counted and
+ * logged).  NULL is a no-op. */
+void mmtls_pcapout_free(struct mmtls_pcapout *po);
+
+/* One synthetic TCP segment, for mmtls_pcapout_frame. */
+struct mmtls_pcapout_seg {
+    uint8_t ip_version; /* 4 or 6 */
+    uint8_t src_mac[6], dst_mac[6];
+    const uint8_t *src_ip; /* borrowed: 4 or 16 bytes */
+    const uint8_t *dst_ip; /* borrowed: 4 or 16 bytes */
+    uint16_t src_port, dst_port;
+    uint32_t seq, ack;
+    uint8_t flags; /* MMTLS_PCAPOUT_F_* (TCP header flag bits) */
+    uint16_t window;
+    uint16_t mss;           /* non-zero: an MSS option (RFC 9293 §3.7.1), for SYNs */
+    const uint8_t *payload; /* borrowed, may be NULL when len is 0 */
+    size_t len;
+};
+
+#define MMTLS_PCAPOUT_F_FIN 0x01
+#define MMTLS_PCAPOUT_F_SYN 0x02
+#define MMTLS_PCAPOUT_F_RST 0x04
+#define MMTLS_PCAPOUT_F_PSH 0x08
+#define MMTLS_PCAPOUT_F_ACK 0x10
+/* Ethernet + IPv6 + TCP with an MSS option + the largest payload written (1460). */
+#define MMTLS_PCAPOUT_FRAME_MAX (14 + 40 + 24 + 1460)
+
+/* Builds an Ethernet II frame holding the segment (IPv4 with DF, or IPv6; TTL/hop limit 64)
+ * with correct IPv4 header and TCP checksums (RFC 791 §3.1, RFC 9293 §3.1, RFC 8200 §8.1) into
+ * buf.  Pure.  Returns 0 and the frame length in *len; MMTLS_E_INVAL for a bad version or a
+ * payload over 1460 bytes; MMTLS_E_LIMIT when cap is too small. */
+MMTLS_MUST_USE int mmtls_pcapout_frame(const struct mmtls_pcapout_seg *sg, uint8_t *buf, size_t cap,
+                                       size_t *len);
 
 /* Formats an address of the session (4 or 16 bytes) into buf (INET6_ADDRSTRLEN). */
 void mmtls_apps_fmt_ip(uint8_t ip_version, const uint8_t *addr, char *buf, size_t cap);

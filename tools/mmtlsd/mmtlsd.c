@@ -35,6 +35,8 @@ struct opts {
     const char *log_dir;
     const char *eve_path;
     const char *dump_dir;
+    const char *pcap_out;
+    uint16_t pcap_port_from, pcap_port_to; /* server port mapping in --pcap-out frames */
     bool stats_event;
     struct mmtls_engine_opts eng;
     /* key server */
@@ -92,6 +94,12 @@ static void usage(FILE *fp)
             "      --eve FILE           write eve JSON to FILE instead ('-' = stdout)\n"
             "      --dump-plaintext DIR write each connection's decrypted application data,\n"
             "                           one file per direction\n"
+            "      --pcap-out FILE      write each decrypted session as a plaintext TCP flow\n"
+            "                           (classic pcap, Ethernet); bytes not decrypted show as\n"
+            "                           a TCP sequence gap; several workers share the file\n"
+            "      --pcap-out-port FROM:TO  server port FROM becomes TO in --pcap-out frames\n"
+            "                           (default 443:80, so tools dissect the plaintext as\n"
+            "                           HTTP; 0:0 keeps every port)\n"
             "      --no-stats           do not write the final eve 'stats' event\n"
             "      --max-flows N        flow table capacity (default 65536)\n"
             "      --flow-timeout SEC   idle flow timeout (default 600)\n"
@@ -167,7 +175,9 @@ enum {
     O_DEPTH,
     O_BYPASS,
     O_WORKERS,
-    O_TAMPER
+    O_TAMPER,
+    O_PCAPOUT,
+    O_PCAPPORT
 };
 
 static const struct option lopts[] = {
@@ -187,6 +197,8 @@ static const struct option lopts[] = {
     {"log-dir", required_argument, NULL, 'l'},
     {"eve", required_argument, NULL, O_EVE},
     {"dump-plaintext", required_argument, NULL, O_DUMP},
+    {"pcap-out", required_argument, NULL, O_PCAPOUT},
+    {"pcap-out-port", required_argument, NULL, O_PCAPPORT},
     {"no-stats", no_argument, NULL, O_NOSTATS},
     {"max-flows", required_argument, NULL, O_MAXFLOWS},
     {"flow-timeout", required_argument, NULL, O_FLOWTO},
@@ -286,6 +298,27 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case 'l': o->log_dir = optarg; break;
         case O_EVE: o->eve_path = optarg; break;
         case O_DUMP: o->dump_dir = optarg; break;
+        case O_PCAPOUT: o->pcap_out = optarg; break;
+        case O_PCAPPORT: {
+            char from[8], *colon = strchr(optarg, ':');
+            uint64_t f, t;
+            if (colon == NULL || (size_t)(colon - optarg) >= sizeof(from)) {
+                fprintf(stderr, "mmtlsd: --pcap-out-port wants FROM:TO (e.g. 443:80)\n");
+                return -1;
+            }
+            memcpy(from, optarg, (size_t)(colon - optarg));
+            from[colon - optarg] = '\0';
+            if (parse_u64("pcap-out-port", from, 0, 65535, &f) != 0 ||
+                parse_u64("pcap-out-port", colon + 1, 0, 65535, &t) != 0)
+                return -1;
+            if ((f == 0) != (t == 0)) {
+                fprintf(stderr, "mmtlsd: --pcap-out-port: port 0 only as 0:0 (no mapping)\n");
+                return -1;
+            }
+            o->pcap_port_from = (uint16_t)f;
+            o->pcap_port_to = (uint16_t)t;
+            break;
+        }
         case O_NOSTATS: o->stats_event = false; break;
         case O_MAXFLOWS:
             if (parse_u64("max-flows", optarg, 1, 1u << 28, &v) != 0)
@@ -513,6 +546,7 @@ struct worker {
     struct mmtls_engine *e;
     struct mmtls_eve *eve; /* worker 0: the stream's owner; others share it */
     struct mmtls_dump *dump;
+    struct mmtls_pcapout *pcap; /* worker 0: the file's owner; others share it */
     struct mmtls_block *blk;
     struct mmtls_depth *depth;
     struct tally tally;
@@ -676,9 +710,11 @@ static void summary(const struct opts *o, const struct worker *w, int n, const s
     fprintf(stderr, "mmtlsd: wrote %llu events to %s\n", (unsigned long long)eve_lines, eve_path);
 }
 
-/* Creates worker w's engine and apps.  root_eve NULL: w owns the eve stream at eve_path. */
+/* Creates worker w's engine and apps.  root_eve NULL: w owns the eve stream at eve_path; and
+ * root_pcap NULL: w owns the --pcap-out file (several workers write one file, under its lock). */
 static int worker_setup(struct worker *w, const struct opts *o, int nworkers,
-                        struct mmtls_eve *root_eve, const char *eve_path)
+                        struct mmtls_eve *root_eve, const char *eve_path,
+                        struct mmtls_pcapout *root_pcap)
 {
     struct mmtls_engine_opts eo = o->eng;
     struct mmtls_app ta = {.sz = sizeof(ta),
@@ -699,6 +735,15 @@ static int worker_setup(struct worker *w, const struct opts *o, int nworkers,
     if (o->dump_dir != NULL && mmtls_dump_new(&w->dump, o->dump_dir, err, sizeof(err)) != 0) {
         fprintf(stderr, "mmtlsd: %s\n", err);
         return -1;
+    }
+    if (o->pcap_out != NULL) {
+        rc = root_pcap == NULL ? mmtls_pcapout_new(&w->pcap, o->pcap_out, o->pcap_port_from,
+                                                   o->pcap_port_to, err, sizeof(err))
+                               : mmtls_pcapout_new_shared(&w->pcap, root_pcap);
+        if (rc != 0) {
+            fprintf(stderr, "mmtlsd: %s\n", err[0] != '\0' ? err : "cannot allocate --pcap-out");
+            return -1;
+        }
     }
     eo.flow.id_offset = (uint32_t)w->id; /* flow ids unique across workers */
     eo.flow.id_stride = (uint32_t)nworkers;
@@ -738,6 +783,7 @@ static int worker_setup(struct worker *w, const struct opts *o, int nworkers,
     }
     if (mmtls_eve_register(w->eve, w->e) != 0 ||
         (w->dump != NULL && mmtls_dump_register(w->dump, w->e) != 0) ||
+        (w->pcap != NULL && mmtls_pcapout_register(w->pcap, w->e) != 0) ||
         mmtls_engine_app_register(w->e, &ta, NULL) != 0) {
         fprintf(stderr, "mmtlsd: cannot register the apps\n");
         return -1;
@@ -761,8 +807,10 @@ static void worker_free(struct worker *w)
     mmtls_depth_free(w->depth);
     if (w->efd >= 0)
         close(w->efd);
-    if (w->id != 0)
+    if (w->id != 0) {
         mmtls_eve_free(w->eve); /* worker 0's writer owns the stream: freed last */
+        mmtls_pcapout_free(w->pcap);
+    }
 }
 
 static void *worker_main(void *arg)
@@ -824,7 +872,7 @@ out:
 
 int main(int argc, char **argv)
 {
-    struct opts o = {.stats_event = true, .workers = 1};
+    struct opts o = {.stats_event = true, .workers = 1, .pcap_port_from = 443, .pcap_port_to = 80};
     struct mmtls_keystore_opts kso = {.max_entries = 1u << 20, .ttl_ms = 0};
     struct mmtls_keystore *ks = NULL;
     struct mmtls_pcap_reader *r = NULL;
@@ -894,7 +942,8 @@ int main(int argc, char **argv)
     for (n = 0; n < o.workers;) {
         w[n].id = n;
         n++; /* counted before setup: worker_free cleans a half-made worker too */
-        if (worker_setup(&w[n - 1], &o, o.workers, n == 1 ? NULL : w[0].eve, eve_path) != 0) {
+        if (worker_setup(&w[n - 1], &o, o.workers, n == 1 ? NULL : w[0].eve, eve_path,
+                         n == 1 ? NULL : w[0].pcap) != 0) {
             status = 2;
             goto out;
         }
@@ -953,6 +1002,19 @@ int main(int argc, char **argv)
     }
     if (!o.quiet)
         summary(&o, w, n, &dsb, now_s() - t0, eve_path, mmtls_eve_lines(w[0].eve));
+    if (w[0].pcap != NULL) {
+        struct mmtls_pcapout_stats ps;
+        mmtls_pcapout_get_stats(w[0].pcap, &ps);
+        if (!o.quiet || ps.write_errors > 0)
+            fprintf(stderr,
+                    "mmtlsd: pcap-out %s: %llu sessions written (%llu frames, %.1f MB "
+                    "plaintext, %llu gaps); not written: %llu without keys, %llu without "
+                    "application data; %llu write errors\n",
+                    o.pcap_out, (unsigned long long)ps.sessions, (unsigned long long)ps.frames,
+                    (double)ps.plain_bytes / 1e6, (unsigned long long)ps.gaps,
+                    (unsigned long long)ps.sessions_no_keys,
+                    (unsigned long long)ps.sessions_no_data, (unsigned long long)ps.write_errors);
+    }
 
 out:
     mmtls_keyserver_stop(ksrv);
@@ -964,8 +1026,10 @@ out:
                   (unsigned long)dctx.steered, (unsigned long)dctx.broadcast);
     for (int i = n - 1; i >= 0; i--)
         worker_free(&w[i]);
-    if (n > 0)
+    if (n > 0) {
         mmtls_eve_free(w[0].eve);
+        mmtls_pcapout_free(w[0].pcap);
+    }
     mmtls_pcap_close(r);
     mmtls_keystore_free(ks);
     free(config_text);
