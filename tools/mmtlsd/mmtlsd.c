@@ -20,10 +20,12 @@
 #include <time.h>
 
 #include "mmtlsd.h"
+#include "rules/rules.h"
 
 #define MMTLSD_MAX_KEYLOGS 64
 #define MMTLSD_MAX_NAT 64
 #define MMTLSD_MAX_WORKERS 64
+#define MMTLSD_MAX_RULEFILES 64
 #define MMTLSD_MAX_CONFIG (1u << 20) /* config file bytes */
 
 struct opts {
@@ -53,6 +55,9 @@ struct opts {
     bool no_master;
     int workers;
     int verbose, quiet;
+    const char *rules[MMTLSD_MAX_RULEFILES];
+    int nrules;
+    bool test_rules;
 };
 
 /* Per-run tallies, kept by a tiny app on the public API. */
@@ -120,6 +125,9 @@ static void usage(FILE *fp)
             "      --key-wait MS        hold a session's records up to MS waiting for its keys\n"
             "                           (default 2000 with --key-listen)\n"
             "      --key-hold-max BYTES records held per session while waiting (default 1 MiB)\n"
+            "      --rules FILE         Snort 3 / Suricata rule file (repeatable, 64)\n"
+            "      --test-rules         load the --rules files, print the load summary, exit\n"
+            "                           (non-zero when a file cannot be read)\n"
             "  -c, --config FILE        read options from FILE first: one per line, the long\n"
             "                           name without dashes, then its value ('name value' or\n"
             "                           'name = value'); '#' starts a comment; the command\n"
@@ -176,6 +184,8 @@ enum {
     O_BYPASS,
     O_WORKERS,
     O_TAMPER,
+    O_RULES,
+    O_TESTRULES,
     O_PCAPOUT,
     O_PCAPPORT
 };
@@ -185,6 +195,8 @@ static const struct option lopts[] = {
     {"interfaces", required_argument, NULL, 'i'},
     {"workers", required_argument, NULL, O_WORKERS},
     {"test-tamper", required_argument, NULL, O_TAMPER},
+    {"rules", required_argument, NULL, O_RULES},
+    {"test-rules", no_argument, NULL, O_TESTRULES},
     {"no-vnet", no_argument, NULL, O_NOVNET},
     {"on-missing-keys", required_argument, NULL, O_MISSING},
     {"block-non-tls", no_argument, NULL, O_BLOCKNONTLS},
@@ -241,6 +253,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->workers = (int)v;
             break;
         case 'c': break; /* read before the command line (load_config) */
+        case O_RULES:
+            if (o->nrules >= MMTLSD_MAX_RULEFILES) {
+                fprintf(stderr, "mmtlsd: at most %d --rules files\n", MMTLSD_MAX_RULEFILES);
+                return -1;
+            }
+            o->rules[o->nrules++] = optarg;
+            break;
+        case O_TESTRULES: o->test_rules = true; break;
         case O_TAMPER: {
             const char *eq = strchr(optarg, '=');
             size_t fl = eq != NULL ? (size_t)(eq - optarg) : 0;
@@ -391,6 +411,18 @@ static int parse_args(int argc, char **argv, struct opts *o)
 /* After the config file and the command line: what must hold of the whole. */
 static int check_args(struct opts *o)
 {
+    if (o->test_rules) {
+        if (o->nrules == 0) {
+            fprintf(stderr, "mmtlsd: --test-rules needs --rules FILE\n");
+            return -1;
+        }
+        return 0; /* nothing else is used */
+    }
+    if (o->nrules > 0) {
+        fprintf(stderr, "mmtlsd: rule matching is not in this build yet; --rules works with "
+                        "--test-rules (load and check rule files)\n");
+        return -1;
+    }
     if ((o->read == NULL) == (o->iface == NULL)) {
         fprintf(stderr, "mmtlsd: give either a capture (-r) or two interfaces (-i) (see --help)\n");
         return -1;
@@ -870,6 +902,30 @@ out:
     return status;
 }
 
+/* --test-rules: loads the rule files, prints the load summary on standard output and exits
+ * 0, or 2 when a file cannot be read (as suricata -T). */
+static int test_rules(const struct opts *o)
+{
+    struct mmtls_rules_set *rs = NULL;
+    char err[512];
+    int status = 0;
+
+    if (mmtls_rules_set_new(&rs) != 0) {
+        fprintf(stderr, "mmtlsd: cannot allocate the rule set\n");
+        return 2;
+    }
+    for (int i = 0; i < o->nrules; i++) {
+        int rc = mmtls_rules_load_file(rs, o->rules[i], err, sizeof(err));
+        if (rc != 0) {
+            fprintf(stderr, "mmtlsd: rules: %s\n", rc == MMTLS_E_IO ? err : mmtls_strerror(rc));
+            status = 2;
+        }
+    }
+    mmtls_rules_summary_print(rs, stdout);
+    mmtls_rules_set_free(rs);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o = {.stats_event = true, .workers = 1, .pcap_port_from = 443, .pcap_port_to = 80};
@@ -904,6 +960,8 @@ int main(int argc, char **argv)
         return 2;
     if (parse_args(argc, argv, &o) != 0 || check_args(&o) != 0)
         return 2;
+    if (o.test_rules)
+        return test_rules(&o);
     if (o.eng.key_wait_ms == UINT32_MAX)
         o.eng.key_wait_ms = o.iface != NULL ? 500 : o.key_listen != NULL ? 2000 : 0;
 
