@@ -2,9 +2,10 @@
 # Installs what building, testing and the demo need, from Debian 12's archive (idempotent).
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
-      libssl-dev openssl libpcap-dev libcmocka-dev
+      libssl-dev openssl libpcap-dev libcmocka-dev libvectorscan-dev libpcre2-dev
       tcpdump gnutls-bin iproute2 ethtool python3 python3-scapy nginx curl wget
       chromium libnss3-tools)
+PKGS+=(libnghttp2-dev zlib1g-dev tshark) # HTTP/2 and gzip bodies (src/http); pcap export tests
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
