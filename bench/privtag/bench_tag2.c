@@ -8,7 +8,8 @@
  * and tag2 alone, with tag2 computed two ways:
  *   api  mmtls_ep_tag2, the public stateless primitive (sets k2 up anew per call);
  *   ctx  the endpoint library's per-direction state (struct mmtls_ep_t2, keyshare_int.h), set
- *        up once with k2, per record only the nonce changes: what the record layer does per
+ *        up once with k2, per record mmtls_ep_t2_calc_seq with the nonce and sequence number
+ *        (ChaCha20: one-time keys cached per batch): what the record layer does per
  *        direction and key generation.  Its output is checked against mmtls_ep_tag2 on every
  *        set-up record.
  * After one warm-up pass, the variants are interleaved within every run (their order
@@ -111,13 +112,13 @@ static void make_nonce(const uint8_t iv[12], uint64_t seq, uint8_t nonce[12])
 }
 
 /* docs/PRIVTAG.md: tag2 = AEAD-Seal(k2, nonce, "", aad = header || tag1). */
-static int tag2_calc(struct bench *b, enum t2mode m, const uint8_t nonce[12], const uint8_t hdr[5],
-                     const uint8_t tag1[16], uint8_t tag2[16])
+static int tag2_calc(struct bench *b, enum t2mode m, uint64_t seq, const uint8_t nonce[12],
+                     const uint8_t hdr[5], const uint8_t tag1[16], uint8_t tag2[16])
 {
     if (m == T2_API) {
         return mmtls_ep_tag2(b->aead, b->k2, b->k2_len, nonce, hdr, tag1, tag2);
     }
-    return mmtls_ep_t2_calc(&b->t2, nonce, hdr, tag1, tag2);
+    return mmtls_ep_t2_calc_seq(&b->t2, seq, nonce, hdr, tag1, tag2);
 }
 
 /* Seals plain as record seq into out; with tag2, patches the length and appends tag2. */
@@ -132,7 +133,7 @@ static int seal_one(struct bench *b, uint64_t seq, enum t2mode m, uint8_t *out, 
     out[3] = (uint8_t)(flen >> 8);
     out[4] = (uint8_t)flen;
     make_nonce(b->iv, seq, nonce);
-    rc = tag2_calc(b, m, nonce, out, out + *len - 16, out + *len);
+    rc = tag2_calc(b, m, seq, nonce, out, out + *len - 16, out + *len);
     *len += 16;
     return rc;
 }
@@ -157,7 +158,7 @@ static int open_one(struct bench *b, unsigned i, enum t2mode m)
         return rc;
     }
     make_nonce(b->iv, i, nonce);
-    rc = tag2_calc(b, m, nonce, r, r + 5 + flen - 32, t2);
+    rc = tag2_calc(b, m, i, nonce, r, r + 5 + flen - 32, t2);
     if (rc != 0) {
         return rc;
     }
@@ -184,7 +185,7 @@ static int run_variant(struct bench *b, enum variant v, uint64_t *iters)
         case V_TAG2_CTX:
         case V_TAG2_API:
             make_nonce(b->iv, seq, nonce);
-            rc = tag2_calc(b, v == V_TAG2_CTX ? T2_CTX : T2_API, nonce, b->trec[i],
+            rc = tag2_calc(b, v == V_TAG2_CTX ? T2_CTX : T2_API, seq, nonce, b->trec[i],
                            b->trec[i] + b->rec_len[i] - 16, t2);
             b->sink += t2[0];
             break;

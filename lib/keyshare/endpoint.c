@@ -347,7 +347,8 @@ static int ep_seal(struct ep_dir *d, uint8_t type, const uint8_t *p, size_t len,
         ERR_clear_error();
         return MMTLS_E_CRYPTO;
     }
-    if (mmtls_ep_t2_calc(&d->t2, nonce, out, body + inner, body + inner + EP_TAG) != 0) {
+    if (mmtls_ep_t2_calc_seq(&d->t2, d->seq, nonce, out, body + inner, body + inner + EP_TAG) !=
+        0) {
         return MMTLS_E_CRYPTO;
     }
     d->seq++;
@@ -382,7 +383,7 @@ static int ep_open(struct ep_dir *d, const uint8_t *rec, size_t rec_len, uint8_t
         *which = 1;
         return MMTLS_E_AUTH;
     }
-    if (mmtls_ep_t2_calc(&d->t2, nonce, rec, tag1, tag2) != 0) {
+    if (mmtls_ep_t2_calc_seq(&d->t2, d->seq, nonce, rec, tag1, tag2) != 0) {
         OPENSSL_cleanse(plain, ct_len);
         return MMTLS_E_CRYPTO;
     }

@@ -12,6 +12,11 @@
  *    and one reduction per record, in parallel with one AES block.
  *  - ChaCha20-Poly1305 in portable C: one ChaCha20 block (RFC 8439 §2.3) for the Poly1305
  *    one-time key (§2.6), Poly1305 (§2.5) over pad16(aad) || le64(21) || le64(0) (§2.8).
+ *    The one-time key depends only on k2 and the nonce (write_iv XOR pad(seq)), so on x86-64
+ *    the record path (mmtls_ep_t2_calc_seq) computes the keys of the next MMTLS_EP_T2_BATCH
+ *    records in one vectorized batch (AVX2: 8 blocks at once; SSE2: 4) and caches them in the
+ *    state: per record Poly1305 plus 1/8 of a batch.  A record out of order (or a nonce of
+ *    another write IV) costs one scalar block.
  *  - OpenSSL EVP, keyed once (AES-GCM on a CPU without AES-NI / PCLMULQDQ, or forced by
  *    MMTLS_EP_T2_F_EVP for tests and benchmarks).
  */
@@ -29,6 +34,12 @@
 #define T2_TARGET __attribute__((target("aes,pclmul,sse4.1")))
 #else
 #define T2_HAVE_X86 0
+#endif
+/* ChaCha20 one-time keys in batches: SSE2 (always there on x86-64), AVX2 when the CPU has it */
+#if defined(__x86_64__)
+#define T2_HAVE_BATCH 1
+#else
+#define T2_HAVE_BATCH 0
 #endif
 
 #define T2_HDR 5
@@ -309,15 +320,17 @@ static void t2_chacha_otk(const uint8_t key[32], const uint8_t nonce[12], uint32
 }
 
 /* RFC 8439 §2.5 Poly1305 over n full 16-byte blocks (each with the 2^128 bit), given as
- * little-endian 64-bit halves m[i][0] (bytes 0..7) and m[i][1] (bytes 8..15), with
- * otk = r || s.  h = h0 + h1 2^64 + h2 2^128 is kept below 5 * 2^128 between blocks.  With
- * r = r0 + r1 2^64 clamped, r1 is a multiple of 4, so 2^128 r1 = 2^130 (r1 / 4) = 5 (r1 / 4)
- * = s1 (mod p = 2^130 - 5), s1 = r1 + (r1 >> 2). */
-static void t2_poly1305(const uint32_t otk[8], const uint64_t (*m)[2], size_t n, uint8_t tag[16])
+ * little-endian 64-bit halves m[i][0] (bytes 0..7) and m[i][1] (bytes 8..15), with the one-time
+ * key r || s as little-endian 64-bit halves k = {r0, r1, s0, s1} (r not yet clamped).  h = h0 + h1
+ * 2^64 + h2 2^128 is kept below 5 * 2^128 between blocks.  With r = r0 + r1 2^64 clamped, r1 is a
+ * multiple of 4, so 2^128 r1 = 2^130 (r1 / 4) = 5 (r1 / 4) = s1 (mod p = 2^130 - 5), s1 = r1 + (r1
+ * >> 2). */
+static inline void t2_poly1305(const uint64_t k[4], const uint64_t (*m)[2], size_t n,
+                               uint8_t tag[16])
 {
     typedef unsigned __int128 u128;
-    const uint64_t r0 = ((uint64_t)otk[0] | (uint64_t)otk[1] << 32) & 0x0ffffffc0fffffffull;
-    const uint64_t r1 = ((uint64_t)otk[2] | (uint64_t)otk[3] << 32) & 0x0ffffffc0ffffffcull;
+    const uint64_t r0 = k[0] & 0x0ffffffc0fffffffull; /* §2.5.1 clamp */
+    const uint64_t r1 = k[1] & 0x0ffffffc0ffffffcull;
     const uint64_t s1 = r1 + (r1 >> 2);
     uint64_t h0 = 0, h1 = 0, h2 = 0, c, g0, g1, g2, mask;
     u128 d0, d1, t;
@@ -354,23 +367,22 @@ static void t2_poly1305(const uint32_t otk[8], const uint64_t (*m)[2], size_t n,
     h0 = (h0 & ~mask) | (g0 & mask);
     h1 = (h1 & ~mask) | (g1 & mask);
     /* tag = (h + s) mod 2^128 */
-    t = (u128)h0 + ((uint64_t)otk[4] | (uint64_t)otk[5] << 32);
+    t = (u128)h0 + k[2];
     h0 = (uint64_t)t;
-    h1 += ((uint64_t)otk[6] | (uint64_t)otk[7] << 32) + (uint64_t)(t >> 64);
+    h1 += k[3] + (uint64_t)(t >> 64);
     t2_put_le64(tag, h0);
     t2_put_le64(tag + 8, h1);
 }
 
 int mmtls_ep_t2_poly1305(const uint8_t otk[32], const uint8_t *m, size_t nblocks, uint8_t tag[16])
 {
-    uint64_t b[4][2];
-    uint32_t w[8];
+    uint64_t b[4][2], w[4];
 
     if (nblocks > 4) {
         return MMTLS_E_INVAL;
     }
-    for (int i = 0; i < 8; i++) {
-        w[i] = t2_le32(otk + 4 * i);
+    for (int i = 0; i < 4; i++) {
+        w[i] = t2_le64(otk + 8 * i);
     }
     for (size_t i = 0; i < nblocks; i++) {
         b[i][0] = t2_le64(m + 16 * i);
@@ -383,8 +395,8 @@ int mmtls_ep_t2_poly1305(const uint8_t otk[32], const uint8_t *m, size_t nblocks
 
 /* RFC 8439 §2.8: Poly1305 over pad16(aad) || pad16(ciphertext = "") || le64(21) || le64(0),
  * the blocks read straight into limbs: aad = hdr(5) || tag1(16). */
-static void t2_chacha_tag(const uint32_t otk[8], const uint8_t hdr[5], const uint8_t tag1[16],
-                          uint8_t tag2[16])
+static inline void t2_chacha_tag(const uint64_t otk[4], const uint8_t hdr[5],
+                                 const uint8_t tag1[16], uint8_t tag2[16])
 {
     uint64_t b[3][2], t0 = t2_le64(tag1), t1 = t2_le64(tag1 + 8);
 
@@ -400,12 +412,201 @@ static void t2_chacha_tag(const uint32_t otk[8], const uint8_t hdr[5], const uin
 static void t2_chacha_calc(const struct mmtls_ep_t2 *t, const uint8_t nonce[12],
                            const uint8_t hdr[5], const uint8_t tag1[16], uint8_t tag2[16])
 {
-    uint32_t otk[8];
+    uint32_t w[8];
+    uint64_t otk[4];
 
-    t2_chacha_otk((const uint8_t *)t->rk, nonce, otk);
+    t2_chacha_otk((const uint8_t *)t->rk, nonce, w);
+    for (int i = 0; i < 4; i++) {
+        otk[i] = (uint64_t)w[2 * i] | (uint64_t)w[2 * i + 1] << 32;
+    }
     t2_chacha_tag(otk, hdr, tag1, tag2);
+    OPENSSL_cleanse(w, sizeof(w));
     OPENSSL_cleanse(otk, sizeof(otk));
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* ChaCha20 one-time keys in batches (x86-64)                                                   */
+
+#if T2_HAVE_BATCH
+
+/* The 16 input words of MMTLS_EP_T2_BATCH ChaCha20 blocks (RFC 8439 §2.3) that differ only in
+ * their nonce's last 8 bytes (RFC 8446 §5.3: write_iv XOR pad(seq), seq = base + lane): words
+ * 14 and 15 per lane, the others shared. */
+struct t2_lanes {
+    uint32_t in[16];
+    uint32_t n14[MMTLS_EP_T2_BATCH], n15[MMTLS_EP_T2_BATCH];
+};
+
+/* SSE2 (x86-64 baseline), 4 blocks at a time, word i of every block in x[i]. */
+#define T2_ROTL4(v, n) _mm_or_si128(_mm_slli_epi32((v), (n)), _mm_srli_epi32((v), 32 - (n)))
+
+static inline void t2_qr4(__m128i *x, int a, int b, int c, int d)
+{
+    x[a] = _mm_add_epi32(x[a], x[b]);
+    x[d] = _mm_xor_si128(x[d], x[a]);
+    x[d] = _mm_shufflehi_epi16(_mm_shufflelo_epi16(x[d], 0xb1), 0xb1); /* rotl 16 */
+    x[c] = _mm_add_epi32(x[c], x[d]);
+    x[b] = _mm_xor_si128(x[b], x[c]);
+    x[b] = T2_ROTL4(x[b], 12);
+    x[a] = _mm_add_epi32(x[a], x[b]);
+    x[d] = _mm_xor_si128(x[d], x[a]);
+    x[d] = T2_ROTL4(x[d], 8);
+    x[c] = _mm_add_epi32(x[c], x[d]);
+    x[b] = _mm_xor_si128(x[b], x[c]);
+    x[b] = T2_ROTL4(x[b], 7);
+}
+
+static void t2_batch_sse2(const struct t2_lanes *l, uint32_t (*otk)[MMTLS_EP_T2_BATCH])
+{
+    __m128i x[16];
+
+    for (int h = 0; h < MMTLS_EP_T2_BATCH; h += 4) {
+        for (int i = 0; i < 14; i++) {
+            x[i] = _mm_set1_epi32((int)l->in[i]);
+        }
+        x[14] = _mm_loadu_si128((const __m128i *)(l->n14 + h));
+        x[15] = _mm_loadu_si128((const __m128i *)(l->n15 + h));
+        for (int i = 0; i < 10; i++) { /* 20 rounds: column, then diagonal */
+            t2_qr4(x, 0, 4, 8, 12);
+            t2_qr4(x, 1, 5, 9, 13);
+            t2_qr4(x, 2, 6, 10, 14);
+            t2_qr4(x, 3, 7, 11, 15);
+            t2_qr4(x, 0, 5, 10, 15);
+            t2_qr4(x, 1, 6, 11, 12);
+            t2_qr4(x, 2, 7, 8, 13);
+            t2_qr4(x, 3, 4, 9, 14);
+        }
+        /* §2.3: add the input; only words 0..7 (r || s, §2.6) are kept */
+        for (int i = 0; i < 8; i++) {
+            _mm_storeu_si128((__m128i *)(otk[i] + h),
+                             _mm_add_epi32(x[i], _mm_set1_epi32((int)l->in[i])));
+        }
+    }
+    OPENSSL_cleanse(x, sizeof(x));
+}
+
+/* AVX2, 8 blocks at once; byte shuffles rotate by 16 and 8. */
+#define T2_AVX2 __attribute__((target("avx2")))
+#define T2_ROTL8(v, n)                                                                             \
+    _mm256_or_si256(_mm256_slli_epi32((v), (n)), _mm256_srli_epi32((v), 32 - (n)))
+
+T2_AVX2 static inline void t2_qr8(__m256i *x, int a, int b, int c, int d, __m256i r16, __m256i r8)
+{
+    x[a] = _mm256_add_epi32(x[a], x[b]);
+    x[d] = _mm256_shuffle_epi8(_mm256_xor_si256(x[d], x[a]), r16);
+    x[c] = _mm256_add_epi32(x[c], x[d]);
+    x[b] = _mm256_xor_si256(x[b], x[c]);
+    x[b] = T2_ROTL8(x[b], 12);
+    x[a] = _mm256_add_epi32(x[a], x[b]);
+    x[d] = _mm256_shuffle_epi8(_mm256_xor_si256(x[d], x[a]), r8);
+    x[c] = _mm256_add_epi32(x[c], x[d]);
+    x[b] = _mm256_xor_si256(x[b], x[c]);
+    x[b] = T2_ROTL8(x[b], 7);
+}
+
+T2_AVX2 static void t2_batch_avx2(const struct t2_lanes *l, uint32_t (*otk)[MMTLS_EP_T2_BATCH])
+{
+    const __m256i r16 = _mm256_set_epi8(13, 12, 15, 14, 9, 8, 11, 10, 5, 4, 7, 6, 1, 0, 3, 2, 13,
+                                        12, 15, 14, 9, 8, 11, 10, 5, 4, 7, 6, 1, 0, 3, 2);
+    const __m256i r8 = _mm256_set_epi8(14, 13, 12, 15, 10, 9, 8, 11, 6, 5, 4, 7, 2, 1, 0, 3, 14, 13,
+                                       12, 15, 10, 9, 8, 11, 6, 5, 4, 7, 2, 1, 0, 3);
+    __m256i x[16];
+
+    for (int i = 0; i < 14; i++) {
+        x[i] = _mm256_set1_epi32((int)l->in[i]);
+    }
+    x[14] = _mm256_loadu_si256((const __m256i *)l->n14);
+    x[15] = _mm256_loadu_si256((const __m256i *)l->n15);
+    for (int i = 0; i < 10; i++) {
+        t2_qr8(x, 0, 4, 8, 12, r16, r8);
+        t2_qr8(x, 1, 5, 9, 13, r16, r8);
+        t2_qr8(x, 2, 6, 10, 14, r16, r8);
+        t2_qr8(x, 3, 7, 11, 15, r16, r8);
+        t2_qr8(x, 0, 5, 10, 15, r16, r8);
+        t2_qr8(x, 1, 6, 11, 12, r16, r8);
+        t2_qr8(x, 2, 7, 8, 13, r16, r8);
+        t2_qr8(x, 3, 4, 9, 14, r16, r8);
+    }
+    for (int i = 0; i < 8; i++) {
+        _mm256_storeu_si256((__m256i *)otk[i],
+                            _mm256_add_epi32(x[i], _mm256_set1_epi32((int)l->in[i])));
+    }
+    OPENSSL_cleanse(x, sizeof(x));
+    _mm256_zeroupper();
+}
+
+static bool t2_cpu_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+}
+
+/* Fills t's cache with the one-time keys of records seq .. seq + MMTLS_EP_T2_BATCH - 1 under
+ * the write IV iv (a wrapping seq only computes keys no record will use). */
+static void t2_chacha_fill(struct mmtls_ep_t2 *t, uint64_t seq, const uint8_t iv[12])
+{
+    const uint8_t *key = (const uint8_t *)t->rk;
+    struct t2_lanes l;
+
+    /* §2.3: "expand 32-byte k", key, block counter 0, nonce */
+    l.in[0] = 0x61707865;
+    l.in[1] = 0x3320646e;
+    l.in[2] = 0x79622d32;
+    l.in[3] = 0x6b206574;
+    for (int i = 0; i < 8; i++) {
+        l.in[4 + i] = t2_le32(key + 4 * i);
+    }
+    l.in[12] = 0;
+    l.in[13] = t2_le32(iv);
+    l.in[14] = t2_le32(iv + 4);
+    l.in[15] = t2_le32(iv + 8);
+    for (unsigned i = 0; i < MMTLS_EP_T2_BATCH; i++) {
+        uint64_t s = seq + i;
+        /* nonce bytes 4..11 XOR big-endian s, read as two little-endian words */
+        l.n14[i] = l.in[14] ^ __builtin_bswap32((uint32_t)(s >> 32));
+        l.n15[i] = l.in[15] ^ __builtin_bswap32((uint32_t)s);
+    }
+    if (t->otk_avx2) {
+        t2_batch_avx2(&l, t->otk);
+    } else {
+        t2_batch_sse2(&l, t->otk);
+    }
+    OPENSSL_cleanse(&l, sizeof(l));
+    memcpy(t->otk_iv, iv, sizeof(t->otk_iv));
+    t->otk_seq = seq;
+    t->otk_n = MMTLS_EP_T2_BATCH;
+}
+
+static void t2_chacha_calc_seq(struct mmtls_ep_t2 *t, uint64_t seq, const uint8_t nonce[12],
+                               const uint8_t hdr[5], const uint8_t tag1[16], uint8_t tag2[16])
+{
+    uint8_t iv[12];
+    uint64_t otk[4];
+    uint64_t i = seq - t->otk_seq;
+
+    /* RFC 8446 §5.3: write_iv = nonce XOR pad(seq) */
+    memcpy(iv, nonce, sizeof(iv));
+    for (int k = 0; k < 8; k++) {
+        iv[11 - k] ^= (uint8_t)(seq >> (8 * k));
+    }
+    if (i >= t->otk_n || memcmp(iv, t->otk_iv, sizeof(iv)) != 0) {
+        if (seq != t->otk_next) { /* out of order: one block, the cache is kept */
+            t->otk_next = seq + 1;
+            t2_chacha_calc(t, nonce, hdr, tag1, tag2);
+            return;
+        }
+        t2_chacha_fill(t, seq, iv);
+        i = 0;
+    }
+    t->otk_next = seq + 1;
+    /* No copy to wipe: otk stays in registers (the key itself stays in the cache until _fini) */
+    for (int j = 0; j < 4; j++) {
+        otk[j] = (uint64_t)t->otk[2 * j][i] | (uint64_t)t->otk[2 * j + 1][i] << 32;
+    }
+    t2_chacha_tag(otk, hdr, tag1, tag2);
+}
+
+#endif /* T2_HAVE_BATCH */
 
 /* ------------------------------------------------------------------------------------------ */
 /* EVP                                                                                          */
@@ -453,6 +654,9 @@ int mmtls_ep_t2_init(struct mmtls_ep_t2 *t, int aead, const uint8_t *k2, size_t 
     if ((flags & MMTLS_EP_T2_F_EVP) == 0) {
         if (aead == MMTLS_EP_T2_CHACHA) {
             memcpy((uint8_t *)t->rk, k2, 32);
+#if T2_HAVE_BATCH
+            t->otk_avx2 = (flags & MMTLS_EP_T2_F_NOAVX2) == 0 && t2_cpu_avx2();
+#endif
             t->path = T2_PATH_CHACHA;
             return 0;
         }
@@ -488,6 +692,19 @@ int mmtls_ep_t2_calc(struct mmtls_ep_t2 *t, const uint8_t nonce[12], const uint8
     case T2_PATH_EVP: return t2_evp_calc(t->evp, nonce, hdr, tag1, tag2);
     default: return MMTLS_E_CRYPTO; /* not set up */
     }
+}
+
+int mmtls_ep_t2_calc_seq(struct mmtls_ep_t2 *t, uint64_t seq, const uint8_t nonce[12],
+                         const uint8_t hdr[5], const uint8_t tag1[16], uint8_t tag2[16])
+{
+#if T2_HAVE_BATCH
+    if (t->path == T2_PATH_CHACHA) {
+        t2_chacha_calc_seq(t, seq, nonce, hdr, tag1, tag2);
+        return 0;
+    }
+#endif
+    (void)seq;
+    return mmtls_ep_t2_calc(t, nonce, hdr, tag1, tag2);
 }
 
 bool mmtls_ep_t2_is_fast(const struct mmtls_ep_t2 *t)

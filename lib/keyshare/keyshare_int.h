@@ -235,9 +235,11 @@ MMTLS_MUST_USE int mmtls_ep_raw_send(struct mmtls_ep *ep, uint8_t type, const ui
 /* ------------------------------------------------------------------------------------------ */
 /* tag2 state of one direction and key generation (endpoint_tag2.c)                             */
 
-#define MMTLS_EP_T2_GCM 0    /* AES-GCM: k2 of 16 or 32 bytes */
-#define MMTLS_EP_T2_CHACHA 1 /* ChaCha20-Poly1305: k2 of 32 bytes */
-#define MMTLS_EP_T2_F_EVP 1u /* flag: force the OpenSSL EVP path (tests, benchmarks) */
+#define MMTLS_EP_T2_GCM 0       /* AES-GCM: k2 of 16 or 32 bytes */
+#define MMTLS_EP_T2_CHACHA 1    /* ChaCha20-Poly1305: k2 of 32 bytes */
+#define MMTLS_EP_T2_F_EVP 1u    /* flag: force the OpenSSL EVP path (tests, benchmarks) */
+#define MMTLS_EP_T2_F_NOAVX2 2u /* flag: ChaCha20 batches without AVX2 (tests, benchmarks) */
+#define MMTLS_EP_T2_BATCH 8     /* ChaCha20: one-time keys computed per batch */
 
 /* docs/PRIVTAG.md: tag2 = AEAD-Seal(k2, nonce, "", aad = header || tag1).  k2 is expanded
  * once: AES round keys, and GHASH powers of H = E(k2, 0^128) with AES-NI and PCLMULQDQ (when
@@ -250,6 +252,15 @@ struct mmtls_ep_t2 {
     EVP_CIPHER_CTX *evp;             /* owned: the EVP path only, else NULL */
     _Alignas(16) uint8_t rk[15][16]; /* AES round keys; ChaCha20: the key in rk[0..1] */
     _Alignas(16) uint8_t hk[3][16];  /* GCM: H^3 x^-1, H^2 x^-1, length block * H (reflected) */
+    /* ChaCha20 (x86-64): the Poly1305 one-time keys (RFC 8439 §2.6) of the records otk_seq ..
+     * otk_seq + otk_n - 1 under the write IV otk_iv, word j of record otk_seq + i in otk[j][i]:
+     * one vectorized batch of ChaCha20 blocks serves MMTLS_EP_T2_BATCH records. */
+    _Alignas(16) uint32_t otk[8][MMTLS_EP_T2_BATCH];
+    uint8_t otk_iv[12];
+    unsigned otk_n;    /* 0: empty */
+    bool otk_avx2;     /* batches with AVX2 (checked at _init) */
+    uint64_t otk_seq;  /* sequence number of otk[.][0] */
+    uint64_t otk_next; /* the sequence number expected next: a miss there fills a batch */
 };
 
 /* Sets t up for k2 (k2_len bytes).  0, MMTLS_E_INVAL (aead / length), MMTLS_E_NOMEM or
@@ -261,6 +272,15 @@ MMTLS_MUST_USE int mmtls_ep_t2_init(struct mmtls_ep_t2 *t, int aead, const uint8
  * 0 or MMTLS_E_CRYPTO (EVP path only). */
 MMTLS_MUST_USE int mmtls_ep_t2_calc(struct mmtls_ep_t2 *t, const uint8_t nonce[12],
                                     const uint8_t hdr[5], const uint8_t tag1[16], uint8_t tag2[16]);
+
+/* The same as mmtls_ep_t2_calc, for the record with sequence number seq (RFC 8446 §5.3: nonce =
+ * write_iv XOR pad(seq)).  ChaCha20 on x86-64: the one-time key comes from a batch computed for
+ * seq .. seq + MMTLS_EP_T2_BATCH - 1 when seq follows the previous call's; a record out of
+ * order costs one ChaCha20 block.  The output depends on nonce only (a nonce that is not
+ * write_iv XOR pad(seq) for the cached write_iv is a cache miss). */
+MMTLS_MUST_USE int mmtls_ep_t2_calc_seq(struct mmtls_ep_t2 *t, uint64_t seq,
+                                        const uint8_t nonce[12], const uint8_t hdr[5],
+                                        const uint8_t tag1[16], uint8_t tag2[16]);
 
 /* true when t computes tag2 without OpenSSL (AES-NI + PCLMULQDQ, or portable ChaCha20). */
 bool mmtls_ep_t2_is_fast(const struct mmtls_ep_t2 *t);

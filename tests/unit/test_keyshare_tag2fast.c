@@ -2,7 +2,9 @@
  * the fast paths (AES-NI + PCLMULQDQ GMAC, portable ChaCha20 + Poly1305) against OpenSSL's EVP
  * path (MMTLS_EP_T2_F_EVP) for many random keys, nonces, headers and first tags (fixed seed);
  * the EVP fallback on the documented vectors; Poly1305 on its edge cases (RFC 8439 Appendix
- * A.3); argument checks and re-keying. */
+ * A.3); argument checks and re-keying; the record path mmtls_ep_t2_calc_seq (ChaCha20 one-time
+ * keys cached per batch, AVX2 and SSE2) against the EVP path: records in order, in random
+ * order, at the batch boundaries, across key updates. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -391,6 +393,225 @@ static void test_args(void **state)
     }
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* mmtls_ep_t2_calc_seq: the record path (ChaCha20 one-time keys cached per batch)             */
+
+#define SEQ_RECORDS 10000
+
+static const unsigned seq_flags[] = {0, MMTLS_EP_T2_F_NOAVX2, MMTLS_EP_T2_F_EVP};
+
+/* RFC 8446 §5.3: nonce = write_iv XOR pad_left(seq, 12). */
+static void seq_nonce(const uint8_t iv[12], uint64_t seq, uint8_t nonce[12])
+{
+    memcpy(nonce, iv, 12);
+    for (int i = 0; i < 8; i++) {
+        nonce[11 - i] ^= (uint8_t)(seq >> (8 * i));
+    }
+}
+
+/* One record: t (calc_seq) against ref (the EVP path, _calc) for seq under iv. */
+static void seq_check(struct mmtls_ep_t2 *t, struct mmtls_ep_t2 *ref, const uint8_t iv[12],
+                      uint64_t seq, const char *what)
+{
+    uint8_t nonce[12], hdr[5], tag1[16], a[16], b[16];
+
+    seq_nonce(iv, seq, nonce);
+    rand_hdr(hdr);
+    rng_fill(tag1, sizeof(tag1));
+    assert_int_equal(mmtls_ep_t2_calc_seq(t, seq, nonce, hdr, tag1, a), 0);
+    assert_int_equal(mmtls_ep_t2_calc(ref, nonce, hdr, tag1, b), 0);
+    if (memcmp(a, b, 16) != 0) {
+        print_error("%s: seq %llu differs\n", what, (unsigned long long)seq);
+    }
+    assert_memory_equal(a, b, 16);
+}
+
+static void seq_init(struct mmtls_ep_t2 *t, struct mmtls_ep_t2 *ref, const struct aead_kind *ak,
+                     const uint8_t *k2, unsigned flags)
+{
+    assert_int_equal(mmtls_ep_t2_init(t, ak->aead, k2, ak->k2_len, flags), 0);
+    assert_int_equal(mmtls_ep_t2_init(ref, ak->aead, k2, ak->k2_len, MMTLS_EP_T2_F_EVP), 0);
+}
+
+/* 10,000 records in order, as a connection sends them, from several starting points: 0 (a
+ * fresh direction), not a multiple of the batch, and just before the sequence number wraps
+ * (the last batch then also covers wrapped numbers). */
+static void test_seq_sequential(void **state)
+{
+    static const uint64_t starts[] = {0, 5, MMTLS_EP_T2_BATCH - 1, UINT64_MAX - 20};
+
+    (void)state;
+    for (size_t k = 0; k < MMTLS_ARRAY_SIZE(kinds); k++) {
+        for (size_t f = 0; f < MMTLS_ARRAY_SIZE(seq_flags); f++) {
+            for (size_t s = 0; s < MMTLS_ARRAY_SIZE(starts); s++) {
+                struct mmtls_ep_t2 t, ref;
+                uint8_t k2[32], iv[12];
+                uint64_t n = starts[s] == 0 ? SEQ_RECORDS : 300;
+
+                pick_key((unsigned)(k + f + s), k2, kinds[k].k2_len);
+                rng_fill(iv, sizeof(iv));
+                seq_init(&t, &ref, &kinds[k], k2, seq_flags[f]);
+                for (uint64_t i = 0; i < n && starts[s] + i >= starts[s]; i++) {
+                    seq_check(&t, &ref, iv, starts[s] + i, kinds[k].name);
+                }
+                mmtls_ep_t2_fini(&t);
+                mmtls_ep_t2_fini(&ref);
+            }
+        }
+    }
+}
+
+/* Records in random order and with repeats (a cache hit, a miss out of order, a refill when
+ * the order resumes), and the same sequence number under another write IV (the cache is
+ * keyed by it: the tag follows the nonce). */
+static void test_seq_random_order(void **state)
+{
+    (void)state;
+    for (size_t k = 0; k < MMTLS_ARRAY_SIZE(kinds); k++) {
+        for (size_t f = 0; f < MMTLS_ARRAY_SIZE(seq_flags); f++) {
+            struct mmtls_ep_t2 t, ref;
+            uint8_t k2[32], iv[12], iv2[12];
+            uint64_t seq = 0;
+
+            rng_fill(k2, sizeof(k2));
+            rng_fill(iv, sizeof(iv));
+            seq_init(&t, &ref, &kinds[k], k2, seq_flags[f]);
+            for (unsigned i = 0; i < SEQ_RECORDS; i++) {
+                uint64_t r = rng_next();
+
+                switch (r % 8) {
+                case 0: seq = rng_next(); break;     /* anywhere */
+                case 1: seq = r >> 60; break;        /* near 0 */
+                case 2: seq -= (r >> 8) % 20; break; /* back a little */
+                case 3: seq += (r >> 8) % 20; break; /* ahead a little */
+                case 4: break;                       /* the same again */
+                default: seq++; break;               /* in order */
+                }
+                seq_check(&t, &ref, iv, seq, kinds[k].name);
+                if (r % 97 == 0) { /* another write IV, same sequence number */
+                    memcpy(iv2, iv, sizeof(iv2));
+                    iv2[(r >> 16) % 12] ^= (uint8_t)(1 + (r >> 24) % 255);
+                    seq_check(&t, &ref, iv2, seq, kinds[k].name);
+                    seq_check(&t, &ref, iv, seq, kinds[k].name);
+                }
+            }
+            mmtls_ep_t2_fini(&t);
+            mmtls_ep_t2_fini(&ref);
+        }
+    }
+}
+
+/* The batch boundaries one by one, for ChaCha20: what is cached after each step. */
+static void test_seq_cache_boundaries(void **state)
+{
+    const struct aead_kind *ak = &kinds[2];
+    const unsigned batch = MMTLS_EP_T2_BATCH;
+
+    (void)state;
+    assert_int_equal(ak->aead, MMTLS_EP_T2_CHACHA);
+    for (size_t f = 0; f < 2; f++) {
+        struct mmtls_ep_t2 t, ref;
+        uint8_t k2[32], iv[12];
+
+        rng_fill(k2, sizeof(k2));
+        rng_fill(iv, sizeof(iv));
+        seq_init(&t, &ref, ak, k2, seq_flags[f]);
+        assert_int_equal(t.otk_n, 0);
+#if defined(__x86_64__)
+        __builtin_cpu_init();
+        assert_true(t.otk_avx2 == (f == 0 && __builtin_cpu_supports("avx2")));
+        /* seq 0 on a fresh state fills 0 .. batch - 1 */
+        seq_check(&t, &ref, iv, 0, "fill at 0");
+        assert_int_equal(t.otk_n, batch);
+        assert_true(t.otk_seq == 0);
+        for (unsigned i = 1; i < batch; i++) {
+            seq_check(&t, &ref, iv, i, "inside");
+            assert_true(t.otk_seq == 0);
+        }
+        /* the first after the batch fills the next one */
+        seq_check(&t, &ref, iv, batch, "next batch");
+        assert_true(t.otk_seq == batch);
+        /* out of order, before the cache: one block, the cache stays */
+        seq_check(&t, &ref, iv, 3, "before");
+        assert_true(t.otk_seq == batch);
+        /* a hit out of order (the last of the cache) */
+        seq_check(&t, &ref, iv, 2 * batch - 1, "last");
+        assert_true(t.otk_seq == batch);
+        /* in order after it: the next batch starts there */
+        seq_check(&t, &ref, iv, 2 * batch, "after last");
+        assert_true(t.otk_seq == 2 * batch);
+        /* a jump ahead: one block; then in order from there: a batch at the jump + 1 */
+        seq_check(&t, &ref, iv, 1000, "jump");
+        assert_true(t.otk_seq == 2 * batch);
+        seq_check(&t, &ref, iv, 1001, "after jump");
+        assert_true(t.otk_seq == 1001);
+        /* the same again (a receiver retrying a record): a hit */
+        seq_check(&t, &ref, iv, 1001, "again");
+        assert_true(t.otk_seq == 1001);
+        /* another write IV with a cached sequence number: recomputed, then cached */
+        iv[0] ^= 0x80;
+        seq_check(&t, &ref, iv, 1002, "new iv");
+        assert_true(t.otk_seq == 1002);
+        seq_check(&t, &ref, iv, 1003, "new iv, next");
+        /* the last numbers before the wrap: one batch holds UINT64_MAX and 0 .. */
+        seq_check(&t, &ref, iv, UINT64_MAX - 2, "before wrap");
+        seq_check(&t, &ref, iv, UINT64_MAX - 1, "before wrap, next");
+        assert_true(t.otk_seq == UINT64_MAX - 1);
+        seq_check(&t, &ref, iv, UINT64_MAX, "last seq");
+        seq_check(&t, &ref, iv, 0, "wrapped");
+        assert_true(t.otk_seq == UINT64_MAX - 1);
+#endif
+        mmtls_ep_t2_fini(&t);
+        mmtls_ep_t2_fini(&ref);
+    }
+}
+
+/* A KeyUpdate in the middle (RFC 8446 §4.6.3; docs/PRIVTAG.md: a new k2 per generation, seq
+ * from 0): _fini then _init drops the cached keys of the old generation; _fini wipes them. */
+static void test_seq_rekey(void **state)
+{
+    static const uint8_t zero[sizeof(struct mmtls_ep_t2)];
+
+    (void)state;
+    for (size_t k = 0; k < MMTLS_ARRAY_SIZE(kinds); k++) {
+        for (size_t f = 0; f < MMTLS_ARRAY_SIZE(seq_flags); f++) {
+            struct mmtls_ep_t2 t, ref;
+            uint8_t k2[32], iv[12];
+
+            memset(&t, 0, sizeof(t));
+            memset(&ref, 0, sizeof(ref));
+            for (unsigned gen = 0; gen < 6; gen++) {
+                /* the stop inside a batch, at its end, or past it */
+                uint64_t n = 3 + gen * 5;
+
+                rng_fill(k2, sizeof(k2));
+                rng_fill(iv, sizeof(iv));
+                mmtls_ep_t2_fini(&t);
+                assert_memory_equal(&t, zero, sizeof(t));
+                mmtls_ep_t2_fini(&ref);
+                seq_init(&t, &ref, &kinds[k], k2, seq_flags[f]);
+                for (uint64_t s = 0; s < n; s++) {
+                    seq_check(&t, &ref, iv, s, kinds[k].name);
+                }
+                if (gen == 3) { /* the same IV under the new key: nothing cached is reused */
+                    for (unsigned j = 0; j < 2; j++) {
+                        rng_fill(k2, sizeof(k2));
+                        mmtls_ep_t2_fini(&t);
+                        mmtls_ep_t2_fini(&ref);
+                        seq_init(&t, &ref, &kinds[k], k2, seq_flags[f]);
+                        for (uint64_t s = 0; s < n; s++) {
+                            seq_check(&t, &ref, iv, s, kinds[k].name);
+                        }
+                    }
+                }
+            }
+            mmtls_ep_t2_fini(&t);
+            mmtls_ep_t2_fini(&ref);
+            assert_memory_equal(&t, zero, sizeof(t));
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -399,6 +620,10 @@ int main(void)
         cmocka_unit_test(test_poly1305_edges),
         cmocka_unit_test(test_rekey),
         cmocka_unit_test(test_args),
+        cmocka_unit_test(test_seq_sequential),
+        cmocka_unit_test(test_seq_random_order),
+        cmocka_unit_test(test_seq_cache_boundaries),
+        cmocka_unit_test(test_seq_rekey),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
