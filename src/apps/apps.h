@@ -12,6 +12,7 @@
 #include <mmtls/mmtls.h>
 
 #include "engine/engine.h"
+#include "http/http.h"
 
 struct mmtls_eve;
 
@@ -46,13 +47,35 @@ void mmtls_dump_free(struct mmtls_dump *d);
 void mmtls_eve_write_alert(struct mmtls_eve *ev, struct mmtls_session *s, enum mmtls_dir dir,
                            uint32_t sid, const char *msg, const char *action);
 
-/* Writes an eve "http" event (Suricata fields: http_method, url, protocol, hostname). */
-void mmtls_eve_write_http(struct mmtls_eve *ev, struct mmtls_session *s, const char *method,
-                          size_t mlen, const char *url, size_t ulen, const char *proto, size_t plen,
-                          const char *host, size_t hlen);
+/* One HTTP transaction for an eve "http" event (Suricata's fields).  Strings are borrowed and
+ * not NUL-terminated; NULL (or status 0) leaves the field out. */
+struct mmtls_eve_http {
+    const char *method, *url, *host, *user_agent;
+    size_t method_len, url_len, host_len, user_agent_len;
+    const char *protocol; /* NUL-terminated ("HTTP/2"), or NULL */
+    int status;           /* response status, 0 if none */
+    uint64_t length;      /* response body bytes seen (inspected) */
+};
+void mmtls_eve_write_http(struct mmtls_eve *ev, struct mmtls_session *s,
+                          const struct mmtls_eve_http *h);
 
-/* Logs decrypted HTTP/1.x request lines through eve (the worker's writer; no other state). */
-MMTLS_MUST_USE int mmtls_http_log_register(struct mmtls_eve *eve, struct mmtls_engine *e);
+/* The HTTP app: an HTTP/1.x or HTTP/2 parser (src/http) per session over the decrypted data.
+ * With eve it logs each transaction as an eve "http" event; every rule buffer event goes to
+ * on_buffer (the IDS); with depth > 0 only the first depth bytes of each message body are
+ * inspected and the rest is skipped without decryption.  One per engine (worker). */
+struct mmtls_httpapp_opts {
+    size_t sz;             /* sizeof(struct mmtls_httpapp_opts) */
+    struct mmtls_eve *eve; /* borrowed; NULL: no http events */
+    uint64_t depth;        /* body bytes inspected per message; 0: the parser's default */
+    void (*on_buffer)(void *ud, struct mmtls_session *s, const struct mmtls_http_event *ev);
+    void *ud;
+};
+struct mmtls_httpapp;
+MMTLS_MUST_USE int mmtls_httpapp_new(struct mmtls_httpapp **out,
+                                     const struct mmtls_httpapp_opts *o);
+MMTLS_MUST_USE int mmtls_httpapp_register(struct mmtls_httpapp *a, struct mmtls_engine *e);
+/* After the engine; NULL is a no-op. */
+void mmtls_httpapp_free(struct mmtls_httpapp *a);
 
 /* Inspects only the first `depth` bytes of each response (server-to-client data after each
  * client request); the rest is skipped without decryption.  Register it before other apps.

@@ -221,9 +221,8 @@ void mmtls_eve_write_alert(struct mmtls_eve *ev, struct mmtls_session *s, enum m
     eve_emit(ev, &j);
 }
 
-void mmtls_eve_write_http(struct mmtls_eve *ev, struct mmtls_session *s, const char *method,
-                          size_t mlen, const char *url, size_t ulen, const char *proto, size_t plen,
-                          const char *host, size_t hlen)
+void mmtls_eve_write_http(struct mmtls_eve *ev, struct mmtls_session *s,
+                          const struct mmtls_eve_http *h)
 {
     const struct mmtls_session_info *in = mmtls_session_info(s);
     struct mmtls_json j;
@@ -231,11 +230,19 @@ void mmtls_eve_write_http(struct mmtls_eve *ev, struct mmtls_session *s, const c
     mmtls_json_init(&j, &ev->line);
     eve_header(&j, in, in->last_ts_us, "http");
     mmtls_json_obj_open(&j, "http");
-    if (host != NULL)
-        mmtls_json_strn(&j, "hostname", host, hlen);
-    mmtls_json_strn(&j, "url", url, ulen);
-    mmtls_json_strn(&j, "http_method", method, mlen);
-    mmtls_json_strn(&j, "protocol", proto, plen);
+    if (h->host != NULL)
+        mmtls_json_strn(&j, "hostname", h->host, h->host_len);
+    if (h->url != NULL)
+        mmtls_json_strn(&j, "url", h->url, h->url_len);
+    if (h->user_agent != NULL)
+        mmtls_json_strn(&j, "http_user_agent", h->user_agent, h->user_agent_len);
+    if (h->method != NULL)
+        mmtls_json_strn(&j, "http_method", h->method, h->method_len);
+    if (h->protocol != NULL)
+        mmtls_json_str(&j, "protocol", h->protocol);
+    if (h->status != 0)
+        mmtls_json_u64(&j, "status", (uint64_t)h->status);
+    mmtls_json_u64(&j, "length", h->length);
     mmtls_json_obj_close(&j);
     if (in->sni[0] != '\0') {
         mmtls_json_obj_open(&j, "tls");

@@ -7,8 +7,8 @@
 # Cases:
 #   - HTTP/2 (nginx `listen ... ssl http2`, ALPN h2): the dumped DOM holds the page's marker;
 #     eve.json has a tls event for server.test, TLS 1.3, alpn h2, key_status decrypted;
-#   - HTTP/1.1 (a second nginx port without http2): the same, alpn http/1.1, plus an http event
-#     for the request (mmtlsd logs HTTP/1.x requests only);
+#   - HTTP/1.1 (a second nginx port without http2): the same, alpn http/1.1; an http event
+#     (url, host, status 200) for the page over each protocol;
 #   - EICAR in a page: mmtlsd --block-eicar resets the session, the DOM does not hold the EICAR
 #     string, eve.json has an alert with signature_id 9000001 and the session is blocked;
 #   - without the NSS database Chromium refuses the server (ERR_CERT_AUTHORITY_INVALID);
@@ -176,8 +176,12 @@ check(len(tls) >= 3 and all(e["tls"]["key_status"] == "decrypted" for e in tls),
 check(all(t["client_random"].lower() in crs for t in port(443) + port(8443)),
       "every session's client_random is in Chromium's key log")
 http = [e for e in ev if e["event_type"] == "http"]
-check(any(e["http"]["url"] == "/index.html" and e["http"].get("hostname") == "server.test:8443"
-          for e in http), "an http event for /index.html (HTTP/1.1)")
+check(any(e["http"]["url"] == "/index.html" and e["http"].get("hostname") == "server.test"
+          and e["dest_port"] == 8443 and e["http"].get("status") == 200
+          for e in http), "an http event for /index.html (HTTP/1.1), status 200")
+check(any(e["http"]["url"] == "/index.html" and e["http"].get("protocol") == "HTTP/2"
+          and e["dest_port"] == 443 and e["http"].get("status") == 200
+          for e in http), "an http event for /index.html (HTTP/2), status 200")
 alerts = [e for e in ev if e["event_type"] == "alert"]
 check(alerts and all(a["alert"]["signature_id"] == 9000001 for a in alerts),
       "EICAR alert(s), signature_id 9000001 (%d)" % len(alerts))

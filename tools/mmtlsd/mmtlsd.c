@@ -86,7 +86,8 @@ static void usage(FILE *fp)
             "                           within --key-wait (default 500 ms inline)\n"
             "      --block-non-tls      drop TCP flows that do not start with a ClientHello\n"
             "      --block-eicar        demo rule: block sessions carrying the EICAR test file\n"
-            "      --log-http           eve 'http' events for decrypted HTTP/1.x requests\n"
+            "      --log-http           eve 'http' events for decrypted HTTP/1.x and HTTP/2\n"
+            "                           transactions (with --inspect-depth: per message body)\n"
             "      --bypass-allow PAT   server names (fnmatch, e.g. '*.bank.example') whose\n"
             "                           sessions clients may bypass; repeatable (16)\n"
             "      --inspect-depth N    decrypt only the first N bytes of each response (the\n"
@@ -581,6 +582,7 @@ struct worker {
     struct mmtls_pcapout *pcap; /* worker 0: the file's owner; others share it */
     struct mmtls_block *blk;
     struct mmtls_depth *depth;
+    struct mmtls_httpapp *http;
     struct tally tally;
     struct mmtlsd_bridge *br;
     int efd; /* eventfd that wakes an idle inline worker when keys come; -1 offline */
@@ -787,7 +789,10 @@ static int worker_setup(struct worker *w, const struct opts *o, int nworkers,
         fprintf(stderr, "mmtlsd: cannot create the engine\n");
         return -1;
     }
-    if (o->inspect_depth > 0 && mmtls_depth_register(&w->depth, w->e, o->inspect_depth) != 0) {
+    /* With the HTTP app, the depth applies per message body (it knows where bodies end);
+     * otherwise per response, counted from each client record (the depth app). */
+    if (o->inspect_depth > 0 && !o->log_http &&
+        mmtls_depth_register(&w->depth, w->e, o->inspect_depth) != 0) {
         fprintf(stderr, "mmtlsd: cannot register the depth app\n");
         return -1;
     }
@@ -809,9 +814,12 @@ static int worker_setup(struct worker *w, const struct opts *o, int nworkers,
             return -1;
         }
     }
-    if (o->log_http && mmtls_http_log_register(w->eve, w->e) != 0) {
-        fprintf(stderr, "mmtlsd: cannot register the http logger\n");
-        return -1;
+    if (o->log_http) {
+        struct mmtls_httpapp_opts ho = {.sz = sizeof(ho), .eve = w->eve, .depth = o->inspect_depth};
+        if (mmtls_httpapp_new(&w->http, &ho) != 0 || mmtls_httpapp_register(w->http, w->e) != 0) {
+            fprintf(stderr, "mmtlsd: cannot register the http app\n");
+            return -1;
+        }
     }
     if (mmtls_eve_register(w->eve, w->e) != 0 ||
         (w->dump != NULL && mmtls_dump_register(w->dump, w->e) != 0) ||
@@ -837,6 +845,7 @@ static void worker_free(struct worker *w)
     mmtls_dump_free(w->dump);
     mmtls_block_free(w->blk);
     mmtls_depth_free(w->depth);
+    mmtls_httpapp_free(w->http);
     if (w->efd >= 0)
         close(w->efd);
     if (w->id != 0) {
