@@ -12,6 +12,7 @@
 #include <mmtls/mmtls.h>
 
 #include "engine/engine.h"
+#include "detect/detect.h"
 #include "http/http.h"
 
 struct mmtls_eve;
@@ -47,6 +48,19 @@ void mmtls_dump_free(struct mmtls_dump *d);
 void mmtls_eve_write_alert(struct mmtls_eve *ev, struct mmtls_session *s, enum mmtls_dir dir,
                            uint32_t sid, const char *msg, const char *action);
 
+struct mmtls_eve_http;
+/* A rule's alert (Suricata's alert object).  Strings are borrowed, not NUL-terminated. */
+struct mmtls_eve_alert {
+    enum mmtls_dir dir; /* direction of the data that matched: gives src/dest */
+    const char *action; /* "allowed" or "blocked" */
+    uint32_t gid, sid, rev, severity;
+    const char *msg, *category; /* signature, classtype (category may be empty) */
+    size_t msg_len, category_len;
+    const struct mmtls_eve_http *http; /* the transaction's fields, or NULL */
+};
+void mmtls_eve_write_rule_alert(struct mmtls_eve *ev, struct mmtls_session *s,
+                                const struct mmtls_eve_alert *a);
+
 /* One HTTP transaction for an eve "http" event (Suricata's fields).  Strings are borrowed and
  * not NUL-terminated; NULL (or status 0) leaves the field out. */
 struct mmtls_eve_http {
@@ -74,6 +88,10 @@ struct mmtls_httpapp;
 MMTLS_MUST_USE int mmtls_httpapp_new(struct mmtls_httpapp **out,
                                      const struct mmtls_httpapp_opts *o);
 MMTLS_MUST_USE int mmtls_httpapp_register(struct mmtls_httpapp *a, struct mmtls_engine *e);
+/* The fields seen so far of open transaction txn of session s (borrowed strings, valid until
+ * the app's next event); false when the transaction is not open. */
+bool mmtls_httpapp_txn(const struct mmtls_httpapp *a, struct mmtls_session *s, uint64_t txn,
+                       struct mmtls_eve_http *out);
 /* After the engine; NULL is a no-op. */
 void mmtls_httpapp_free(struct mmtls_httpapp *a);
 
@@ -84,6 +102,27 @@ struct mmtls_depth;
 MMTLS_MUST_USE int mmtls_depth_register(struct mmtls_depth **out, struct mmtls_engine *e,
                                         uint64_t depth);
 void mmtls_depth_free(struct mmtls_depth *d);
+
+/* The IDS app: rules compiled by src/detect, matched on the decrypted raw streams, the HTTP
+ * transactions (it runs its own HTTP app, which also logs http events when log_http) and the
+ * server name; alert / drop / reject / pass as in Suricata.  One per engine (worker). */
+struct mmtls_ids_opts {
+    size_t sz;                         /* sizeof(struct mmtls_ids_opts) */
+    const struct mmtls_detect *detect; /* borrowed: compiled rules, shared by the workers */
+    struct mmtls_eve *eve;             /* borrowed: alerts (and http events with log_http) */
+    bool log_http;
+    uint64_t depth; /* HTTP body bytes inspected per message; 0: default (64 KiB) */
+};
+struct mmtls_ids_stats {
+    uint64_t alerts, blocks, flows_failed, feed_errors;
+    struct mmtls_detect_counters detect;
+};
+struct mmtls_ids;
+MMTLS_MUST_USE int mmtls_ids_new(struct mmtls_ids **out, const struct mmtls_ids_opts *o);
+MMTLS_MUST_USE int mmtls_ids_register(struct mmtls_ids *ids, struct mmtls_engine *e);
+void mmtls_ids_get_stats(const struct mmtls_ids *ids, struct mmtls_ids_stats *st);
+/* After the engine; NULL is a no-op. */
+void mmtls_ids_free(struct mmtls_ids *ids);
 
 struct mmtls_block;
 

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define EVE_MAX_ERR_KINDS 16
 
@@ -182,13 +183,32 @@ static void write_anomaly(struct mmtls_eve *ev, struct mmtls_session *s,
     eve_emit(ev, &j);
 }
 
-void mmtls_eve_write_alert(struct mmtls_eve *ev, struct mmtls_session *s, enum mmtls_dir dir,
-                           uint32_t sid, const char *msg, const char *action)
+static void eve_http_obj(struct mmtls_json *j, const struct mmtls_eve_http *h)
+{
+    mmtls_json_obj_open(j, "http");
+    if (h->host != NULL)
+        mmtls_json_strn(j, "hostname", h->host, h->host_len);
+    if (h->url != NULL)
+        mmtls_json_strn(j, "url", h->url, h->url_len);
+    if (h->user_agent != NULL)
+        mmtls_json_strn(j, "http_user_agent", h->user_agent, h->user_agent_len);
+    if (h->method != NULL)
+        mmtls_json_strn(j, "http_method", h->method, h->method_len);
+    if (h->protocol != NULL)
+        mmtls_json_str(j, "protocol", h->protocol);
+    if (h->status != 0)
+        mmtls_json_u64(j, "status", (uint64_t)h->status);
+    mmtls_json_u64(j, "length", h->length);
+    mmtls_json_obj_close(j);
+}
+
+void mmtls_eve_write_rule_alert(struct mmtls_eve *ev, struct mmtls_session *s,
+                                const struct mmtls_eve_alert *a)
 {
     const struct mmtls_session_info *in = mmtls_session_info(s);
     struct mmtls_json j;
     char ip[64];
-    bool to_client = dir == MMTLS_DIR_TO_CLIENT;
+    bool to_client = a->dir == MMTLS_DIR_TO_CLIENT;
 
     mmtls_json_init(&j, &ev->line);
     mmtls_json_obj_open(&j, NULL);
@@ -205,13 +225,17 @@ void mmtls_eve_write_alert(struct mmtls_eve *ev, struct mmtls_session *s, enum m
     mmtls_json_str(&j, "proto", "TCP");
     mmtls_json_str(&j, "direction", to_client ? "to_client" : "to_server");
     mmtls_json_obj_open(&j, "alert");
-    mmtls_json_str(&j, "action", action);
-    mmtls_json_u64(&j, "gid", 1);
-    mmtls_json_u64(&j, "signature_id", sid);
-    mmtls_json_u64(&j, "rev", 1);
-    mmtls_json_str(&j, "signature", msg);
-    mmtls_json_u64(&j, "severity", 1);
+    mmtls_json_str(&j, "action", a->action);
+    mmtls_json_u64(&j, "gid", a->gid);
+    mmtls_json_u64(&j, "signature_id", a->sid);
+    mmtls_json_u64(&j, "rev", a->rev);
+    mmtls_json_strn(&j, "signature", a->msg, a->msg_len);
+    if (a->category_len > 0)
+        mmtls_json_strn(&j, "category", a->category, a->category_len);
+    mmtls_json_u64(&j, "severity", a->severity);
     mmtls_json_obj_close(&j);
+    if (a->http != NULL)
+        eve_http_obj(&j, a->http);
     mmtls_json_obj_open(&j, "tls");
     if (in->sni[0] != '\0')
         mmtls_json_str(&j, "sni", in->sni);
@@ -219,6 +243,21 @@ void mmtls_eve_write_alert(struct mmtls_eve *ev, struct mmtls_session *s, enum m
         mmtls_json_str(&j, "version", mmtls_version_name(in->version));
     mmtls_json_obj_close(&j);
     eve_emit(ev, &j);
+}
+
+void mmtls_eve_write_alert(struct mmtls_eve *ev, struct mmtls_session *s, enum mmtls_dir dir,
+                           uint32_t sid, const char *msg, const char *action)
+{
+    struct mmtls_eve_alert a = {.dir = dir,
+                                .action = action,
+                                .gid = 1,
+                                .sid = sid,
+                                .rev = 1,
+                                .severity = 1,
+                                .msg = msg,
+                                .msg_len = strlen(msg)};
+
+    mmtls_eve_write_rule_alert(ev, s, &a);
 }
 
 void mmtls_eve_write_http(struct mmtls_eve *ev, struct mmtls_session *s,
@@ -229,21 +268,7 @@ void mmtls_eve_write_http(struct mmtls_eve *ev, struct mmtls_session *s,
 
     mmtls_json_init(&j, &ev->line);
     eve_header(&j, in, in->last_ts_us, "http");
-    mmtls_json_obj_open(&j, "http");
-    if (h->host != NULL)
-        mmtls_json_strn(&j, "hostname", h->host, h->host_len);
-    if (h->url != NULL)
-        mmtls_json_strn(&j, "url", h->url, h->url_len);
-    if (h->user_agent != NULL)
-        mmtls_json_strn(&j, "http_user_agent", h->user_agent, h->user_agent_len);
-    if (h->method != NULL)
-        mmtls_json_strn(&j, "http_method", h->method, h->method_len);
-    if (h->protocol != NULL)
-        mmtls_json_str(&j, "protocol", h->protocol);
-    if (h->status != 0)
-        mmtls_json_u64(&j, "status", (uint64_t)h->status);
-    mmtls_json_u64(&j, "length", h->length);
-    mmtls_json_obj_close(&j);
+    eve_http_obj(&j, h);
     if (in->sni[0] != '\0') {
         mmtls_json_obj_open(&j, "tls");
         mmtls_json_str(&j, "sni", in->sni);

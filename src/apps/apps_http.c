@@ -77,24 +77,15 @@ static struct ha_txn *txn_get(struct ha_sess *hs, uint64_t id, bool create, size
     return hs->txn[free_slot];
 }
 
+static void txn_view(struct ha_sess *hs, const struct ha_txn *t, struct mmtls_eve_http *out);
+
 static void txn_log(struct ha_sess *hs, struct ha_txn *t)
 {
     struct mmtls_httpapp *a = hs->app;
-    struct mmtls_eve_http ev = {
-        .method = t->method.b,
-        .method_len = t->method.len,
-        .url = t->url,
-        .url_len = t->url_len,
-        .host = t->host.len > 0 ? t->host.b : NULL,
-        .host_len = t->host.len,
-        .user_agent = t->ua.len > 0 ? t->ua.b : NULL,
-        .user_agent_len = t->ua.len,
-        /* HTTP/1 messages are logged without the version token (the parser does not keep it) */
-        .protocol = mmtls_http_proto(hs->h) == MMTLS_HTTP_PROTO_H2 ? "HTTP/2" : NULL,
-        .status = t->status,
-        .length = t->length,
-    };
+    struct mmtls_eve_http ev;
 
+    /* HTTP/1 messages are logged without the version token (the parser does not keep it) */
+    txn_view(hs, t, &ev);
     if (t->method.len > 0 || t->url_len > 0) {
         mmtls_eve_write_http(a->o.eve, hs->s, &ev);
         a->txns_logged++;
@@ -108,15 +99,12 @@ static void on_http_event(void *ud, const struct mmtls_http_event *ev)
     struct ha_txn *t;
     size_t slot = 0;
 
-    if (a->o.on_buffer != NULL)
-        a->o.on_buffer(a->o.ud, hs->s, ev);
-    if (a->o.eve == NULL)
-        return;
     t = txn_get(hs, ev->txn, ev->buf != MMTLS_HTTP_TXN_END, &slot);
     if (t == NULL) {
-        if (ev->buf == MMTLS_HTTP_TXN_END)
-            return;
-        a->txns_unlogged++; /* more than HA_TXN_MAX open at once */
+        if (ev->buf != MMTLS_HTTP_TXN_END)
+            a->txns_unlogged++; /* more than HA_TXN_MAX open at once */
+        if (a->o.on_buffer != NULL)
+            a->o.on_buffer(a->o.ud, hs->s, ev);
         return;
     }
     switch (ev->buf) {
@@ -132,13 +120,48 @@ static void on_http_event(void *ud, const struct mmtls_http_event *ev)
             t->status = (ev->p[0] - '0') * 100 + (ev->p[1] - '0') * 10 + (ev->p[2] - '0');
         break;
     case MMTLS_HTTP_BUF_RESP_BODY: t->length += ev->len; break;
-    case MMTLS_HTTP_TXN_END:
-        txn_log(hs, t);
-        free(t);
-        hs->txn[slot] = NULL;
-        break;
     default: break;
     }
+    /* The sink sees the buffer with the transaction's fields already filled (its alerts carry
+     * them); at the end, the transaction is logged after the sink's last evaluation. */
+    if (a->o.on_buffer != NULL)
+        a->o.on_buffer(a->o.ud, hs->s, ev);
+    if (ev->buf == MMTLS_HTTP_TXN_END) {
+        if (a->o.eve != NULL)
+            txn_log(hs, t);
+        free(t);
+        hs->txn[slot] = NULL;
+    }
+}
+
+static void txn_view(struct ha_sess *hs, const struct ha_txn *t, struct mmtls_eve_http *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->method = t->method.len > 0 ? t->method.b : NULL;
+    out->method_len = t->method.len;
+    out->url = t->url_len > 0 ? t->url : NULL;
+    out->url_len = t->url_len;
+    out->host = t->host.len > 0 ? t->host.b : NULL;
+    out->host_len = t->host.len;
+    out->user_agent = t->ua.len > 0 ? t->ua.b : NULL;
+    out->user_agent_len = t->ua.len;
+    out->protocol = mmtls_http_proto(hs->h) == MMTLS_HTTP_PROTO_H2 ? "HTTP/2" : NULL;
+    out->status = t->status;
+    out->length = t->length;
+}
+
+bool mmtls_httpapp_txn(const struct mmtls_httpapp *a, struct mmtls_session *s, uint64_t txn,
+                       struct mmtls_eve_http *out)
+{
+    struct ha_sess *hs = mmtls_session_ctx_get(s, a->app_id);
+
+    for (size_t i = 0; hs != NULL && i < HA_TXN_MAX; i++) {
+        if (hs->txn[i] != NULL && hs->txn[i]->id == txn) {
+            txn_view(hs, hs->txn[i], out);
+            return true;
+        }
+    }
+    return false;
 }
 
 /* After feeding direction d: pause over what the parser says it does not need. */

@@ -10,6 +10,8 @@
 #   - the same with --on-missing-keys pass: released after the wait, the download completes;
 #     and with alert: released, completes, and the session logs a no_keys error;
 #   - two workers (--workers 2): 128 concurrent downloads, all decrypted, byte-exact;
+#   - rules (--rules): a drop rule on the response body resets the EICAR download; an alert
+#     rule on the URI (HTTP/2) only logs;
 #   - wget (GnuTLS), python3, openssl s_client under the shim;
 #   - BYPASS refused (name not allowed: blocked) and allowed (--bypass-allow: passes);
 #   - mmtlsd restarted in the middle of a transfer: the transfer completes.
@@ -72,7 +74,7 @@ start_mbox() {
     shift
     ip netns exec "$P-mbox" timeout 120 "$MMTLSD" -i c0:s0 --key-listen 198.18.6.2:4433 \
         --cert "$W/pki/mbox.crt" --key "$W/pki/mbox.key" --client-ca "$W/pki/ca.crt" \
-        -l "$W/$tag" --block-eicar --log-http -v ${MBOX_V:-} "$@" 2>"$W/$tag.log" &
+        -l "$W/$tag" ${EICAR_OPT---block-eicar} --log-http -v ${MBOX_V:-} "$@" 2>"$W/$tag.log" &
     MB=$!
     for _ in $(seq 50); do
         grep -q bridging "$W/$tag.log" 2>/dev/null && break
@@ -182,6 +184,32 @@ client "${CURL[@]}" --http1.1 -o "$W/got6" https://server.test/big.bin &&
     cmp -s "$W/got6" "$W/www/big.bin" &&
     pass "no keys, policy pass: released after the wait, byte-exact" || fail "no-keys pass"
 stop_mbox
+
+# The rule engine inline: a Suricata drop rule on the response body blocks the EICAR download
+# (no built-in demo rule this time), an alert rule on the URI only logs.
+cat >"$W/inline.rules" <<'RULES'
+drop http any any -> any any (msg:"inline eicar"; file_data; content:"EICAR-STANDARD-ANTIVIRUS-TEST-FILE"; sid:9200001; rev:1;)
+alert http any any -> any any (msg:"inline big"; http.uri; content:"/big.bin"; sid:9200002; rev:1;)
+RULES
+EICAR_OPT= start_mbox run7 --rules "$W/inline.rules"
+client "${KEYS[@]}" "${CURL[@]}" --http1.1 -o "$W/got14" https://server.test/eicar.com 2>"$W/c14"
+rc=$?
+[ $rc = 56 ] && ! grep -qs EICAR "$W/got14" &&
+    pass "rules inline: a drop rule resets the EICAR download" || fail "rules drop (curl rc $rc)"
+client "${KEYS[@]}" "${CURL[@]}" --http2 -o "$W/got15" https://server.test/big.bin &&
+    cmp -s "$W/got15" "$W/www/big.bin" &&
+    pass "rules inline: an alert rule lets the download through (HTTP/2)" || fail "rules alert"
+stop_mbox
+PYTHONPATH="$HERE" python3 - "$W/run7/eve.json" <<'EOF' || fail "rules inline: eve"
+import sys
+from evecheck import load, events, check, done
+al = events(load(sys.argv[1]), "alert")
+check([a["alert"]["action"] for a in al if a["alert"]["signature_id"] == 9200001] == ["blocked"],
+      "one blocked alert for the drop rule")
+check([a["http"]["url"] for a in al if a["alert"]["signature_id"] == 9200002] == ["/big.bin"],
+      "one allowed alert for the URI rule, with the url")
+done()
+EOF
 
 start_mbox run6 --on-missing-keys alert --key-wait 300
 client "${CURL[@]}" --http1.1 -o "$W/got13" https://server.test/big.bin &&

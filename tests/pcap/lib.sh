@@ -642,3 +642,44 @@ is_prefix() {
     [ -e "$1" ] || return 0
     $PY -c 'import sys; a = open(sys.argv[1], "rb").read(); sys.exit(0 if open(sys.argv[2], "rb").read().startswith(a) else 1)' "$1" "$2"
 }
+
+# nginx_start D - nginx in the server namespace (foreground, one process) serving $NGINX_ROOT over
+# HTTPS on $S_IP:$S_PORT and [$S_IP6]:$S_PORT (TLS 1.2 and 1.3), access log D/access.log
+nginx_start() {
+    local d=$1
+    mkdir -p "$d/nginx"
+    cat >"$d/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $d/nginx/nginx.pid;
+error_log $d/nginx/error.log info;
+events { worker_connections 64; }
+http {
+    log_format st '\$request_method \$request_uri \$status';
+    access_log $d/access.log st;
+    client_body_temp_path $d/nginx/body;
+    proxy_temp_path $d/nginx/proxy;
+    fastcgi_temp_path $d/nginx/fastcgi;
+    uwsgi_temp_path $d/nginx/uwsgi;
+    scgi_temp_path $d/nginx/scgi;
+    default_type application/octet-stream;
+    server {
+        listen $S_IP:$S_PORT ssl http2;
+        listen [$S_IP6]:$S_PORT ssl http2;
+        ssl_certificate $T_PKI/rsa.crt;
+        ssl_certificate_key $T_PKI/rsa.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        root $NGINX_ROOT;
+    }
+}
+EOF
+    ip netns exec "$NS_S" timeout -k 5 120 nginx -c "$d/nginx.conf" -p "$d/nginx" \
+        >"$d/nginx.out" 2>&1 &
+    T_SRV_PID=$!
+    T_PIDS+=("$T_SRV_PID")
+    wait_port "$S_PORT" || {
+        t_fail "$(basename "$d")" "nginx did not listen: $(tail -c 600 "$d/nginx/error.log")"
+        return 1
+    }
+}

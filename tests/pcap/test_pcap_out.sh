@@ -26,46 +26,7 @@ payload_bin "$www/big.bin" 200000
 payload_hex "$www/mid.txt" 3000
 payload_bin "$T_WORK/post.bin" 5000
 HOST=server.test:$S_PORT
-
-# nginx_start D - nginx in the server namespace (foreground, one process), access log D/access.log
-nginx_start() {
-    local d=$1
-    mkdir -p "$d/nginx"
-    cat >"$d/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $d/nginx/nginx.pid;
-error_log $d/nginx/error.log info;
-events { worker_connections 64; }
-http {
-    log_format st '\$request_method \$request_uri \$status';
-    access_log $d/access.log st;
-    client_body_temp_path $d/nginx/body;
-    proxy_temp_path $d/nginx/proxy;
-    fastcgi_temp_path $d/nginx/fastcgi;
-    uwsgi_temp_path $d/nginx/uwsgi;
-    scgi_temp_path $d/nginx/scgi;
-    default_type application/octet-stream;
-    server {
-        listen $S_IP:$S_PORT ssl;
-        listen [$S_IP6]:$S_PORT ssl;
-        ssl_certificate $T_PKI/rsa.crt;
-        ssl_certificate_key $T_PKI/rsa.key;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        root $www;
-    }
-}
-EOF
-    ip netns exec "$NS_S" timeout -k 5 120 nginx -c "$d/nginx.conf" -p "$d/nginx" \
-        >"$d/nginx.out" 2>&1 &
-    T_SRV_PID=$!
-    T_PIDS+=("$T_SRV_PID")
-    wait_port "$S_PORT" || {
-        t_fail "$(basename "$d")" "nginx did not listen: $(tail -c 600 "$d/nginx/error.log")"
-        return 1
-    }
-}
+NGINX_ROOT=$www
 
 # curl_run D ADDR TLSARGS... - GET /index.html /big.bin /mid.txt, then POST /upload, on one
 # connection (curl reuses it across --next); key log D/keys.log.

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "mmtlsd.h"
+#include "detect/detect.h"
 #include "rules/rules.h"
 
 #define MMTLSD_MAX_KEYLOGS 64
@@ -58,6 +59,7 @@ struct opts {
     const char *rules[MMTLSD_MAX_RULEFILES];
     int nrules;
     bool test_rules;
+    const struct mmtls_detect *detect; /* compiled --rules, shared by the workers */
 };
 
 /* Per-run tallies, kept by a tiny app on the public API. */
@@ -126,9 +128,10 @@ static void usage(FILE *fp)
             "      --key-wait MS        hold a session's records up to MS waiting for its keys\n"
             "                           (default 2000 with --key-listen)\n"
             "      --key-hold-max BYTES records held per session while waiting (default 1 MiB)\n"
-            "      --rules FILE         Snort 3 / Suricata rule file (repeatable, 64)\n"
-            "      --test-rules         load the --rules files, print the load summary, exit\n"
-            "                           (non-zero when a file cannot be read)\n"
+            "      --rules FILE         Snort 3 / Suricata rules to match on the decrypted\n"
+            "                           streams, HTTP transactions and SNI (repeatable, 64)\n"
+            "      --test-rules         load and compile the --rules files, print the\n"
+            "                           summaries, exit (non-zero when a file cannot be read)\n"
             "  -c, --config FILE        read options from FILE first: one per line, the long\n"
             "                           name without dashes, then its value ('name value' or\n"
             "                           'name = value'); '#' starts a comment; the command\n"
@@ -419,11 +422,6 @@ static int check_args(struct opts *o)
         }
         return 0; /* nothing else is used */
     }
-    if (o->nrules > 0) {
-        fprintf(stderr, "mmtlsd: rule matching is not in this build yet; --rules works with "
-                        "--test-rules (load and check rule files)\n");
-        return -1;
-    }
     if ((o->read == NULL) == (o->iface == NULL)) {
         fprintf(stderr, "mmtlsd: give either a capture (-r) or two interfaces (-i) (see --help)\n");
         return -1;
@@ -583,6 +581,7 @@ struct worker {
     struct mmtls_block *blk;
     struct mmtls_depth *depth;
     struct mmtls_httpapp *http;
+    struct mmtls_ids *ids;
     struct tally tally;
     struct mmtlsd_bridge *br;
     int efd; /* eventfd that wakes an idle inline worker when keys come; -1 offline */
@@ -791,7 +790,7 @@ static int worker_setup(struct worker *w, const struct opts *o, int nworkers,
     }
     /* With the HTTP app, the depth applies per message body (it knows where bodies end);
      * otherwise per response, counted from each client record (the depth app). */
-    if (o->inspect_depth > 0 && !o->log_http &&
+    if (o->inspect_depth > 0 && !o->log_http && o->detect == NULL &&
         mmtls_depth_register(&w->depth, w->e, o->inspect_depth) != 0) {
         fprintf(stderr, "mmtlsd: cannot register the depth app\n");
         return -1;
@@ -814,7 +813,17 @@ static int worker_setup(struct worker *w, const struct opts *o, int nworkers,
             return -1;
         }
     }
-    if (o->log_http) {
+    if (o->detect != NULL) {
+        struct mmtls_ids_opts io = {.sz = sizeof(io),
+                                    .detect = o->detect,
+                                    .eve = w->eve,
+                                    .log_http = o->log_http,
+                                    .depth = o->inspect_depth};
+        if (mmtls_ids_new(&w->ids, &io) != 0 || mmtls_ids_register(w->ids, w->e) != 0) {
+            fprintf(stderr, "mmtlsd: cannot register the rule engine\n");
+            return -1;
+        }
+    } else if (o->log_http) {
         struct mmtls_httpapp_opts ho = {.sz = sizeof(ho), .eve = w->eve, .depth = o->inspect_depth};
         if (mmtls_httpapp_new(&w->http, &ho) != 0 || mmtls_httpapp_register(w->http, w->e) != 0) {
             fprintf(stderr, "mmtlsd: cannot register the http app\n");
@@ -846,6 +855,7 @@ static void worker_free(struct worker *w)
     mmtls_block_free(w->blk);
     mmtls_depth_free(w->depth);
     mmtls_httpapp_free(w->http);
+    mmtls_ids_free(w->ids);
     if (w->efd >= 0)
         close(w->efd);
     if (w->id != 0) {
@@ -911,27 +921,35 @@ out:
     return status;
 }
 
-/* --test-rules: loads the rule files, prints the load summary on standard output and exits
- * 0, or 2 when a file cannot be read (as suricata -T). */
-static int test_rules(const struct opts *o)
+/* --rules: loads the rule files into *rs and compiles them into *det (shared, read-only, by
+ * every worker).  The load summary and the compile summary go to `out` (NULL: not printed).
+ * 0, or 2 when a file cannot be read or the rules cannot be compiled. */
+static int load_rules(const struct opts *o, struct mmtls_rules_set **rs, struct mmtls_detect **det,
+                      FILE *out)
 {
-    struct mmtls_rules_set *rs = NULL;
     char err[512];
-    int status = 0;
+    int status = 0, rc;
 
-    if (mmtls_rules_set_new(&rs) != 0) {
+    if (mmtls_rules_set_new(rs) != 0) {
         fprintf(stderr, "mmtlsd: cannot allocate the rule set\n");
         return 2;
     }
     for (int i = 0; i < o->nrules; i++) {
-        int rc = mmtls_rules_load_file(rs, o->rules[i], err, sizeof(err));
+        rc = mmtls_rules_load_file(*rs, o->rules[i], err, sizeof(err));
         if (rc != 0) {
             fprintf(stderr, "mmtlsd: rules: %s\n", rc == MMTLS_E_IO ? err : mmtls_strerror(rc));
             status = 2;
         }
     }
-    mmtls_rules_summary_print(rs, stdout);
-    mmtls_rules_set_free(rs);
+    if (out != NULL)
+        mmtls_rules_summary_print(*rs, out);
+    rc = mmtls_detect_new(det, *rs, NULL);
+    if (rc != 0) {
+        fprintf(stderr, "mmtlsd: rules: cannot compile the rules: %s\n", mmtls_strerror(rc));
+        return 2;
+    }
+    if (out != NULL)
+        mmtls_detect_info_print(*det, out);
     return status;
 }
 
@@ -948,6 +966,8 @@ int main(int argc, char **argv)
     struct mmtls_io_pkt pkt;
     char err[512] = "", eve_path[PATH_MAX], *config_text = NULL;
     const char *config = NULL;
+    struct mmtls_rules_set *rules = NULL;
+    struct mmtls_detect *detect = NULL;
     int rc, status = 0, n = 0;
     uint64_t last_ts = 0;
     double t0;
@@ -969,8 +989,15 @@ int main(int argc, char **argv)
         return 2;
     if (parse_args(argc, argv, &o) != 0 || check_args(&o) != 0)
         return 2;
-    if (o.test_rules)
-        return test_rules(&o);
+    if (o.nrules > 0) {
+        rc = load_rules(&o, &rules, &detect, o.test_rules ? stdout : o.quiet ? NULL : stderr);
+        if (rc != 0 || o.test_rules) {
+            mmtls_detect_free(detect);
+            mmtls_rules_set_free(rules);
+            return rc;
+        }
+        o.detect = detect;
+    }
     if (o.eng.key_wait_ms == UINT32_MAX)
         o.eng.key_wait_ms = o.iface != NULL ? 500 : o.key_listen != NULL ? 2000 : 0;
 
@@ -1099,6 +1126,8 @@ out:
     }
     mmtls_pcap_close(r);
     mmtls_keystore_free(ks);
+    mmtls_detect_free(detect); /* after the workers (their IDS apps) */
+    mmtls_rules_set_free(rules);
     free(config_text);
     return status;
 }
