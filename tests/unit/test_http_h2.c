@@ -222,10 +222,11 @@ static char *run(const struct mmtls_http_opts *o, const struct wbuf *c, size_t c
     char *out;
 
     assert_non_null(h);
+    /* (an empty buffer has p == NULL: no pointer arithmetic on it) */
     coll_feed(h, MMTLS_HTTP_TO_SERVER, c->p, a);
-    coll_feed(h, MMTLS_HTTP_TO_SERVER, c->p + a, cl - a);
+    coll_feed(h, MMTLS_HTTP_TO_SERVER, c->p != NULL ? c->p + a : NULL, cl - a);
     coll_feed(h, MMTLS_HTTP_TO_CLIENT, s->p, b);
-    coll_feed(h, MMTLS_HTTP_TO_CLIENT, s->p + b, sl - b);
+    coll_feed(h, MMTLS_HTTP_TO_CLIENT, s->p != NULL ? s->p + b : NULL, sl - b);
     if (close) {
         mmtls_http_close(h, MMTLS_HTTP_TO_SERVER);
         mmtls_http_close(h, MMTLS_HTTP_TO_CLIENT);
