@@ -434,7 +434,8 @@ def main():
         for name, title, h in synthetic():
             print(h.c(name, title))
         return
-    arrays = c_arrays(os.path.join(HERE, "test_tls_fp.c"))
+    arrays = {**c_arrays(os.path.join(HERE, "tls_captures.h")),
+              **c_arrays(os.path.join(HERE, "test_tls_fp.c"))}
     if "--tshark" in sys.argv:
         ts = tshark_ja3(arrays)
         for name, msg in arrays.items():
