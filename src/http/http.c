@@ -54,17 +54,6 @@ bool mmtls_http_ieq(const uint8_t *p, size_t n, const char *lit)
     return true;
 }
 
-static int hexval(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* RFC 3986 §2.3 */
 static bool unreserved(uint8_t c)
 {
@@ -118,9 +107,9 @@ int mmtls_http_uri_normalize(const uint8_t *in, size_t inlen, uint8_t *out, size
     }
     /* RFC 3986 §2.3/§6.2.2.2: decode percent-encoded unreserved characters only */
     for (; i < inlen; i++) {
-        if (in[i] == '%' && 2 <= inlen - i - 1 && hexval(in[i + 1]) >= 0 &&
-            hexval(in[i + 2]) >= 0) {
-            uint8_t c = (uint8_t)(hexval(in[i + 1]) << 4 | hexval(in[i + 2]));
+        if (in[i] == '%' && 2 <= inlen - i - 1 && mmtls_hexval(in[i + 1]) >= 0 &&
+            mmtls_hexval(in[i + 2]) >= 0) {
+            uint8_t c = (uint8_t)(mmtls_hexval(in[i + 1]) << 4 | mmtls_hexval(in[i + 2]));
             if (unreserved(c)) {
                 out[w++] = c;
                 i += 2;

@@ -373,20 +373,6 @@ static int text_opt(struct mmtls_rules_pctx *c, const struct opt *o, struct mmtl
     return 0;
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9') {
-        return ch - '0';
-    }
-    if (ch >= 'a' && ch <= 'f') {
-        return ch - 'a' + 10;
-    }
-    if (ch >= 'A' && ch <= 'F') {
-        return ch - 'A' + 10;
-    }
-    return -1;
-}
-
 /* Decodes a content string s[q0 + 1, q1) (q0/q1: the quotes): text with `\"` `\;` `\\` `\|`
  * `\:` escapes, and `|41 42|` hex runs. */
 static int content_decode(struct mmtls_rules_pctx *c, size_t q0, size_t q1, uint8_t *out,
@@ -416,7 +402,7 @@ static int content_decode(struct mmtls_rules_pctx *c, size_t q0, size_t q1, uint
                 }
                 continue;
             }
-            v = hexval(ch);
+            v = mmtls_hexval((unsigned char)ch);
             if (v < 0) {
                 return mmtls_rules_fail(c, MMTLS_E_MALFORMED, i, "bad hex digit");
             }

@@ -132,7 +132,7 @@ bool mmtls_ct_eq(const void *a, const void *b, size_t len)
     return CRYPTO_memcmp(a, b, len) == 0;
 }
 
-static int hexval(char c)
+int mmtls_hexval(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -148,7 +148,8 @@ int mmtls_hex_decode(const char *hex, size_t hexlen, uint8_t *out, size_t outcap
     if (hexlen % 2 != 0 || hexlen / 2 > outcap)
         return MMTLS_E_MALFORMED;
     for (size_t i = 0; i < hexlen / 2; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        int hi = mmtls_hexval((unsigned char)hex[2 * i]),
+            lo = mmtls_hexval((unsigned char)hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return MMTLS_E_MALFORMED;
         out[i] = (uint8_t)(hi << 4 | lo);

@@ -197,6 +197,9 @@ bool mmtls_ct_eq(const void *a, const void *b, size_t len);
 
 /* Decodes exactly `hexlen` hex digits (either case) into out (hexlen/2 bytes).
  * MMTLS_E_MALFORMED on an odd length or a non-hex character. */
+/* Value of one hex digit (0-9, a-f, A-F), or -1. */
+int mmtls_hexval(int c);
+
 MMTLS_MUST_USE int mmtls_hex_decode(const char *hex, size_t hexlen, uint8_t *out, size_t outcap);
 /* Writes 2*len lowercase hex digits and a NUL into out (which must hold 2*len+1). */
 void mmtls_hex_encode(const uint8_t *p, size_t len, char *out);
