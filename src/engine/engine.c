@@ -242,9 +242,19 @@ static void sink_event(void *ud, enum mmtls_reasm_event ev, uint64_t off, uint64
         break;
     case MMTLS_REASM_EV_OVERLAP_DIFF:
         e->st.reasm_overlap_diff++;
-        if (ef->s != NULL && !ef->stop)
+        if (ef->s != NULL && !ef->stop) {
             eng_error(ef->s, MMTLS_TLSERR_EVASION_OVERLAP, c->dir, off,
                       "retransmitted bytes differ from the first copy");
+            /* DESIGN §3 rule 5: inline, an evasion attempt is blocked (fail closed) unless
+             * configured to alert only: the frame carrying the differing bytes is dropped and
+             * both ends are reset.  Offline the first copy stays the one inspected and the
+             * session goes on (an analysis of what happened, not a verdict). */
+            if (e->inline_mode && !e->o.evasion_alert_only && !ef->s->info.blocked) {
+                e->st.evasion_blocked++;
+                mmtls_session_block((struct mmtls_session *)ef->s,
+                                    "evasion: retransmitted bytes differ from the first copy");
+            }
+        }
         break;
     case MMTLS_REASM_EV_MEMCAP:
     case MMTLS_REASM_EV_SEGMENT_LIMIT:
@@ -587,6 +597,7 @@ void mmtls_engine_stats_json(const struct mmtls_engine *e, struct mmtls_json *j)
     mmtls_json_u64(j, "rst_sent", st->rst_sent);
     mmtls_json_u64(j, "blocked_missing_keys", st->blocked_missing_keys);
     mmtls_json_u64(j, "non_tls_blocked", st->non_tls_blocked);
+    mmtls_json_u64(j, "evasion_blocked", st->evasion_blocked);
     if (st->test_tampered != 0)
         mmtls_json_u64(j, "test_tampered", st->test_tampered);
     {

@@ -37,6 +37,10 @@ struct mmtls_engine_opts {
      * come within key_wait_ms (DESIGN §3 rule 2), and to flows that are not TLS. */
     int on_missing_keys; /* enum mmtls_missing_keys */
     bool block_non_tls;
+    /* Retransmitted bytes that differ from those inspected (DESIGN §3 rule 5): inline, the
+     * session is blocked (the frame dropped, both ends reset) unless this is set; the
+     * evasion_overlap error is raised either way (offline only the error). */
+    bool evasion_alert_only;
     /* Server names (fnmatch patterns, NULL-terminated; borrowed) whose sessions clients may
      * bypass (BYPASS message).  A BYPASS for another name counts as no keys (DESIGN §3 rule 6). */
     const char *const *bypass_allow;
@@ -125,6 +129,7 @@ struct mmtls_engine_stats {
     uint64_t records_held, records_released, holds_expired, holds_over_cap;
     uint64_t frames_held, frames_released, frames_dropped, rst_sent, blocked_missing_keys;
     uint64_t non_tls_blocked;
+    uint64_t evasion_blocked; /* sessions blocked for differing retransmissions */
     /* how long sessions' held frames waited for keys (µs), log2 buckets: [0] < 1 µs,
      * [i] < 2^i µs; sessions whose records waited but no frame had to: key_waits_undelayed */
     uint64_t key_stall_hist[32];

@@ -37,6 +37,7 @@ struct result {
     /* inline verdicts and TX sink (test_engine_inline) */
     int fwd, drop, hold, sent, built, rst_to_client, rst_to_server;
     int blocked_app;
+    int evasion_verdict; /* verdict of the differing retransmission (test_evasion_blocked) */
     /* what the sessions ended with */
     int sessions;
     enum mmtls_key_status status;

@@ -42,6 +42,8 @@ static int blocker(struct mmtls_session *s, const struct mmtls_event_info *ev, v
     return on_event(s, ev, arg);
 }
 
+static int evasion_at = -1; /* after this frame, a copy with one payload byte changed */
+
 static void run_inline(struct result *res, struct mmtls_engine_keymsg *m, size_t at,
                        uint32_t wait_ms, int policy, struct mmtls_engine_stats *st)
 {
@@ -73,6 +75,17 @@ static void run_inline(struct result *res, struct mmtls_engine_keymsg *m, size_t
             res->drop++;
         else
             res->hold++;
+        if ((int)i == evasion_at) {
+            /* The same segment again, its last payload byte changed, before any ACK: a
+             * retransmission that differs from what was inspected (DESIGN §3 rule 5). */
+            uint8_t *copy = malloc(pkts[i].len);
+            assert_non_null(copy);
+            memcpy(copy, pkts[i].data, pkts[i].len);
+            copy[pkts[i].len - 1] ^= 0x5a;
+            v = mmtls_engine_packet_inline(e, port, copy, pkts[i].len, pkts[i].ts, NULL, 0);
+            res->evasion_verdict = v;
+            free(copy);
+        }
     }
     mmtls_engine_poll_keys(e);
     mmtls_engine_flush(e);
@@ -152,12 +165,45 @@ static void test_app_blocks(void **state)
     assert_int_equal(st.blocked_sessions, 1);
 }
 
+/* The first server frame with at least 200 bytes of TCP payload after its first 4 frames. */
+static int server_data_frame(void)
+{
+    int seen = 0;
+
+    for (size_t i = 0; i < npkts; i++) {
+        const uint8_t *ip = pkts[i].data + 14;
+        size_t ihl = (size_t)(ip[0] & 0x0f) * 4, doff = (size_t)(ip[ihl + 12] >> 4) * 4;
+        uint16_t sport = (uint16_t)(ip[ihl] << 8 | ip[ihl + 1]);
+        if (sport == 4433 && pkts[i].len >= 14 + ihl + doff + 200 && ++seen > 4)
+            return (int)i;
+    }
+    return -1;
+}
+
+static void test_evasion_blocked(void **state)
+{
+    struct result r;
+    struct mmtls_engine_stats st;
+
+    (void)state;
+    evasion_at = server_data_frame();
+    assert_true(evasion_at > 0);
+    run_inline(&r, keymsg(false, false, false), 0, 500, MMTLS_MISSING_BLOCK, &st);
+    evasion_at = -1;
+    assert_true(st.reasm_overlap_diff >= 1);
+    assert_int_equal(st.evasion_blocked, 1);
+    assert_int_equal(st.blocked_sessions, 1);
+    assert_int_equal(r.evasion_verdict, MMTLS_PKT_DROP); /* the differing copy never leaves */
+    assert_int_equal(r.rst_to_server, 1);
+    assert_int_equal(r.rst_to_client, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_with_keys),  cmocka_unit_test(test_held_until_late_keys),
         cmocka_unit_test(test_missing_keys_block), cmocka_unit_test(test_missing_keys_pass),
-        cmocka_unit_test(test_app_blocks),
+        cmocka_unit_test(test_app_blocks),         cmocka_unit_test(test_evasion_blocked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

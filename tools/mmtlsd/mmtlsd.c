@@ -87,6 +87,8 @@ static void usage(FILE *fp)
             "      --on-missing-keys P  block (default), pass or alert when keys do not come\n"
             "                           within --key-wait (default 500 ms inline)\n"
             "      --block-non-tls      drop TCP flows that do not start with a ClientHello\n"
+            "      --on-evasion P       retransmitted bytes that differ from those inspected:\n"
+            "                           block the session (default) or alert only\n"
             "      --block-eicar        demo rule: block sessions carrying the EICAR test file\n"
             "      --log-http           eve 'http' events for decrypted HTTP/1.x and HTTP/2\n"
             "                           transactions (with --inspect-depth: per message body)\n"
@@ -190,6 +192,7 @@ enum {
     O_TAMPER,
     O_RULES,
     O_TESTRULES,
+    O_EVASION,
     O_PCAPOUT,
     O_PCAPPORT
 };
@@ -200,6 +203,7 @@ static const struct option lopts[] = {
     {"workers", required_argument, NULL, O_WORKERS},
     {"test-tamper", required_argument, NULL, O_TAMPER},
     {"rules", required_argument, NULL, O_RULES},
+    {"on-evasion", required_argument, NULL, O_EVASION},
     {"test-rules", no_argument, NULL, O_TESTRULES},
     {"no-vnet", no_argument, NULL, O_NOVNET},
     {"on-missing-keys", required_argument, NULL, O_MISSING},
@@ -265,6 +269,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->rules[o->nrules++] = optarg;
             break;
         case O_TESTRULES: o->test_rules = true; break;
+        case O_EVASION:
+            if (strcmp(optarg, "block") == 0 || strcmp(optarg, "alert") == 0) {
+                o->eng.evasion_alert_only = strcmp(optarg, "alert") == 0;
+            } else {
+                fprintf(stderr, "mmtlsd: --on-evasion takes block or alert\n");
+                return -1;
+            }
+            break;
         case O_TAMPER: {
             const char *eq = strchr(optarg, '=');
             size_t fl = eq != NULL ? (size_t)(eq - optarg) : 0;
