@@ -25,6 +25,7 @@ void mmtls_engine_opts_default(struct mmtls_engine_opts *o)
     o->verify_all = true;
     o->key_wait_ms = 0;
     o->key_hold_max = 1u << 20;
+    o->key_hold_total = (size_t)256 << 20;
     o->key_pending_max = 65536;
     o->key_pending_ms = 10 * 1000;
 }

@@ -31,6 +31,7 @@ struct mmtls_engine_opts {
      * they are processed as undecryptable.  0 = no holding (key logs only). */
     uint32_t key_wait_ms;
     size_t key_hold_max;
+    size_t key_hold_total;    /* all sessions' held records together (the worker's cap) */
     uint32_t key_pending_max; /* keys waiting for their session (count) */
     uint32_t key_pending_ms;  /* ... and how long they wait */
     /* Inline mode (mmtls_engine_packet_inline): what happens to a session whose keys did not

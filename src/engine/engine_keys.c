@@ -474,8 +474,10 @@ bool eng_keys_hold(struct eng_session *s, int dir, const uint8_t *rec, size_t le
             s->in_waitlist = true;
         }
     }
-    if (s->held_bytes + len > e->o.key_hold_max) {
-        /* Over the cap: stop waiting; everything held is processed without keys. */
+    if (s->held_bytes + len > e->o.key_hold_max ||
+        (e->o.key_hold_total != 0 && e->held_total + len > e->o.key_hold_total)) {
+        /* Over the session's or the worker's cap: stop waiting; what was held is handled as
+         * without keys (the missing-keys policy: block by default). */
         e->st.holds_over_cap++;
         s->wait_expired = true;
         eng_keys_release(s);

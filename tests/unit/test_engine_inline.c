@@ -44,6 +44,8 @@ static int blocker(struct mmtls_session *s, const struct mmtls_event_info *ev, v
 
 static int evasion_at = -1; /* after this frame, a copy with one payload byte changed */
 
+static size_t hold_total_cap; /* 0: the default */
+
 static void run_inline(struct result *res, struct mmtls_engine_keymsg *m, size_t at,
                        uint32_t wait_ms, int policy, struct mmtls_engine_stats *st)
 {
@@ -57,6 +59,8 @@ static void run_inline(struct result *res, struct mmtls_engine_keymsg *m, size_t
     mmtls_engine_opts_default(&o);
     o.key_wait_ms = wait_ms;
     o.on_missing_keys = policy;
+    if (hold_total_cap != 0)
+        o.key_hold_total = hold_total_cap;
     assert_int_equal(mmtls_engine_new(&e, &o), 0);
     assert_int_equal(mmtls_engine_app_register(e, &app, NULL), 0);
     mmtls_engine_set_tx(e, &tx);
@@ -118,6 +122,23 @@ static void test_held_until_late_keys(void **state)
     assert_int_equal(r.fwd + r.hold, (int)npkts);
     assert_int_equal(st.frames_released, (uint64_t)r.hold);
     assert_int_equal(r.built, 0);
+}
+
+/* The worker's cap on held records: over it, the session is handled as without keys (policy
+ * block: dropped and reset), even though its keys would come later. */
+static void test_hold_total_cap(void **state)
+{
+    struct result r;
+    struct mmtls_engine_stats st;
+
+    (void)state;
+    hold_total_cap = 100;
+    run_inline(&r, keymsg(false, false, false), npkts - 3, 60000, MMTLS_MISSING_BLOCK, &st);
+    hold_total_cap = 0;
+    assert_true(st.holds_over_cap >= 1);
+    assert_int_equal(st.blocked_missing_keys, 1);
+    assert_int_equal(r.rst_to_server, 1);
+    assert_int_equal(r.rst_to_client, 1);
 }
 
 static void test_missing_keys_block(void **state)
@@ -204,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_forward_with_keys),  cmocka_unit_test(test_held_until_late_keys),
         cmocka_unit_test(test_missing_keys_block), cmocka_unit_test(test_missing_keys_pass),
         cmocka_unit_test(test_app_blocks),         cmocka_unit_test(test_evasion_blocked),
+        cmocka_unit_test(test_hold_total_cap),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

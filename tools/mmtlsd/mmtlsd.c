@@ -130,6 +130,8 @@ static void usage(FILE *fp)
             "      --key-wait MS        hold a session's records up to MS waiting for its keys\n"
             "                           (default 2000 with --key-listen)\n"
             "      --key-hold-max BYTES records held per session while waiting (default 1 MiB)\n"
+            "      --key-hold-total BYTES  ... and per worker (default 256 MiB); over either\n"
+            "                           cap the session is handled as without keys\n"
             "      --rules FILE         Snort 3 / Suricata rules to match on the decrypted\n"
             "                           streams, HTTP transactions and SNI (repeatable, 64)\n"
             "      --test-rules         load and compile the --rules files, print the\n"
@@ -193,6 +195,7 @@ enum {
     O_RULES,
     O_TESTRULES,
     O_EVASION,
+    O_KHOLDTOTAL,
     O_PCAPOUT,
     O_PCAPPORT
 };
@@ -234,6 +237,7 @@ static const struct option lopts[] = {
     {"no-master-secrets", no_argument, NULL, O_NOMASTER},
     {"key-wait", required_argument, NULL, O_KWAIT},
     {"key-hold-max", required_argument, NULL, O_KHOLD},
+    {"key-hold-total", required_argument, NULL, O_KHOLDTOTAL},
     {"config", required_argument, NULL, 'c'},
     {"verbose", no_argument, NULL, 'v'},
     {"quiet", no_argument, NULL, 'q'},
@@ -399,6 +403,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
             if (parse_u64("key-wait", optarg, 0, 600000, &v) != 0)
                 return -1;
             o->eng.key_wait_ms = (uint32_t)v;
+            break;
+        case O_KHOLDTOTAL:
+            if (parse_u64("key-hold-total", optarg, 65536, (uint64_t)1 << 40, &v) != 0)
+                return -1;
+            o->eng.key_hold_total = (size_t)v;
             break;
         case O_KHOLD:
             if (parse_u64("key-hold-max", optarg, 0, 1u << 30, &v) != 0)
