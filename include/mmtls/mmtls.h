@@ -141,6 +141,7 @@ struct mmtls_session_info {
     bool encrypt_then_mac;      /* RFC 7366 negotiated (CBC suites) */
     bool blocked;
     bool private_tag;    /* the endpoints use the private tag: tamper-evident end to end */
+    bool plain;          /* not TLS: a plain TCP stream (the engine's inspect_plain option) */
     uint32_t handshakes; /* 1 + renegotiations */
     enum mmtls_key_status key_status;
     struct {

@@ -305,7 +305,8 @@ static int eve_on_event(struct mmtls_session *s, const struct mmtls_event_info *
         break;
     }
     case MMTLS_EV_SESSION_END:
-        write_session(eve, s, es);
+        if (!mmtls_session_info(s)->plain) /* plain TCP streams have no tls event */
+            write_session(eve, s, es);
         free(es);
         mmtls_session_ctx_set(s, eve->app_id, NULL);
         break;

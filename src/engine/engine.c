@@ -206,12 +206,15 @@ static void sink_data(void *ud, uint64_t off, const uint8_t *p, size_t len)
         /* TLS clients speak first: a flow whose first bytes come from the server is not TLS
          * (any port).  Whether the client's bytes start a ClientHello is decided by the session
          * once the first record header and handshake header are in. */
+        bool server_first = c->dir == 1 && off == 0 && !ef->midstream;
         if (c->dir != 0 || off != 0) {
-            ef->stop = true;
-            ef->eng->st.flows_not_tls++;
-            if (ef->midstream)
-                ef->eng->st.flows_midstream++;
-            return;
+            if (!(server_first && ef->eng->o.inspect_plain)) {
+                ef->stop = true;
+                ef->eng->st.flows_not_tls++;
+                if (ef->midstream)
+                    ef->eng->st.flows_midstream++;
+                return;
+            }
         }
         ef->s = eng_session_new(ef->eng, ef->flow);
         if (ef->s == NULL) {
@@ -219,6 +222,8 @@ static void sink_data(void *ud, uint64_t off, const uint8_t *p, size_t len)
             ef->eng->st.flow_alloc_failures++;
             return;
         }
+        if (server_first)
+            eng_plain_start(ef->s); /* the server speaks first (SMTP, FTP...): not TLS */
     }
     eng_tls_data(ef->s, c->dir, off, p, len);
     if (ef->s->not_tls && !ef->stop) {
@@ -302,7 +307,8 @@ static void handle_tcp(struct mmtls_engine *e, const struct mmtls_pkt *pkt)
     if (ef->stop) {
         if (ef->s != NULL && ef->s->info.blocked)
             e->verdict = MMTLS_PKT_DROP;
-        else if (e->inline_mode && e->o.block_non_tls && (ef->s == NULL || ef->s->not_tls))
+        else if (e->inline_mode && e->o.block_non_tls &&
+                 (ef->s == NULL || ef->s->not_tls || ef->s->plain))
             e->verdict = MMTLS_PKT_DROP; /* operator policy: only TLS passes */
         return;
     }
@@ -380,7 +386,8 @@ static void handle_tcp(struct mmtls_engine *e, const struct mmtls_pkt *pkt)
     }
     if (ef->s != NULL && ef->s->info.blocked)
         e->verdict = MMTLS_PKT_DROP;
-    if (ef->stop && e->inline_mode && e->o.block_non_tls && !(ef->s != NULL && ef->s->started)) {
+    if (e->inline_mode && e->o.block_non_tls &&
+        ((ef->stop && !(ef->s != NULL && ef->s->started)) || (ef->s != NULL && ef->s->plain))) {
         e->st.non_tls_blocked++;
         e->verdict = MMTLS_PKT_DROP;
     }
@@ -575,6 +582,7 @@ void mmtls_engine_stats_json(const struct mmtls_engine *e, struct mmtls_json *j)
     mmtls_json_u64(j, "tls", st->flows_tls);
     mmtls_json_u64(j, "not_tls", st->flows_not_tls);
     mmtls_json_u64(j, "midstream", st->flows_midstream);
+    mmtls_json_u64(j, "plain", st->flows_plain);
     mmtls_json_u64(j, "alloc_failures", st->flow_alloc_failures);
     mmtls_json_obj_close(j);
     mmtls_json_obj_open(j, "stream");

@@ -42,6 +42,11 @@ struct mmtls_engine_opts {
      * session is blocked (the frame dropped, both ends reset) unless this is set; the
      * evasion_overlap error is raised either way (offline only the error). */
     bool evasion_alert_only;
+    /* TCP flows that are not TLS (the client's first byte is not a handshake record, or the
+     * server speaks first) become plain sessions: SESSION_START, then their in-order bytes as
+     * NEW_RECORD events of type application_data (not encrypted, at most 16 KB each), so the
+     * apps (rules) see them too.  Off: such flows are only counted (and forwarded). */
+    bool inspect_plain;
     /* Server names (fnmatch patterns, NULL-terminated; borrowed) whose sessions clients may
      * bypass (BYPASS message).  A BYPASS for another name counts as no keys (DESIGN §3 rule 6). */
     const char *const *bypass_allow;
@@ -117,7 +122,7 @@ struct mmtls_engine_stats {
     uint64_t packets, bytes;
     uint64_t decode_events[MMTLS_DEC_EVENT_MAX];
     uint64_t tcp_packets, fragments, reassembled_datagrams;
-    uint64_t flows_tls, flows_not_tls, flows_midstream;
+    uint64_t flows_tls, flows_not_tls, flows_midstream, flows_plain;
     uint64_t sessions_started, sessions_ended;
     uint64_t records, records_decrypted, records_undecrypted, records_skipped;
     uint64_t plain_bytes;

@@ -102,6 +102,7 @@ struct eng_session {
     void *ctx[ENG_MAX_APPS];
     bool started; /* SESSION_START raised */
     bool not_tls;
+    bool plain; /* a TCP flow that is not TLS, inspected as a plain stream (inspect_plain) */
     bool keys_looked_up, keys_found;
     struct mmtls_keyset ks; /* copy from the key store; wiped when keys are installed */
     const struct mmtls_suite *suite;
@@ -214,6 +215,8 @@ struct eng_session *eng_session_new(struct mmtls_engine *e, struct mmtls_flow *f
 void eng_session_free(struct eng_session *s);
 /* In-order stream bytes of direction dir. */
 void eng_tls_data(struct eng_session *s, int dir, uint64_t off, const uint8_t *p, size_t len);
+/* inspect_plain: turns s into a plain-stream session (SESSION_START raised now). */
+void eng_plain_start(struct eng_session *s);
 /* Bytes [off, off+len) of dir are lost. */
 void eng_tls_gap(struct eng_session *s, int dir, uint64_t off, uint64_t len);
 /* Computes the final key status before SESSION_END. */

@@ -1247,10 +1247,75 @@ nomem:
     d->dead = true;
 }
 
+void eng_plain_start(struct eng_session *s)
+{
+    struct mmtls_event_info ev = {.ev = MMTLS_EV_SESSION_START};
+
+    s->plain = true;
+    s->info.plain = true;
+    s->started = true;
+    s->eng->st.flows_plain++;
+    (void)eng_dispatch(s, MMTLS_EV_SESSION_START, &ev);
+}
+
+/* A plain session's bytes: records of at most 16 KB, not encrypted (apps read them with
+ * mmtls_record_plaintext as any other); pause_monitor skips them by length. */
+static void plain_data(struct eng_session *s, int dir, uint64_t off, const uint8_t *p, size_t len)
+{
+    struct eng_tdir *d = &s->d[dir];
+
+    while (len > 0 && !s->info.blocked) {
+        size_t n = MMTLS_MIN(len, (size_t)MMTLS_TLS_MAX_PLAINTEXT);
+        if (d->pause_left >= n) {
+            if (d->pause_left != UINT64_MAX)
+                d->pause_left -= n;
+            s->info.dir[dir].skipped_bytes += n;
+            s->eng->st.records_skipped++;
+        } else {
+            d->pause_left = 0;
+            memset(&s->cur, 0, sizeof(s->cur));
+            s->cur.rec.dir = (enum mmtls_dir)dir;
+            s->cur.rec.outer_type = MMTLS_CT_APPLICATION_DATA;
+            s->cur.rec.type = MMTLS_CT_APPLICATION_DATA;
+            s->cur.rec.wire_len = (uint32_t)n;
+            s->cur.rec.max_plain_len = (uint32_t)n;
+            s->cur.rec.stream_off = off;
+            s->cur.rec.decryptable = true;
+            s->cur.frag = p;
+            s->cur.frag_len = n;
+            s->cur.plain = p;
+            s->cur.plain_len = n;
+            s->cur.active = true;
+            s->info.dir[dir].records++;
+            s->info.dir[dir].wire_bytes += n;
+            s->info.dir[dir].app_records++;
+            s->info.dir[dir].plain_bytes += n;
+            s->eng->st.plain_bytes += n;
+            dispatch_record(s);
+            s->cur.active = false;
+        }
+        p += n;
+        off += n;
+        len -= n;
+    }
+}
+
 void eng_tls_data(struct eng_session *s, int dir, uint64_t off, const uint8_t *p, size_t len)
 {
     struct eng_tdir *d = &s->d[dir];
 
+    if (s->plain) {
+        plain_data(s, dir, off, p, len);
+        return;
+    }
+    /* inspect_plain: a client whose first byte cannot start a TLS handshake record (RFC 8446
+     * §5.1: content type 22) is a plain stream, decided before any byte is consumed. */
+    if (!s->started && dir == 0 && off == 0 && len > 0 && p[0] != MMTLS_CT_HANDSHAKE &&
+        s->eng->o.inspect_plain) {
+        eng_plain_start(s);
+        plain_data(s, dir, off, p, len);
+        return;
+    }
     if (s->not_tls || d->dead || s->info.blocked)
         return;
     if (!s->started && dir == 1) {

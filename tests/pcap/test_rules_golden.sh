@@ -11,7 +11,9 @@
 #   - python3 writing its request one byte per TLS record (so also one TCP segment per byte):
 #     a raw-stream rule and an http_uri rule still match the pattern split over 30+ records;
 #   - rules that must not fire (another URI, a to_client rule on request bytes, a negated
-#     content that is present) do not.
+#     content that is present) do not;
+#   - the decrypted sessions exported with --pcap-out and read back as plain TCP streams give the
+#     same alerts (but the tls.sni one, and the drop rule's, whose record was never exported).
 # shellcheck source=tests/pcap/lib.sh disable=SC2154
 . "$(dirname "$0")/lib.sh"
 need_root_netns
@@ -93,7 +95,8 @@ srv_wait kill
 cap_stop
 grep -q "split ok" "$d/r7" || t_fail golden "HARNESS: the byte-by-byte client got no file"
 
-run_mmtlsd "$d/cap.pcap" "$d/mm" --keylog "$d/keys.log" --rules "$T_WORK/golden.rules" --log-http
+run_mmtlsd "$d/cap.pcap" "$d/mm" --keylog "$d/keys.log" --rules "$T_WORK/golden.rules" --log-http \
+    --pcap-out "$T_WORK/export.pcap"
 if mm_ok golden "$d/mm"; then
     $PY - "$d/mm/eve.json" <<'EOF' || t_fail golden "alerts differ (above)"
 import json, sys, collections
@@ -137,6 +140,23 @@ if urls != ["/secret.txt", "/secret.txt"] or not any(
     print("   sid 9100002: one alert over HTTP/1.1 and one over HTTP/2 wanted:", urls)
 print("   alerts:", dict(sorted(got.items())))
 sys.exit(0 if ok else 1)
+EOF
+fi
+# The exported decrypted pcap read back as plain TCP (no keys): the same alerts, except the
+# tls.sni rule (no TLS left) and the drop rule, whose record was blocked and so never exported.
+name=golden-export
+T_CASES=$((T_CASES + 1))
+run_mmtlsd "$T_WORK/export.pcap" "$d/mm2" --rules "$T_WORK/golden.rules"
+if mm_ok "$name" "$d/mm2"; then
+    $PY - "$d/mm/eve.json" "$d/mm2/eve.json" <<'EOF' || t_fail "$name" "alerts differ (above)"
+import json, sys, collections
+def alerts(p):
+    return collections.Counter(json.loads(l)["alert"]["signature_id"] for l in open(p)
+                               if '"event_type":"alert"' in l)
+a, b = alerts(sys.argv[1]), alerts(sys.argv[2])
+want = {k: v for k, v in a.items() if k not in (9100006, 9100004)}
+print("   from the capture:", dict(sorted(a.items())), " from the export:", dict(sorted(b.items())))
+sys.exit(0 if dict(b) == want else 1)
 EOF
 fi
 t_finish

@@ -65,6 +65,7 @@ struct opts {
 /* Per-run tallies, kept by a tiny app on the public API. */
 struct tally {
     uint64_t sessions, by_status[4];
+    uint64_t plain; /* plain TCP streams inspected (not TLS) */
 };
 
 static void usage(FILE *fp)
@@ -565,7 +566,9 @@ static int tally_on_event(struct mmtls_session *s, const struct mmtls_event_info
     struct tally *t = arg;
     const struct mmtls_session_info *in = mmtls_session_info(s);
 
-    if (ev->ev == MMTLS_EV_SESSION_END) {
+    if (ev->ev == MMTLS_EV_SESSION_END && in->plain) {
+        t->plain++;
+    } else if (ev->ev == MMTLS_EV_SESSION_END) {
         t->sessions++;
         if ((unsigned)in->key_status < 4)
             t->by_status[in->key_status]++;
@@ -721,6 +724,7 @@ static void summary(const struct opts *o, const struct worker *w, int n, const s
         for (int i = 0; i < MMTLS_DEC_EVENT_MAX; i++)
             st.decode_events[i] += ws->decode_events[i];
         t.sessions += w[k].tally.sessions;
+        t.plain += w[k].tally.plain;
         for (int i = 0; i < 4; i++)
             t.by_status[i] += w[k].tally.by_status[i];
     }
@@ -732,10 +736,12 @@ static void summary(const struct opts *o, const struct worker *w, int n, const s
             secs, n > 1 ? " (all workers)" : "");
     fprintf(stderr,
             "mmtlsd: %llu TLS sessions: %llu decrypted, %llu partial, %llu without keys; "
-            "%llu TCP flows not TLS\n",
+            "%llu TCP flows not TLS%s\n",
             (unsigned long long)t.sessions, (unsigned long long)t.by_status[MMTLS_KEYS_DECRYPTED],
             (unsigned long long)t.by_status[MMTLS_KEYS_PARTIAL],
-            (unsigned long long)t.by_status[MMTLS_KEYS_NONE], (unsigned long long)st.flows_not_tls);
+            (unsigned long long)t.by_status[MMTLS_KEYS_NONE],
+            (unsigned long long)(st.flows_not_tls + t.plain),
+            t.plain > 0 ? " (inspected as plain streams, as --rules does)" : "");
     fprintf(stderr,
             "mmtlsd: %llu records, %llu decrypted, %llu not decrypted, %llu skipped; "
             "%.1f MB plaintext\n",
@@ -1018,6 +1024,7 @@ int main(int argc, char **argv)
             return rc;
         }
         o.detect = detect;
+        o.eng.inspect_plain = true; /* rules see plain TCP streams too */
     }
     if (o.eng.key_wait_ms == UINT32_MAX)
         o.eng.key_wait_ms = o.iface != NULL ? 500 : o.key_listen != NULL ? 2000 : 0;
