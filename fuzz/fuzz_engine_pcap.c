@@ -89,8 +89,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (mmtls_engine_new(&e, &eo) != 0)
         abort();
     /* A second engine runs the same Ethernet frames inline (ports by TCP direction parity),
-     * holding frames of keyless sessions for a short wait, then blocking them (RSTs). */
+     * holding frames of keyless sessions for a short wait, then blocking them (RSTs); it also
+     * inspects non-TLS flows as plain streams (the --rules configuration). */
     eo.key_wait_ms = 50;
+    eo.inspect_plain = true;
     if (mmtls_engine_new(&ie, &eo) != 0 || mmtls_engine_app_register(ie, &app, NULL) != 0)
         abort();
     mmtls_engine_set_tx(ie, &tx);
