@@ -37,6 +37,8 @@ EPH = os.environ.get("EPH", "1") != "0"  # EPH=0: persistent runs only
 SIZES = os.environ.get("SIZES", "1k 16k 64k 256k 1m 4m").split()
 MIDDLES = os.environ.get("MIDDLES", "e2e split mmtls64k mmtlsall bare").split()
 DEPTH = int(os.environ.get("DEPTH", "65536"))
+RULES = os.environ.get("RULES", os.path.join(ROOT, "..", "shared", "data", "snort3-community-rules",
+                                             "snort3-community.rules"))
 OUT = os.environ["OUT"]
 HZ = os.sysconf("SC_CLK_TCK")
 SPLIT_C, SPLIT_S = "198.18.4.3", "198.18.4.4"  # the proxy's addresses on c0 and s0 (split only)
@@ -193,7 +195,7 @@ class Middle:
         return SPLIT_C if self.kind == "split" else SERVER
 
     def shim(self):
-        return self.kind.startswith("mmtls")
+        return self.kind.startswith(("mmtls", "rules", "depth"))
 
     def start(self):
         k = self.kind
@@ -226,6 +228,13 @@ class Middle:
                     "--client-ca", W + "/pki/ca.crt", "-l", self.evedir, "-q"]
             if k == "mmtls64k":
                 args += ["--inspect-depth", str(DEPTH)]
+            m = re.match(r"(rules|depth)(\d+)k$", k)
+            if m:
+                # issue 6: the Snort 3 community ruleset (rulesNk) against the same inspection
+                # depth without rules (depthNk)
+                args += ["--inspect-depth", str(int(m.group(2)) * 1024)]
+                if m.group(1) == "rules":
+                    args += ["--rules", RULES]
             args += os.environ.get("MMTLSD_ARGS", "").split()
             self.proc = subprocess.Popen(["taskset", "-c", "1"] + in_ns(NS_M, *args),
                                          stderr=open(self.evedir + ".err", "w"))
@@ -341,6 +350,20 @@ def mmtls_stats(evedir):
     return {"stats": st, "key_status": status}
 
 
+def peak_rss_kb(mid):
+    """Peak resident memory (VmHWM) of the middle's processes, kB."""
+    kb = 0
+    for pid in mid.pids():
+        try:
+            with open("/proc/%d/status" % pid) as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        kb += int(line.split()[1])
+        except OSError:
+            pass
+    return kb
+
+
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     srv_conf, srv_d = server_conf()
@@ -374,10 +397,12 @@ def main():
                                       rec["cpu1"] / max(gb, 1e-9), rec["failed"]), flush=True)
                             if "h2_out" in rec:
                                 print(rec["h2_out"], flush=True)
+                        hwm = peak_rss_kb(mid)
                     finally:
                         mid.stop()
                     if mid.evedir:
                         s = mmtls_stats(mid.evedir)
+                        s["peak_rss_kb"] = hwm
                         s.update(tag=mid.tag, middle=kind, ephemeral=eph, round=rnd)
                         results["mmtls"].append(s)
                         inl = ((s["stats"] or {}).get("tls") or {}).get("inline", {})

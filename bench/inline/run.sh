@@ -10,6 +10,9 @@
 # "Connection: close", h2load reconnects).
 #
 # Usage (root): bash bench/inline/run.sh     [ROUNDS=3 SECS=3 NO_BUILD=1 OUT=... PLOTDIR=...]
+# The rules benchmark (issue 6, ~4 minutes):
+#   MIDDLES="split depth16k rules16k depth64k rules64k depth128k rules128k" SIZES=1m EPH=0 \
+#   OUT=bench/inline/results-DATE-rules.json bash bench/inline/run.sh
 # Writes bench/inline/results-DATE.json and .md, docs/img/inline-*.png.  About 10 minutes.
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -59,4 +62,11 @@ for s in 1k:1024 16k:16384 64k:65536 256k:262144 1m:1048576 4m:4194304; do
 done
 ulimit -n "$(ulimit -Hn)"
 /usr/bin/python3 "$ROOT/bench/inline/bench.py"
-/usr/bin/python3 "$ROOT/bench/inline/report.py" "$OUT" "${OUT%.json}.md" "$PLOTDIR"
+case "${MIDDLES:-}" in
+*rules*) # the rules benchmark (issue 6): its own report, with the rule load summary
+    "$MMTLS_BUILDDIR/tools/mmtlsd/mmtlsd" --rules "${RULES:-$ROOT/../shared/data/snort3-community-rules/snort3-community.rules}" \
+        --test-rules >"$WORK/test-rules.out" 2>&1 || true
+    /usr/bin/python3 "$ROOT/bench/inline/rules_report.py" "$OUT" "${OUT%.json}.md" "$WORK/test-rules.out"
+    ;;
+*) /usr/bin/python3 "$ROOT/bench/inline/report.py" "$OUT" "${OUT%.json}.md" "$PLOTDIR" ;;
+esac
