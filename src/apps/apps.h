@@ -80,7 +80,9 @@ void mmtls_eve_write_http(struct mmtls_eve *ev, struct mmtls_session *s,
 struct mmtls_httpapp_opts {
     size_t sz;             /* sizeof(struct mmtls_httpapp_opts) */
     struct mmtls_eve *eve; /* borrowed; NULL: no http events */
-    uint64_t depth;        /* body bytes inspected per message; 0: the parser's default */
+    uint64_t depth;        /* response body bytes inspected per message; 0: the parser's default
+                            * (64 KiB) and no skipping */
+    uint64_t req_depth;    /* request body bytes; 0: as depth */
     void (*on_buffer)(void *ud, struct mmtls_session *s, const struct mmtls_http_event *ev);
     void *ud;
 };
@@ -111,7 +113,8 @@ struct mmtls_ids_opts {
     const struct mmtls_detect *detect; /* borrowed: compiled rules, shared by the workers */
     struct mmtls_eve *eve;             /* borrowed: alerts (and http events with log_http) */
     bool log_http;
-    uint64_t depth; /* HTTP body bytes inspected per message; 0: default (64 KiB) */
+    uint64_t depth;     /* HTTP response body bytes inspected per message; 0: 64 KiB */
+    uint64_t req_depth; /* HTTP request body bytes; 0: as depth */
 };
 struct mmtls_ids_stats {
     uint64_t alerts, blocks, flows_failed, feed_errors;

@@ -45,6 +45,7 @@ struct ha_sess {
 
 struct mmtls_httpapp {
     struct mmtls_httpapp_opts o;
+    uint64_t req_depth; /* o.req_depth, or o.depth when 0 */
     int app_id;
     uint64_t txns_logged, txns_unlogged;
 };
@@ -169,7 +170,7 @@ static void maybe_pause(struct ha_sess *hs, int d)
 {
     uint64_t n;
 
-    if (hs->app->o.depth == 0 || hs->paused[d])
+    if ((d == 0 ? hs->app->req_depth : hs->app->o.depth) == 0 || hs->paused[d])
         return;
     n = mmtls_http_skippable(hs->h, (enum mmtls_http_dir)d);
     if (n < HA_SKIP_MIN)
@@ -204,7 +205,7 @@ static int httpapp_on_event(struct mmtls_session *s, const struct mmtls_event_in
     switch (ev->ev) {
     case MMTLS_EV_SESSION_START: {
         struct mmtls_http_opts ho = {
-            .sz = sizeof(ho), .req_body_depth = a->o.depth, .resp_body_depth = a->o.depth};
+            .sz = sizeof(ho), .req_body_depth = a->req_depth, .resp_body_depth = a->o.depth};
         struct mmtls_http_cb cb = {.on_event = on_http_event};
         hs = calloc(1, sizeof(*hs));
         if (hs == NULL)
@@ -258,6 +259,7 @@ int mmtls_httpapp_new(struct mmtls_httpapp **out, const struct mmtls_httpapp_opt
     if (a == NULL)
         return MMTLS_E_NOMEM;
     a->o = *o;
+    a->req_depth = o->req_depth != 0 ? o->req_depth : o->depth;
     *out = a;
     return 0;
 }

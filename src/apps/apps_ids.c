@@ -231,6 +231,7 @@ int mmtls_ids_register(struct mmtls_ids *ids, struct mmtls_engine *e)
     struct mmtls_httpapp_opts ho = {.sz = sizeof(ho),
                                     .eve = ids->o.log_http ? ids->o.eve : NULL,
                                     .depth = ids->o.depth,
+                                    .req_depth = ids->o.req_depth,
                                     .on_buffer = ids_on_http,
                                     .ud = ids};
     int rc;

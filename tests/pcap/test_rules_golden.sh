@@ -11,7 +11,8 @@
 #   - python3 writing its request one byte per TLS record (so also one TCP segment per byte):
 #     a raw-stream rule and an http_uri rule still match the pattern split over 30+ records;
 #   - rules that must not fire (another URI, a to_client rule on request bytes, a negated
-#     content that is present) do not;
+#     content that is present, a marker 90 KB into a body: beyond the default 64 KB depth) do
+#     not; with --inspect-depth 200000 the marker is found;
 #   - the decrypted sessions exported with --pcap-out and read back as plain TCP streams give the
 #     same alerts (but the tls.sni one, and the drop rule's, whose record was never exported).
 # shellcheck source=tests/pcap/lib.sh disable=SC2154
@@ -28,6 +29,9 @@ printf 'top secret\n' >"$www/secret.txt"
 printf 'a page with MMTLS-BODY-MARKER-42 in it\n' >"$www/marker.html"
 cp "$MMTLS_SRCDIR/../shared/data/eicar.com" "$www/eicar.com" 2>/dev/null ||
     printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*' >"$www/eicar.com"
+# a body whose marker lies beyond the default inspection depth (64 KB)
+{ head -c 90000 /dev/zero | tr '\0' 'a'; printf 'DEEP-BODY-MARKER-77'; head -c 10000 /dev/zero | tr '\0' 'b'; } \
+    >"$www/deep.txt"
 mkdir -p "$www/split"
 printf 'split ok\n' >"$www/split/zz-split-marker-in-tiny-records.txt"
 NGINX_ROOT=$www
@@ -44,6 +48,8 @@ alert http any any -> any any (msg:"golden post body"; http_client_body; content
 alert tls any any -> any any (msg:"golden sni"; tls.sni; content:"server.test"; sid:9100006; rev:1;)
 alert tcp any any -> any any (msg:"golden raw split"; flow:to_server; content:"zz-split-marker-in-tiny-records"; sid:9100007; rev:1;)
 alert http any any -> any any (msg:"golden uri split"; http.uri; content:"/split/zz-split-marker"; sid:9100008; rev:1;)
+# fires only when the inspection depth reaches 90 KB into the body (not by default: 64 KB)
+alert http any any -> any any (msg:"golden deep body"; file_data; content:"DEEP-BODY-MARKER-77"; sid:9100009; rev:1;)
 # must not fire
 alert http any any -> any any (msg:"never: uri"; http_uri; content:"/never-requested"; sid:9100101;)
 alert tcp any any -> any any (msg:"never: wrong direction"; flow:to_client; content:"GoldenAgent/7"; sid:9100102;)
@@ -66,6 +72,9 @@ SSLKEYLOGFILE=$d/keys.log ip netns exec "$NS_C" timeout -k 5 60 curl "${cc[@]}" 
     t_fail golden "HARNESS: curl: $(head -c 300 "$d/curl1.err")"
 SSLKEYLOGFILE=$d/keys.log ip netns exec "$NS_C" timeout -k 5 60 curl "${cc[@]}" --http1.1 \
     -o "$d/r5" "https://$HOST/eicar.com" 2>"$d/curl2.err"
+SSLKEYLOGFILE=$d/keys.log ip netns exec "$NS_C" timeout -k 5 60 curl "${cc[@]}" --http1.1 \
+    -o "$d/r8" "https://$HOST/deep.txt" 2>"$d/curl4.err" ||
+    t_fail golden "HARNESS: curl deep.txt: $(head -c 300 "$d/curl4.err")"
 SSLKEYLOGFILE=$d/keys.log ip netns exec "$NS_C" timeout -k 5 60 curl "${cc[@]}" --http2 \
     -o "$d/r6" "https://$HOST/secret.txt" 2>"$d/curl3.err" ||
     t_fail golden "HARNESS: curl --http2: $(head -c 300 "$d/curl3.err")"
@@ -142,6 +151,16 @@ print("   alerts:", dict(sorted(got.items())))
 sys.exit(0 if ok else 1)
 EOF
 fi
+# A deeper inspection depth finds the marker 90 KB into the body.
+name=golden-depth
+T_CASES=$((T_CASES + 1))
+run_mmtlsd "$d/cap.pcap" "$d/mm3" --keylog "$d/keys.log" --rules "$T_WORK/golden.rules" \
+    --inspect-depth 200000
+if mm_ok "$name" "$d/mm3"; then
+    n=$(grep -c '"signature_id":9100009' "$d/mm3/eve.json")
+    [ "$n" = 1 ] || t_fail "$name" "sid 9100009: $n alert(s) with --inspect-depth 200000, want 1"
+fi
+
 # The exported decrypted pcap read back as plain TCP (no keys): the same alerts, except the
 # tls.sni rule (no TLS left) and the drop rule, whose record was blocked and so never exported.
 name=golden-export

@@ -48,6 +48,7 @@ struct opts {
     bool block_eicar;
     bool log_http;
     uint64_t inspect_depth;
+    uint64_t inspect_depth_req;
     const char *bypass_allow[17];
     int nbypass;
     const char *block_content[8];
@@ -96,7 +97,11 @@ static void usage(FILE *fp)
             "      --bypass-allow PAT   server names (fnmatch, e.g. '*.bank.example') whose\n"
             "                           sessions clients may bypass; repeatable (16)\n"
             "      --inspect-depth N    decrypt only the first N bytes of each response (the\n"
-            "                           rest is skipped without decryption); default: all\n"
+            "                           rest is skipped without decryption); with --rules or\n"
+            "                           --log-http per HTTP response body (default with\n"
+            "                           --rules: 65536); otherwise default: all\n"
+            "      --inspect-depth-request N  the same for HTTP request bodies (default: as\n"
+            "                           --inspect-depth)\n"
             "      --block-content STR  block sessions whose decrypted data contains STR\n"
             "                           (repeatable, up to 8)\n"
             "  -r, --read FILE          capture to read (pcap or pcapng; '-' = standard input)\n"
@@ -197,6 +202,7 @@ enum {
     O_TESTRULES,
     O_EVASION,
     O_KHOLDTOTAL,
+    O_DEPTHREQ,
     O_PCAPOUT,
     O_PCAPPORT
 };
@@ -215,6 +221,7 @@ static const struct option lopts[] = {
     {"block-eicar", no_argument, NULL, O_BEICAR},
     {"log-http", no_argument, NULL, O_LOGHTTP},
     {"inspect-depth", required_argument, NULL, O_DEPTH},
+    {"inspect-depth-request", required_argument, NULL, O_DEPTHREQ},
     {"bypass-allow", required_argument, NULL, O_BYPASS},
     {"block-content", required_argument, NULL, O_BCONTENT},
     {"keylog", required_argument, NULL, 'k'},
@@ -304,6 +311,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
             }
             o->bypass_allow[o->nbypass++] = optarg;
             o->eng.bypass_allow = o->bypass_allow;
+            break;
+        case O_DEPTHREQ:
+            if (parse_u64("inspect-depth-request", optarg, 1, UINT64_MAX / 2, &v) != 0)
+                return -1;
+            o->inspect_depth_req = v;
             break;
         case O_DEPTH:
             if (parse_u64("inspect-depth", optarg, 1, UINT64_MAX / 2, &v) != 0)
@@ -845,13 +857,18 @@ static int worker_setup(struct worker *w, const struct opts *o, int nworkers,
                                     .detect = o->detect,
                                     .eve = w->eve,
                                     .log_http = o->log_http,
-                                    .depth = o->inspect_depth};
+                                    /* the paper's default: the first 64 KB of each body */
+                                    .depth = o->inspect_depth != 0 ? o->inspect_depth : 65536,
+                                    .req_depth = o->inspect_depth_req};
         if (mmtls_ids_new(&w->ids, &io) != 0 || mmtls_ids_register(w->ids, w->e) != 0) {
             fprintf(stderr, "mmtlsd: cannot register the rule engine\n");
             return -1;
         }
     } else if (o->log_http) {
-        struct mmtls_httpapp_opts ho = {.sz = sizeof(ho), .eve = w->eve, .depth = o->inspect_depth};
+        struct mmtls_httpapp_opts ho = {.sz = sizeof(ho),
+                                        .eve = w->eve,
+                                        .depth = o->inspect_depth,
+                                        .req_depth = o->inspect_depth_req};
         if (mmtls_httpapp_new(&w->http, &ho) != 0 || mmtls_httpapp_register(w->http, w->e) != 0) {
             fprintf(stderr, "mmtlsd: cannot register the http app\n");
             return -1;
@@ -970,7 +987,14 @@ static int load_rules(const struct opts *o, struct mmtls_rules_set **rs, struct 
     }
     if (out != NULL)
         mmtls_rules_summary_print(*rs, out);
-    rc = mmtls_detect_new(det, *rs, NULL);
+    {
+        /* detect keeps each HTTP buffer up to retain_max for evaluation: at least the depth */
+        uint64_t depth = MMTLS_MAX(o->inspect_depth, o->inspect_depth_req);
+        struct mmtls_detect_opts dopts = {
+            .sz = sizeof(dopts),
+            .retain_max = (size_t)MMTLS_MIN(MMTLS_MAX(depth, (uint64_t)65536), (uint64_t)64 << 20)};
+        rc = mmtls_detect_new(det, *rs, &dopts);
+    }
     if (rc != 0) {
         fprintf(stderr, "mmtlsd: rules: cannot compile the rules: %s\n", mmtls_strerror(rc));
         return 2;
