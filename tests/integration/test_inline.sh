@@ -13,7 +13,8 @@
 #   - rules (--rules): a drop rule on the response body resets the EICAR download; an alert
 #     rule on the URI (HTTP/2) only logs;
 #   - wget (GnuTLS), python3, openssl s_client under the shim;
-#   - BYPASS refused (name not allowed: blocked) and allowed (--bypass-allow: passes);
+#   - BYPASS refused (name not allowed: blocked) and allowed (--bypass-allow: passes), with
+#     mmtlsd running as nobody (--user) after opening its sockets;
 #   - mmtlsd restarted in the middle of a transfer: the transfer completes.
 # Exit 0 pass, 1 fail, 77 skip.
 set -uo pipefail
@@ -144,7 +145,11 @@ client "${KEYS[@]}" MMTLS_BYPASS=server.test "${CURL[@]}" --http1.1 -o "$W/got10
 stop_mbox
 
 
-start_mbox run3 --bypass-allow 'server.*'
+start_mbox run3 --bypass-allow 'server.*' --user nobody
+# --user: the bridge, the key server and the logs were opened as root; it now runs as nobody
+mb_user=$(ps -o user= -p "$(pgrep -P "$MB" mmtlsd | head -1)" 2>/dev/null | tr -d ' ')
+[ "$mb_user" = nobody ] && pass "--user nobody: mmtlsd runs as nobody once its sockets are open" ||
+    fail "--user: mmtlsd runs as '$mb_user'"
 client "${KEYS[@]}" MMTLS_BYPASS=server.test "${CURL[@]}" --http1.1 -o "$W/got11" \
     https://server.test/eicar.com && cmp -s "$W/got11" "$W/www/eicar.com" &&
     pass "bypass allowed: passes uninspected (even EICAR)" || fail "bypass allowed"

@@ -14,7 +14,10 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <time.h>
@@ -61,6 +64,7 @@ struct opts {
     int nrules;
     bool test_rules;
     const struct mmtls_detect *detect; /* compiled --rules, shared by the workers */
+    const char *user; /* --user: run as this user once sockets and files are open */
 };
 
 /* Per-run tallies, kept by a tiny app on the public API. */
@@ -142,6 +146,8 @@ static void usage(FILE *fp)
             "                           streams, HTTP transactions and SNI (repeatable, 64)\n"
             "      --test-rules         load and compile the --rules files, print the\n"
             "                           summaries, exit (non-zero when a file cannot be read)\n"
+            "      --user NAME          after opening its sockets and files, run as NAME\n"
+            "                           (its groups, no way back to root)\n"
             "  -c, --config FILE        read options from FILE first: one per line, the long\n"
             "                           name without dashes, then its value ('name value' or\n"
             "                           'name = value'); '#' starts a comment; the command\n"
@@ -203,6 +209,7 @@ enum {
     O_EVASION,
     O_KHOLDTOTAL,
     O_DEPTHREQ,
+    O_USER,
     O_PCAPOUT,
     O_PCAPPORT
 };
@@ -222,6 +229,7 @@ static const struct option lopts[] = {
     {"log-http", no_argument, NULL, O_LOGHTTP},
     {"inspect-depth", required_argument, NULL, O_DEPTH},
     {"inspect-depth-request", required_argument, NULL, O_DEPTHREQ},
+    {"user", required_argument, NULL, O_USER},
     {"bypass-allow", required_argument, NULL, O_BYPASS},
     {"block-content", required_argument, NULL, O_BCONTENT},
     {"keylog", required_argument, NULL, 'k'},
@@ -312,6 +320,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->bypass_allow[o->nbypass++] = optarg;
             o->eng.bypass_allow = o->bypass_allow;
             break;
+        case O_USER: o->user = optarg; break;
         case O_DEPTHREQ:
             if (parse_u64("inspect-depth-request", optarg, 1, UINT64_MAX / 2, &v) != 0)
                 return -1;
@@ -918,6 +927,37 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* --user: gives up root once everything privileged is open (AF_PACKET sockets, the key
+ * server's listening socket, log files): the user's groups, gid, uid, then a check that root
+ * cannot be taken back.  The process stays non-dumpable (secrets never land in a core file). */
+static int drop_privileges(const char *user)
+{
+    struct passwd *pw;
+
+    if (user == NULL)
+        return 0;
+    errno = 0;
+    pw = getpwnam(user);
+    if (pw == NULL) {
+        fprintf(stderr, "mmtlsd: --user %s: %s\n", user,
+                errno != 0 ? strerror(errno) : "no such user");
+        return -1;
+    }
+    if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+        setuid(pw->pw_uid) != 0) {
+        fprintf(stderr, "mmtlsd: --user %s: %s\n", user, strerror(errno));
+        return -1;
+    }
+    if (pw->pw_uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+        fprintf(stderr, "mmtlsd: --user %s: root could be taken back; stopping\n", user);
+        return -1;
+    }
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* setuid may have reset it */
+    mmtls_log(MMTLS_LOG_INFO, "running as %s (uid %u, gid %u)", pw->pw_name, (unsigned)pw->pw_uid,
+              (unsigned)pw->pw_gid);
+    return 0;
+}
+
 /* Inline: opens every worker's ports (one worker after the other: see mmtlsd_bridge_open),
  * runs the workers on their own threads until a signal, and closes the ports. */
 static int run_inline(const struct opts *o, struct worker *w, int n)
@@ -933,6 +973,10 @@ static int run_inline(const struct opts *o, struct worker *w, int n)
             status = 2;
             goto out;
         }
+    }
+    if (drop_privileges(o->user) != 0) {
+        status = 2;
+        goto out;
     }
     mmtls_log(MMTLS_LOG_INFO, "bridging %s with %d worker%s (%s)", o->iface, n, n > 1 ? "s" : "",
               o->no_vnet ? "no vnet header" : "PACKET_VNET_HDR: GSO frames kept");
@@ -1023,6 +1067,9 @@ int main(int argc, char **argv)
     uint64_t last_ts = 0;
     double t0;
 
+    /* Session secrets live in this process: no core dumps, no ptrace by other processes of the
+     * same user (prctl(2) PR_SET_DUMPABLE). */
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     mmtls_engine_opts_default(&o.eng);
     o.eng.key_wait_ms = UINT32_MAX; /* "not given": becomes 2000 with --key-listen, else 0 */
     /* The config file first, so the command line overrides it. */
@@ -1116,6 +1163,10 @@ int main(int argc, char **argv)
                   mmtls_keyserver_port(ksrv));
     }
     t0 = now_s();
+    if (o.iface == NULL && drop_privileges(o.user) != 0) { /* inline: after the ports open */
+        status = 2;
+        goto out;
+    }
     if (o.iface != NULL) {
         status = run_inline(&o, w, n);
         last_ts = (uint64_t)time(NULL) * 1000000u;
