@@ -43,14 +43,6 @@ const char *mmtls_detect_db_name(unsigned db)
     return "?";
 }
 
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static void skip(struct mmtls_detect *d, struct mmtls_detect_rule *dr, unsigned why)
 {
     if (dr->cls == MMTLS_DETECT_CLS_DEAD) {
@@ -588,7 +580,7 @@ int mmtls_detect_new(struct mmtls_detect **out, const struct mmtls_rules_set *ru
 {
     struct mmtls_detect *d = NULL;
     uint8_t(*ibufs)[MMTLS_RULES_MAX_ITEMS] = NULL;
-    uint64_t t0 = now_us();
+    uint64_t t0 = (mmtls_mono_ns() / 1000u);
     uint32_t pcap = 0;
     size_t n;
     int rc = MMTLS_E_NOMEM;
@@ -683,7 +675,7 @@ int mmtls_detect_new(struct mmtls_detect **out, const struct mmtls_rules_set *ru
         d->info.nofp += !dr->has_fp;
     }
     free(ibufs);
-    d->info.compile_us = now_us() - t0;
+    d->info.compile_us = (mmtls_mono_ns() / 1000u) - t0;
     *out = d;
     return 0;
 out_free:

@@ -43,7 +43,7 @@ void eng_inline_hold_frame(struct mmtls_engine *e, struct eng_session *s)
     f->len = e->cur_len;
     memcpy(f->data, e->cur_data, e->cur_len);
     if (s->frame_hold_mono_ns == 0)
-        s->frame_hold_mono_ns = eng_mono_ns();
+        s->frame_hold_mono_ns = mmtls_mono_ns();
     if (s->frames_tail != NULL)
         s->frames_tail->next = f;
     else

@@ -5,8 +5,6 @@
 
 #include "engine/engine.h"
 
-#include <time.h>
-
 #include "crypto/crypto.h"
 #include "tls/tls.h"
 
@@ -89,7 +87,6 @@ struct eng_session {
     bool replaying;
     bool c2s_protected; /* the client sent a protected record (TLS 1.3) */
     uint64_t wait_start_us;
-    uint64_t wait_start_mono_ns; /* CLOCK_MONOTONIC when holding started */
     uint64_t frame_hold_mono_ns; /* CLOCK_MONOTONIC when its first frame was held (0: none) */
     struct eng_frame *frames_head, *frames_tail; /* owned: inline frames held with the records */
     struct eng_session *wnext, *wprev;           /* engine's list of sessions holding records */
@@ -261,13 +258,5 @@ void eng_inline_note(struct mmtls_engine *e, struct eng_flow *ef, int dir,
                      const struct mmtls_pkt *pkt);
 /* A frame of direction dir ending at end_seq went out: the receiver's next expected sequence. */
 void eng_inline_sent(struct eng_flow *ef, int dir, uint32_t end_seq);
-
-static inline uint64_t eng_mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 #endif

@@ -245,7 +245,7 @@ void eng_keys_release(struct eng_session *s)
         /* Keys came: how long did the session's first held frame wait for them?  (Records
          * may have been held longer, e.g. the TLS 1.3 server flight before the client's keys
          * exist, but their frames went on: only held frames delay the endpoints.) */
-        uint64_t us = (eng_mono_ns() - s->frame_hold_mono_ns) / 1000;
+        uint64_t us = (mmtls_mono_ns() - s->frame_hold_mono_ns) / 1000;
         unsigned b = 0;
         while (b < 31 && (1ull << b) <= us)
             b++;
@@ -298,9 +298,9 @@ static void apply(struct eng_session *s, struct mmtls_engine_keymsg *m)
     struct mmtls_engine *e = s->eng;
     uint8_t dg[32];
 
-    if (s->frame_hold_mono_ns != 0 && m->recv_ns != 0) {
+    if (s->frame_hold_mono_ns != 0 && m->recv_ns != 0 && mmtls_log_get_level() >= MMTLS_LOG_DEBUG) {
         /* Where a stall goes: before the key server had the keys, or between it and here. */
-        uint64_t now = eng_mono_ns();
+        uint64_t now = mmtls_mono_ns();
         mmtls_log(MMTLS_LOG_DEBUG,
                   "flow %llu: keys read by the key server %lld us after the first held frame, "
                   "applied %llu us later",
@@ -464,7 +464,6 @@ bool eng_keys_hold(struct eng_session *s, int dir, const uint8_t *rec, size_t le
         s->holding[dir] = true;
         if (!s->in_waitlist) {
             s->wait_start_us = e->now_us;
-            s->wait_start_mono_ns = eng_mono_ns();
             s->wprev = e->wait_tail;
             if (e->wait_tail != NULL)
                 e->wait_tail->wnext = s;

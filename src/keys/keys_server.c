@@ -101,14 +101,6 @@ static void ctr_inc(_Atomic uint64_t *v)
     atomic_fetch_add_explicit(v, 1, memory_order_relaxed);
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Drains OpenSSL's error queue; the first error's text goes to buf. */
 static const char *ssl_errstr(char *buf, size_t cap)
 {
@@ -444,7 +436,7 @@ static void chan_established(struct mmtls_keyserver *s, struct ksrv_chan *c)
 {
     c->established = true;
     c->owner_any = chan_nat_allowed(s, c);
-    c->deadline_ms = now_ns() / 1000000u + s->idle_timeout_ms;
+    c->deadline_ms = mmtls_mono_ns() / 1000000u + s->idle_timeout_ms;
     ctr_inc(&s->c.accepted);
     mmtls_log(MMTLS_LOG_INFO, "key channel from %s: open%s", c->peer,
               c->owner_any ? " (allowed to send keys for other addresses)" : "");
@@ -670,7 +662,7 @@ static void chan_read(struct mmtls_keyserver *s, struct ksrv_chan *c)
         saved_errno = errno;
         if (r > 0) {
             c->len += (size_t)r;
-            if (chan_messages(s, c, now_ns()) != 0) {
+            if (chan_messages(s, c, mmtls_mono_ns()) != 0) {
                 chan_close(s, c);
                 return;
             }
@@ -835,7 +827,7 @@ static void *ksrv_main(void *arg)
 {
     struct mmtls_keyserver *s = arg;
     struct epoll_event evs[KSRV_MAX_EVENTS];
-    uint64_t now = now_ns() / 1000000u;
+    uint64_t now = mmtls_mono_ns() / 1000000u;
     uint64_t next_sweep = now + KSRV_SWEEP_MS;
     bool stop = false;
 
@@ -852,7 +844,7 @@ static void *ksrv_main(void *arg)
             mmtls_log(MMTLS_LOG_ERR, "key server: epoll_wait: %s", strerror(errno));
             break;
         }
-        now = now_ns() / 1000000u;
+        now = mmtls_mono_ns() / 1000000u;
         /* Only the channel an event names is closed while handling it, so the pointers of the
          * later events of this batch stay valid. */
         for (int i = 0; i < n; i++) {
@@ -877,7 +869,7 @@ static void *ksrv_main(void *arg)
                 }
             }
         }
-        now = now_ns() / 1000000u;
+        now = mmtls_mono_ns() / 1000000u;
         if (now >= next_sweep) {
             ksrv_sweep(s, now);
             next_sweep = now + KSRV_SWEEP_MS;

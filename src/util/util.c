@@ -455,3 +455,11 @@ void *mmtls_ring_pop(struct mmtls_ring *r)
     __atomic_store_n(&r->tail, tail + 1, __ATOMIC_RELEASE);
     return p;
 }
+
+uint64_t mmtls_mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}

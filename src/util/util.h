@@ -210,6 +210,9 @@ void mmtls_hex_encode(const uint8_t *p, size_t len, char *out);
 enum mmtls_log_level { MMTLS_LOG_ERR = 0, MMTLS_LOG_WARN, MMTLS_LOG_INFO, MMTLS_LOG_DEBUG };
 void mmtls_log_set_level(enum mmtls_log_level lvl);
 enum mmtls_log_level mmtls_log_get_level(void);
+
+/* CLOCK_MONOTONIC in nanoseconds (durations, timeouts). */
+uint64_t mmtls_mono_ns(void);
 void mmtls_log(enum mmtls_log_level lvl, const char *fmt, ...) MMTLS_PRINTF(2, 3);
 /* Formats a one-line error message into err (cap bytes, always NUL-terminated); err NULL or cap
  * 0: nothing.  Used by functions that report "file:line: what" to their caller. */
