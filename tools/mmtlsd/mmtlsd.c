@@ -500,18 +500,26 @@ static int load_config(const char *path, struct opts *o, char **text)
 {
     FILE *fp = fopen(path, "r");
     char **words = NULL, *p, *line;
-    bool *own = NULL; /* own[i]: words[i] was allocated here ("--name"), not a value in *text */
-    size_t len, nwords = 1, cap;
+    char *names = NULL; /* the "--name" words, one after the other (values stay in *text) */
+    size_t len, nwords = 1, cap, nlen = 0;
     int rc = -1, lineno = 0;
 
     if (fp == NULL) {
         fprintf(stderr, "mmtlsd: cannot open config file %s: %s\n", path, strerror(errno));
         return -1;
     }
-    *text = malloc(MMTLSD_MAX_CONFIG + 1);
+    {
+        /* a regular file is read at its size; anything else (a pipe) up to the cap */
+        struct stat stb;
+        cap = fstat(fileno(fp), &stb) == 0 && S_ISREG(stb.st_mode) &&
+                      stb.st_size <= (off_t)MMTLSD_MAX_CONFIG
+                  ? (size_t)stb.st_size
+                  : MMTLSD_MAX_CONFIG;
+    }
+    *text = malloc(cap + 2);
     if (*text == NULL)
         goto out;
-    len = fread(*text, 1, MMTLSD_MAX_CONFIG + 1, fp);
+    len = fread(*text, 1, cap + 1, fp);
     if (ferror(fp) || len > MMTLSD_MAX_CONFIG) {
         fprintf(stderr, "mmtlsd: %s: %s\n", path, ferror(fp) ? "read error" : "larger than 1 MiB");
         goto out;
@@ -519,8 +527,8 @@ static int load_config(const char *path, struct opts *o, char **text)
     (*text)[len] = '\0';
     cap = 2 * len + 2; /* at most "--name" and a value per line: never more than 2 per 2 bytes */
     words = calloc(cap + 1, sizeof(*words));
-    own = calloc(cap + 1, sizeof(*own));
-    if (words == NULL || own == NULL)
+    names = malloc(4 * len + 4); /* each line's name + "--" + NUL: under 4 bytes per byte */
+    if (words == NULL || names == NULL)
         goto out;
     words[0] = "mmtlsd";
     for (line = *text; line != NULL; line = p) {
@@ -558,11 +566,8 @@ static int load_config(const char *path, struct opts *o, char **text)
                     val == NULL ? "needs a value" : "takes no value");
             goto out;
         }
-        words[nwords] = malloc(strlen(name) + 3);
-        if (words[nwords] == NULL)
-            goto out;
-        own[nwords] = true;
-        sprintf(words[nwords++], "--%s", name);
+        words[nwords++] = names + nlen;
+        nlen += (size_t)sprintf(names + nlen, "--%s", name) + 1;
         if (val != NULL)
             words[nwords++] = val;
     }
@@ -572,12 +577,12 @@ static int load_config(const char *path, struct opts *o, char **text)
     }
     rc = 0;
 out:
-    for (size_t i = 1; words != NULL && i < nwords; i++) {
-        if (own != NULL && own[i])
-            free(words[i]);
-    }
     free(words);
-    free(own);
+    free(names);
+    if (rc != 0) {
+        free(*text); /* on success the options point into it: the caller keeps it */
+        *text = NULL;
+    }
     fclose(fp);
     return rc;
 }
