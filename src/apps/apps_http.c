@@ -47,7 +47,6 @@ struct mmtls_httpapp {
     struct mmtls_httpapp_opts o;
     uint64_t req_depth; /* o.req_depth, or o.depth when 0 */
     int app_id;
-    uint64_t txns_logged, txns_unlogged;
 };
 
 static void field_set(struct ha_field *f, const uint8_t *p, size_t len)
@@ -78,7 +77,21 @@ static struct ha_txn *txn_get(struct ha_sess *hs, uint64_t id, bool create, size
     return hs->txn[free_slot];
 }
 
-static void txn_view(struct ha_sess *hs, const struct ha_txn *t, struct mmtls_eve_http *out);
+static void txn_view(struct ha_sess *hs, const struct ha_txn *t, struct mmtls_eve_http *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->method = t->method.len > 0 ? t->method.b : NULL;
+    out->method_len = t->method.len;
+    out->url = t->url_len > 0 ? t->url : NULL;
+    out->url_len = t->url_len;
+    out->host = t->host.len > 0 ? t->host.b : NULL;
+    out->host_len = t->host.len;
+    out->user_agent = t->ua.len > 0 ? t->ua.b : NULL;
+    out->user_agent_len = t->ua.len;
+    out->protocol = mmtls_http_proto(hs->h) == MMTLS_HTTP_PROTO_H2 ? "HTTP/2" : NULL;
+    out->status = t->status;
+    out->length = t->length;
+}
 
 static void txn_log(struct ha_sess *hs, struct ha_txn *t)
 {
@@ -87,10 +100,8 @@ static void txn_log(struct ha_sess *hs, struct ha_txn *t)
 
     /* HTTP/1 messages are logged without the version token (the parser does not keep it) */
     txn_view(hs, t, &ev);
-    if (t->method.len > 0 || t->url_len > 0) {
+    if (t->method.len > 0 || t->url_len > 0)
         mmtls_eve_write_http(a->o.eve, hs->s, &ev);
-        a->txns_logged++;
-    }
 }
 
 static void on_http_event(void *ud, const struct mmtls_http_event *ev)
@@ -101,9 +112,7 @@ static void on_http_event(void *ud, const struct mmtls_http_event *ev)
     size_t slot = 0;
 
     t = txn_get(hs, ev->txn, ev->buf != MMTLS_HTTP_TXN_END, &slot);
-    if (t == NULL) {
-        if (ev->buf != MMTLS_HTTP_TXN_END)
-            a->txns_unlogged++; /* more than HA_TXN_MAX open at once */
+    if (t == NULL) { /* more than HA_TXN_MAX open at once: this one is not logged */
         if (a->o.on_buffer != NULL)
             a->o.on_buffer(a->o.ud, hs->s, ev);
         return;
@@ -135,34 +144,17 @@ static void on_http_event(void *ud, const struct mmtls_http_event *ev)
     }
 }
 
-static void txn_view(struct ha_sess *hs, const struct ha_txn *t, struct mmtls_eve_http *out)
-{
-    memset(out, 0, sizeof(*out));
-    out->method = t->method.len > 0 ? t->method.b : NULL;
-    out->method_len = t->method.len;
-    out->url = t->url_len > 0 ? t->url : NULL;
-    out->url_len = t->url_len;
-    out->host = t->host.len > 0 ? t->host.b : NULL;
-    out->host_len = t->host.len;
-    out->user_agent = t->ua.len > 0 ? t->ua.b : NULL;
-    out->user_agent_len = t->ua.len;
-    out->protocol = mmtls_http_proto(hs->h) == MMTLS_HTTP_PROTO_H2 ? "HTTP/2" : NULL;
-    out->status = t->status;
-    out->length = t->length;
-}
-
 bool mmtls_httpapp_txn(const struct mmtls_httpapp *a, struct mmtls_session *s, uint64_t txn,
                        struct mmtls_eve_http *out)
 {
     struct ha_sess *hs = mmtls_session_ctx_get(s, a->app_id);
 
-    for (size_t i = 0; hs != NULL && i < HA_TXN_MAX; i++) {
-        if (hs->txn[i] != NULL && hs->txn[i]->id == txn) {
-            txn_view(hs, hs->txn[i], out);
-            return true;
-        }
-    }
-    return false;
+    size_t slot;
+    const struct ha_txn *t = hs != NULL ? txn_get(hs, txn, false, &slot) : NULL;
+
+    if (t != NULL)
+        txn_view(hs, t, out);
+    return t != NULL;
 }
 
 /* After feeding direction d: pause over what the parser says it does not need. */
