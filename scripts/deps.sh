@@ -6,6 +6,8 @@ PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
       tcpdump gnutls-bin iproute2 ethtool python3 python3-scapy nginx curl wget
       chromium libnss3-tools)
 PKGS+=(libnghttp2-dev zlib1g-dev tshark) # HTTP/2 and gzip bodies (src/http); pcap export tests
+PKGS+=(python3-cryptography iptables gdb) # adversarial suite (TLS re-framing), floods, core dumps
+PKGS+=(libxdp-dev libbpf-dev xdp-tools) # AF_XDP back end and the XDP fast path
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
