@@ -47,11 +47,11 @@ done
 [ "$fails" = 0 ]
 
 step "format check (clang-format)"
-bad=$(find include src lib tools examples tests/unit fuzz bench -name '*.[ch]' -print0 |
+bad=$(find include src lib tools examples tests/unit fuzz bench bpf -name '*.[ch]' -print0 |
       xargs -0 clang-format --dry-run 2>&1 | grep -c 'warning:' || true)
 if [ "$bad" != 0 ]; then
     echo "clang-format: $bad lines differ (run: clang-format -i on the files listed below)"
-    find include src lib tools examples tests/unit fuzz bench -name '*.[ch]' -print0 |
+    find include src lib tools examples tests/unit fuzz bench bpf -name '*.[ch]' -print0 |
         xargs -0 clang-format --dry-run 2>&1 | grep 'warning:' | cut -d: -f1 | sort -u
     exit 1
 fi

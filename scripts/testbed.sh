@@ -10,6 +10,8 @@
 # wire).  Its key server listens on 198.18.6.2; the client reaches it over mgmt0 with its data
 # address 198.18.4.1 as source, so keys pass the ownership check (docs/keyproto.md).
 # Offloads (GSO/GRO/TSO) are left at the kernel defaults: mmtlsd uses PACKET_VNET_HDR.
+# TB_QUEUES=N (default 1): the two data veth pairs get N RX and N TX queues (AF_XDP: one worker
+# per queue; ethtool -L lowers the count later).
 set -euo pipefail
 CMD=${1:-}
 P=${2:-mmtls-tb}
@@ -22,8 +24,11 @@ up() {
     ip netns add "$C"
     ip netns add "$M"
     ip netns add "$S"
-    ip link add veth0 netns "$C" type veth peer name c0 netns "$M"
-    ip link add veth0 netns "$S" type veth peer name s0 netns "$M"
+    local q=${TB_QUEUES:-1}
+    ip link add veth0 netns "$C" numtxqueues "$q" numrxqueues "$q" type veth \
+        peer name c0 netns "$M" numtxqueues "$q" numrxqueues "$q"
+    ip link add veth0 netns "$S" numtxqueues "$q" numrxqueues "$q" type veth \
+        peer name s0 netns "$M" numtxqueues "$q" numrxqueues "$q"
     ip link add mgmt0 netns "$C" type veth peer name mgmt0 netns "$M"
     for ns in "$C" "$M" "$S"; do ip -n "$ns" link set lo up; done
     ip -n "$C" addr add 198.18.4.1/24 dev veth0

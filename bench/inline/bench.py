@@ -226,8 +226,10 @@ class Middle:
             args = [MMTLSD, "-i", "c0:s0", "--key-listen", "198.18.6.2:4433",
                     "--cert", W + "/pki/mbox.crt", "--key", W + "/pki/mbox.key",
                     "--client-ca", W + "/pki/ca.crt", "-l", self.evedir, "-q"]
-            if k == "mmtls64k":
+            if k in ("mmtls64k", "mmtlsfast64k"):
                 args += ["--inspect-depth", str(DEPTH)]
+            if k == "mmtlsfast64k":
+                args += ["--io", "fast"]  # issue 8: the kernel fast path (docs/FASTPATH.md)
             m = re.match(r"(rules|depth)(\d+)k$", k)
             if m:
                 # issue 6: the Snort 3 community ruleset (rulesNk) against the same inspection

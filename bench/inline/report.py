@@ -16,10 +16,11 @@ import sys
 
 NAMES = {"e2e": "E2E (kernel bridge)", "split": "split-TLS (nginx proxy)",
          "mmtls64k": "mmtls, first 64 KB", "mmtlsall": "mmtls, decrypt all",
-         "bare": "bare AF_PACKET forwarder"}
+         "bare": "bare AF_PACKET forwarder", "mmtlsfast64k": "mmtls --io fast, first 64 KB"}
 SHORT = {"e2e": "E2E\n(kernel bridge)", "split": "split-TLS\n(nginx)",
          "mmtls64k": "mmtls\nfirst 64 KB",
-         "mmtlsall": "mmtls\ndecrypt all", "bare": "bare\nAF_PACKET"}
+         "mmtlsall": "mmtls\ndecrypt all", "bare": "bare\nAF_PACKET",
+         "mmtlsfast64k": "mmtls fast\nfirst 64 KB"}
 SIZE_B = {"1k": 1024, "16k": 16384, "64k": 65536, "256k": 262144, "1m": 1048576, "4m": 4194304}
 
 
@@ -155,7 +156,8 @@ def main():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     xs = [SIZE_B[s] / 1024 for s in sizes]
-    style = {"e2e": "k-o", "split": "r-s", "mmtls64k": "b-^", "mmtlsall": "c-v", "bare": "g-d"}
+    style = {"e2e": "k-o", "split": "r-s", "mmtls64k": "b-^", "mmtlsall": "c-v", "bare": "g-d",
+             "mmtlsfast64k": "m-x"}
     fig1, ax = plt.subplots(1, 2, figsize=(11, 4.2))
     for mid in middles:
         ax[0].plot(xs, [m(mid, s, False, "gbps") or float("nan") for s in sizes], style[mid],

@@ -13,6 +13,9 @@
 # The rules benchmark (issue 6, ~4 minutes):
 #   MIDDLES="split depth16k rules16k depth64k rules64k depth128k rules128k" SIZES=1m EPH=0 \
 #   OUT=bench/inline/results-DATE-rules.json bash bench/inline/run.sh
+# The kernel fast path (issue 8, ~2 minutes): mmtlsfast64k is mmtlsd --io fast --inspect-depth:
+#   MIDDLES="e2e mmtlsfast64k mmtls64k" SIZES=1m EPH=0 \
+#   OUT=bench/inline/results-DATE-fast.json bash bench/inline/run.sh
 # Writes bench/inline/results-DATE.json and .md, docs/img/inline-*.png.  About 10 minutes.
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)

@@ -151,10 +151,11 @@ int mmtls_keyshare_build_tls13(const struct mmtls_keyshare_tls13 *t, const uint8
                                uint16_t version, uint16_t suite, const struct mmtls_kp_tuple *tuple,
                                uint8_t *out, size_t out_cap)
 {
+    bool complete = (t->have & MMTLS_KEYSHARE_TLS13_COMPLETE) == MMTLS_KEYSHARE_TLS13_COMPLETE;
     struct mmtls_kp_msg m;
     int rc;
 
-    if ((t->have & MMTLS_KEYSHARE_TLS13_COMPLETE) != MMTLS_KEYSHARE_TLS13_COMPLETE) {
+    if ((t->have & (1u << MMTLS_KEYSHARE_L_SHS)) == 0) {
         return MMTLS_E_INVAL;
     }
     msg_head(&m, MMTLS_KP_KEYS, cr, tuple);
@@ -168,10 +169,14 @@ int mmtls_keyshare_build_tls13(const struct mmtls_keyshare_tls13 *t, const uint8
     if (t->tag2) {
         m.flags |= MMTLS_KP_F_TAG2; /* docs/PRIVTAG.md: records carry tag2 */
     }
-    msg_add(&m, MMTLS_KP_CLIENT_HS, t->chs.b, t->chs.len);
+    if ((t->have & (1u << MMTLS_KEYSHARE_L_CHS)) != 0) {
+        msg_add(&m, MMTLS_KP_CLIENT_HS, t->chs.b, t->chs.len);
+    }
     msg_add(&m, MMTLS_KP_SERVER_HS, t->shs.b, t->shs.len);
-    msg_add(&m, MMTLS_KP_CLIENT_APP0, t->cts0.b, t->cts0.len);
-    msg_add(&m, MMTLS_KP_SERVER_APP0, t->sts0.b, t->sts0.len);
+    if (complete) {
+        msg_add(&m, MMTLS_KP_CLIENT_APP0, t->cts0.b, t->cts0.len);
+        msg_add(&m, MMTLS_KP_SERVER_APP0, t->sts0.b, t->sts0.len);
+    }
     rc = mmtls_kp_encode(&m, out, out_cap);
     mmtls_kp_msg_wipe(&m);
     return rc;
@@ -339,7 +344,18 @@ static int sess_try(struct mmtls_keyshare_sess *s, const struct mmtls_keyshare_c
     }
     if ((s->t13.have & (1u << MMTLS_KEYSHARE_L_CLIENT_RANDOM)) == 0 &&
         (s->t13.have & MMTLS_KEYSHARE_TLS13_COMPLETE) != MMTLS_KEYSHARE_TLS13_COMPLETE) {
-        return 0;
+        if ((s->t13.have & (1u << MMTLS_KEYSHARE_L_SHS)) == 0 || s->hs_sent) {
+            return 0;
+        }
+        /* TLS 1.3: the server handshake secret goes at once (the client derives it from the
+         * ServerHello; OpenSSL derives its own handshake write secret only after the server's
+         * Finished, GnuTLS both at once): an inline middlebox holds the server's flight until it
+         * comes (--server-flight hold).  The suite may still be unknown (GnuTLS): 0, the
+         * middlebox reads the ServerHello. */
+        s->hs_sent = true;
+        s->t13.tag2 = ops->tag2 != NULL && ops->tag2(conn);
+        return mmtls_keyshare_build_tls13(&s->t13, s->cr, ops->version(conn), ops->suite(conn), tp,
+                                          out, out_cap);
     }
     suite = ops->suite(conn);
     if (suite == 0 && ops->suite_late && !final) {
@@ -413,12 +429,14 @@ int mmtls_keyshare_sess_finish(struct mmtls_keyshare_sess *s,
     return sess_try(s, ops, conn, true, out, out_cap);
 }
 
-void mmtls_keyshare_emit(int len, uint8_t *msg)
+void mmtls_keyshare_emit(int len, uint8_t *msg, bool partial)
 {
     if (len == 0) {
         return;
     }
-    mmtls_keyshare_count_session();
+    if (!partial || len < 0) {
+        mmtls_keyshare_count_session();
+    }
     if (len < 0) {
         mmtls_keyshare_count_other_drop();
         return;
@@ -457,10 +475,7 @@ static void ks_ctx_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, lo
 static void ks_sess_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
                          void *argp)
 {
-    if (ptr != NULL) {
-        OPENSSL_cleanse(ptr, sizeof(struct mmtls_keyshare_sess));
-        free(ptr);
-    }
+    mmtls_secmem_free(ptr); /* wipes; NULL is a no-op */
 }
 
 static void ks_init_once(void)
@@ -527,25 +542,27 @@ static void handle_line(const SSL *ssl, const char *line)
     struct mmtls_secret secret;
     struct mmtls_keyshare_sess *s;
     uint8_t cr[32], msg[MMTLS_KP_MAX_MSG];
+    int len;
 
     if (mmtls_keyshare_line_parse(line, strlen(line), &label, cr, &secret) != 0) {
         return;
     }
     s = SSL_get_ex_data(ssl, ks_ssl_idx);
     if (s == NULL) {
-        s = calloc(1, sizeof(*s));
+        /* the session collects TLS 1.3 secrets: secret memory (out of core dumps) */
+        s = mmtls_secmem_calloc(1, sizeof(*s));
         /* SSL_set_ex_data takes a non-const SSL; the key log callback only gets a const one.
          * The ex_data slot belongs to this library, so writing it is not a visible change. */
         if (s == NULL || SSL_set_ex_data((SSL *)ssl, ks_ssl_idx, s) != 1) {
-            free(s);
+            mmtls_secmem_free(s);
             mmtls_keyshare_count_other_drop();
             OPENSSL_cleanse(&secret, sizeof(secret));
             return;
         }
     }
-    mmtls_keyshare_emit(mmtls_keyshare_sess_secret(s, &ssl_ops, ssl, label, cr, &secret,
-                                                   mmtls_keyshare_chan_bypass(), msg, sizeof(msg)),
-                        msg);
+    len = mmtls_keyshare_sess_secret(s, &ssl_ops, ssl, label, cr, &secret,
+                                     mmtls_keyshare_chan_bypass(), msg, sizeof(msg));
+    mmtls_keyshare_emit(len, msg, !s->done);
     OPENSSL_cleanse(&secret, sizeof(secret));
 }
 

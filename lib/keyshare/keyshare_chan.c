@@ -45,6 +45,7 @@
 #define KS_IO_TIMEOUT_MS 10000
 #define KS_BATCH_MAX 32 /* messages moved out of the queue per write */
 #define KS_STOP_JOIN_MS 200
+#define KS_BATCH_BYTES (KS_BATCH_MAX * MMTLS_KP_MAX_MSG)
 
 struct ks_slot {
     uint16_t len;
@@ -56,7 +57,9 @@ static struct {
     pthread_cond_t drained; /* broadcast when the queue empties or a connect fails */
     struct mmtls_keyshare_cfg cfg;
     bool configured;
-    struct ks_slot *q; /* owned; cfg.queue_max slots, wiped when freed */
+    /* The queue and the batch hold encoded KEYS messages (secrets): both live in the
+     * secure-memory pool (pages left out of core dumps, mmtls_secmem) and are wiped after use. */
+    struct ks_slot *q; /* owned (secmem); cfg.queue_max slots, wiped when emptied */
     uint32_t head, count;
     uint32_t inflight; /* messages in the thread's batch, not yet written */
     int efd;           /* eventfd waking the thread; -1 until the thread starts */
@@ -69,7 +72,7 @@ static struct {
     bool connected;
     struct mmtls_keyshare_stats st;
     /* The thread's batch (owned by the thread while running; wiped after each write). */
-    uint8_t batch[KS_BATCH_MAX * MMTLS_KP_MAX_MSG];
+    uint8_t *batch; /* owned (secmem): KS_BATCH_BYTES, allocated with q */
     size_t batch_len;
     uint32_t batch_n, batch_bypass;
 } g = {
@@ -157,7 +160,9 @@ static void fork_child(void)
     if (g.q != NULL) {
         OPENSSL_cleanse(g.q, sizeof(*g.q) * g.cfg.queue_max);
     }
-    OPENSSL_cleanse(g.batch, sizeof(g.batch));
+    if (g.batch != NULL) {
+        OPENSSL_cleanse(g.batch, KS_BATCH_BYTES);
+    }
     g.head = g.count = g.inflight = 0;
     g.batch_len = g.batch_n = g.batch_bypass = 0;
     if (g.efd >= 0) {
@@ -218,8 +223,12 @@ int mmtls_keyshare_chan_configure(struct mmtls_keyshare_cfg *cfg)
         memset(cfg, 0, sizeof(*cfg));
         goto out;
     }
-    q = calloc(cfg->queue_max, sizeof(*q));
-    if (q == NULL) {
+    q = mmtls_secmem_calloc(cfg->queue_max, sizeof(*q));
+    g.batch = mmtls_secmem_alloc(KS_BATCH_BYTES);
+    if (q == NULL || g.batch == NULL) {
+        mmtls_secmem_free(q);
+        mmtls_secmem_free(g.batch);
+        g.batch = NULL;
         rc = MMTLS_E_NOMEM;
         goto out;
     }
@@ -882,7 +891,9 @@ MMTLS_KEYSHARE_API void mmtls_keyshare_shutdown(void)
     if (g.q != NULL) {
         OPENSSL_cleanse(g.q, sizeof(*g.q) * g.cfg.queue_max);
     }
-    OPENSSL_cleanse(g.batch, sizeof(g.batch));
+    if (g.batch != NULL) {
+        OPENSSL_cleanse(g.batch, KS_BATCH_BYTES);
+    }
     g.head = g.count = g.inflight = 0;
     g.batch_len = g.batch_n = g.batch_bypass = 0;
     pthread_cond_broadcast(&g.drained);

@@ -58,7 +58,11 @@ struct mmtls_keyshare_tls13 {
     ((1u << MMTLS_KEYSHARE_L_CHS) | (1u << MMTLS_KEYSHARE_L_SHS) | (1u << MMTLS_KEYSHARE_L_CTS0) | \
      (1u << MMTLS_KEYSHARE_L_STS0))
 
-/* Encodes a KEYS message for a complete TLS 1.3 session into out (MMTLS_KP_MAX_MSG bytes).
+/* Encodes a KEYS message for a complete TLS 1.3 session into out (MMTLS_KP_MAX_MSG bytes) —
+ * or, when t has the server handshake secret but not all of the others, one with the
+ * handshake secrets it has (and the early secret if there is one): clients send the server's
+ * as soon as they have it, at the ServerHello, so that an inline middlebox can release the
+ * server's flight (docs/keyproto.md).  Without the server handshake secret: MMTLS_E_INVAL.
  * tuple may be NULL.  Returns the length or a negative code.  Pure. */
 MMTLS_MUST_USE int mmtls_keyshare_build_tls13(const struct mmtls_keyshare_tls13 *t,
                                               const uint8_t cr[32], uint16_t version,
@@ -98,6 +102,7 @@ bool mmtls_keyshare_fd_tuple(int fd, struct mmtls_kp_tuple *t);
 struct mmtls_keyshare_sess {
     uint8_t cr[32];
     bool started, done;
+    bool hs_sent;   /* TLS 1.3: the handshake secrets went ahead in a message of their own */
     bool has_tuple; /* taken at the first secret: the socket may be gone by the last one */
     struct mmtls_kp_tuple tuple;
     struct mmtls_keyshare_tls13 t13;
@@ -138,9 +143,10 @@ MMTLS_MUST_USE int mmtls_keyshare_sess_finish(struct mmtls_keyshare_sess *s,
                                               const struct mmtls_keyshare_conn_ops *ops,
                                               const void *conn, uint8_t *out, size_t out_cap);
 
-/* Hands the result of mmtls_keyshare_sess_secret over: counts the session, queues the message
- * (len > 0) or counts the drop (len < 0), and wipes msg. */
-void mmtls_keyshare_emit(int len, uint8_t *msg);
+/* Hands the result of mmtls_keyshare_sess_secret over: counts the session (unless `partial`:
+ * the handshake secrets sent ahead, the session's last message is still to come), queues the
+ * message (len > 0) or counts the drop (len < 0), and wipes msg. */
+void mmtls_keyshare_emit(int len, uint8_t *msg, bool partial);
 
 /* Configures the process-wide channel from opts (NULL: environment only), as the first
  * mmtls_keyshare_attach does; idempotent for the same key server.  0, MMTLS_E_INVAL (no key

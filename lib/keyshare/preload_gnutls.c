@@ -218,6 +218,7 @@ static int gt_keylog(void *session, const char *label, const struct gt_datum *se
     struct gt_ent *e;
     bool ours;
     int rc = 0, len = 0;
+    bool partial = false;
 
     pthread_mutex_lock(&gt_mu);
     e = *gt_find_locked(session);
@@ -249,9 +250,10 @@ static int gt_keylog(void *session, const char *label, const struct gt_datum *se
     if (e != NULL) {
         len = mmtls_keyshare_sess_secret(&e->ks, &gt_ops, session, l, c.data, &sec,
                                          mmtls_keyshare_chan_bypass(), msg, sizeof(msg));
+        partial = !e->ks.done;
     }
     pthread_mutex_unlock(&gt_mu);
-    mmtls_keyshare_emit(len, msg);
+    mmtls_keyshare_emit(len, msg, partial);
     mmtls_wipe(&sec, sizeof(sec));
     return rc;
 }
@@ -271,7 +273,7 @@ MMTLS_KEYSHARE_API int gnutls_init(void **session, unsigned int flags)
         mmtls_keyshare_on_chan_thread) {
         return rc;
     }
-    e = calloc(1, sizeof(*e));
+    e = mmtls_secmem_calloc(1, sizeof(*e)); /* holds secrets (e->ks): out of core dumps */
     if (e == NULL) {
         mmtls_keyshare_count_other_drop();
         return rc;
@@ -285,7 +287,7 @@ MMTLS_KEYSHARE_API int gnutls_init(void **session, unsigned int flags)
         e = NULL;
     }
     pthread_mutex_unlock(&gt_mu);
-    free(e); /* a stale entry for the same address (never deinit'ed): keep that one */
+    mmtls_secmem_free(e); /* a stale entry for the same address (never deinit'ed): keep that one */
     gt.set_keylog(*session, gt_keylog);
     return rc;
 }
@@ -295,6 +297,7 @@ MMTLS_KEYSHARE_API int gnutls_handshake(void *session)
     uint8_t msg[MMTLS_KP_MAX_MSG];
     struct gt_ent *e;
     int rc, len = 0;
+    bool partial = false;
 
     pthread_once(&gt_once, gt_resolve);
     if (gt.handshake == NULL) {
@@ -308,9 +311,10 @@ MMTLS_KEYSHARE_API int gnutls_handshake(void *session)
     e = *gt_find_locked(session);
     if (e != NULL) {
         len = mmtls_keyshare_sess_finish(&e->ks, &gt_ops, session, msg, sizeof(msg));
+        partial = !e->ks.done;
     }
     pthread_mutex_unlock(&gt_mu);
-    mmtls_keyshare_emit(len, msg);
+    mmtls_keyshare_emit(len, msg, partial);
     return rc;
 }
 
@@ -350,10 +354,7 @@ MMTLS_KEYSHARE_API void gnutls_deinit(void *session)
         *pp = e->next;
     }
     pthread_mutex_unlock(&gt_mu);
-    if (e != NULL) {
-        mmtls_wipe(e, sizeof(*e));
-        free(e);
-    }
+    mmtls_secmem_free(e); /* wipes; NULL is a no-op */
     if (gt.deinit != NULL) {
         gt.deinit(session);
     }

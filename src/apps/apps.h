@@ -29,6 +29,10 @@ MMTLS_MUST_USE int mmtls_eve_register(struct mmtls_eve *ev, struct mmtls_engine 
  * stats event per worker when there are several), -1 omits it. */
 void mmtls_eve_write_stats(struct mmtls_eve *ev, const struct mmtls_engine *e, uint64_t ts_us,
                            int worker);
+/* Writes an eve "exception" event (a resource cap hit, reported at most once per second per
+ * resource by the engine: docs/EVE.md); `worker` as for the stats event. */
+void mmtls_eve_write_exception(struct mmtls_eve *ev, const struct mmtls_engine_exception *x,
+                               int worker);
 /* Lines written to the stream (by every writer sharing it). */
 uint64_t mmtls_eve_lines(const struct mmtls_eve *ev);
 /* Flushes and closes; NULL is a no-op. */

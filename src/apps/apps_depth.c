@@ -18,6 +18,23 @@ struct mmtls_depth {
     int app_id;
 };
 
+/* The plaintext a record delivers: its content length once decrypted, never the padding.
+ * TLS 1.2 records are decrypted lazily, after the apps registered before the one asking: this
+ * app is registered first and sees the bound (max_plain_len), which counts the CBC padding (up to
+ * 255 bytes, RFC 5246 §6.2.3.2) and the MAC — a sender padding 1-byte records would use up the
+ * depth and let what follows pass unseen.  Decrypting here costs nothing extra: the record is
+ * decrypted once, for whichever app asks first (and verified anyway unless --no-verify-all).
+ * A record that cannot be decrypted counts with its bound. */
+static uint64_t delivered(struct mmtls_session *s, const struct mmtls_record *rec)
+{
+    const uint8_t *p;
+    size_t n;
+
+    if (rec->encrypted && rec->decryptable && mmtls_record_plaintext(s, &p, &n) == 0)
+        return n;
+    return rec->max_plain_len;
+}
+
 static int depth_on_event(struct mmtls_session *s, const struct mmtls_event_info *ev, void *arg)
 {
     struct mmtls_depth *d = arg;
@@ -38,7 +55,7 @@ static int depth_on_event(struct mmtls_session *s, const struct mmtls_event_info
                 ds->paused = false;
             }
         } else if (!ds->paused) {
-            ds->seen += ev->rec->max_plain_len;
+            ds->seen += delivered(s, ev->rec);
             if (ds->seen >= d->depth) {
                 mmtls_session_pause(s, MMTLS_DIR_TO_CLIENT, UINT64_MAX);
                 ds->paused = true;

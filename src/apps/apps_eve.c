@@ -383,6 +383,30 @@ void mmtls_eve_write_stats(struct mmtls_eve *ev, const struct mmtls_engine *e, u
     eve_emit(ev, &j);
 }
 
+void mmtls_eve_write_exception(struct mmtls_eve *ev, const struct mmtls_engine_exception *x,
+                               int worker)
+{
+    struct mmtls_json j;
+
+    mmtls_json_init(&j, &ev->line);
+    mmtls_json_obj_open(&j, NULL);
+    mmtls_json_ts(&j, "timestamp", x->ts_us);
+    mmtls_json_str(&j, "event_type", "exception");
+    if (worker >= 0)
+        mmtls_json_u64(&j, "worker", (uint64_t)worker);
+    mmtls_json_obj_open(&j, "exception");
+    mmtls_json_str(&j, "resource", x->resource);
+    mmtls_json_str(&j, "policy", x->policy);
+    mmtls_json_str(&j, "action", x->action);
+    mmtls_json_u64(&j, "count", x->count);
+    mmtls_json_u64(&j, "total", x->total);
+    mmtls_json_u64(&j, "interval_ms", x->interval_us / 1000);
+    mmtls_json_u64(&j, "used", x->used);
+    mmtls_json_u64(&j, "cap", x->cap);
+    mmtls_json_obj_close(&j);
+    eve_emit(ev, &j);
+}
+
 uint64_t mmtls_eve_lines(const struct mmtls_eve *ev)
 {
     return ev->root->lines;

@@ -150,8 +150,9 @@ static void sess_start(struct mmtls_ids *ids, struct mmtls_session *s)
     mmtls_session_ctx_set(s, ids->app_id, is);
 }
 
-/* tls.sni, once: the session starts at the ClientHello's first record, before its server name
- * is parsed; the name is there by the session's next record event. */
+/* tls.sni, once.  SESSION_START comes once the ClientHello is parsed, but a ClientHello spread
+ * over several records starts the session at its first record, before the name is known
+ * (docs/API.md); the name is there by a later record event, so it is looked for on each. */
 static void feed_sni(struct ids_sess *is)
 {
     const struct mmtls_session_info *in = mmtls_session_info(is->s);

@@ -185,7 +185,9 @@ static int rprot_alloc(struct mmtls_rprot **out, const struct mmtls_suite *s)
         /* e.g. DES-EDE3-CBC missing from the configured providers */
         return MMTLS_E_UNSUPPORTED;
     }
-    rp = OPENSSL_zalloc(sizeof(*rp));
+    /* record keys and IVs: secret memory (out of core dumps, wiped when freed); the EVP
+     * contexts are OpenSSL's and cleansed by EVP_CIPHER_CTX_free / EVP_MAC_CTX_free */
+    rp = mmtls_secmem_calloc(1, sizeof(*rp));
     if (rp == NULL) {
         return MMTLS_E_NOMEM;
     }
@@ -356,7 +358,7 @@ void mmtls_rprot_free(struct mmtls_rprot *rp)
     EVP_CIPHER_CTX_free(rp->dec);
     EVP_CIPHER_CTX_free(rp->enc);
     EVP_MAC_CTX_free(rp->mac);
-    OPENSSL_clear_free(rp, sizeof(*rp));
+    mmtls_secmem_free(rp); /* wipes */
 }
 
 size_t mmtls_rprot_max_plain(const struct mmtls_rprot *rp, size_t frag_len)

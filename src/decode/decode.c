@@ -69,6 +69,22 @@ const char *mmtls_decode_event_name(enum mmtls_decode_event ev)
     return event_names[ev];
 }
 
+enum mmtls_decode_csum mmtls_decode_vnet_csum(const uint8_t *vnet, size_t len)
+{
+    if (vnet == NULL || MMTLS_VNET_HDR_LEN > len) {
+        return MMTLS_CSUM_UNKNOWN;
+    }
+    /* NEEDS_CSUM wins over DATA_VALID (a forwarded GRO frame may carry both); GSO frames are
+     * split (and their checksums computed) on the way out. */
+    if ((vnet[0] & MMTLS_VNET_F_NEEDS_CSUM) || vnet[1] != 0) {
+        return MMTLS_CSUM_PARTIAL;
+    }
+    if (vnet[0] & MMTLS_VNET_F_DATA_VALID) {
+        return MMTLS_CSUM_VALID;
+    }
+    return MMTLS_CSUM_COMPLETE;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Internet checksum (RFC 1071): 32-bit accumulation of 16-bit big-endian words, folded.        */
 

@@ -90,6 +90,28 @@ struct mmtls_decode_opts {
     bool verify_tcp_csum; /* count and reject TCP checksum failures */
 };
 
+/* How far a frame's checksums were computed when the kernel handed it over with
+ * PACKET_VNET_HDR (struct virtio_net_hdr, include/uapi/linux/virtio_net.h: flags, gso_type,
+ * hdr_len, gso_size, csum_start, csum_offset).  Locally sent TCP leaves the checksum to the
+ * device (VIRTIO_NET_HDR_F_NEEDS_CSUM: the field holds only the pseudo-header sum); a frame
+ * whose checksum a device verified says VIRTIO_NET_HDR_F_DATA_VALID; otherwise every checksum
+ * is in the frame and can be verified, as the receiver will. */
+enum mmtls_decode_csum {
+    MMTLS_CSUM_UNKNOWN = 0, /* no virtio_net_hdr: the frame may carry unfinished checksums */
+    MMTLS_CSUM_COMPLETE,    /* computed by the sender: verify it */
+    MMTLS_CSUM_PARTIAL,     /* NEEDS_CSUM: to be finished on the way out, cannot be verified */
+    MMTLS_CSUM_VALID,       /* DATA_VALID: already verified below us */
+};
+
+#define MMTLS_VNET_HDR_LEN 10
+#define MMTLS_VNET_F_NEEDS_CSUM 1
+#define MMTLS_VNET_F_DATA_VALID 2
+
+/* The checksum state of a frame from its virtio_net_hdr (len bytes at vnet; NULL or shorter
+ * than MMTLS_VNET_HDR_LEN: UNKNOWN).  A GSO frame (gso_type != 0) is PARTIAL whatever its
+ * flags: its segments' checksums do not exist yet.  Pure. */
+enum mmtls_decode_csum mmtls_decode_vnet_csum(const uint8_t *vnet, size_t len);
+
 /* Decodes a frame of the given link type down to TCP.  Returns MMTLS_DEC_OK with *pkt filled
  * for a TCP segment, MMTLS_DEC_IP_FRAGMENT for a fragment (frag_* fields valid), or the event
  * that stopped decoding.  Pure: no allocation, no global state. */

@@ -14,6 +14,55 @@
 #include "reasm/reasm.h"
 #include "util/util.h"
 
+/* Exception policies (docs/CONFIG.md, "Resources and exception policies"): what the inline
+ * engine does when a resource cap is hit.  Offline the engine only inspects: it counts. */
+enum mmtls_exc_policy {
+    MMTLS_EXC_CLOSED = 0, /* fail closed: drop the packet / block the flow (default) */
+    MMTLS_EXC_OPEN,       /* fail open: forward uninspected (the flow is bypassed) */
+};
+
+enum mmtls_exc_res {
+    MMTLS_EXC_FLOW = 0,  /* flow table full of sessions under inspection: the new flow */
+    MMTLS_EXC_SESSION,   /* max_sessions TLS sessions under inspection: the new session */
+    MMTLS_EXC_REASM,     /* reassembly memcap or per-stream cap: the segment */
+    MMTLS_EXC_HOLD,      /* records held for keys over key_hold_max / key_hold_total */
+    MMTLS_EXC_KEYS,      /* keys waiting for their session over key_pending_max */
+    MMTLS_EXC_MIDSTREAM, /* a flow picked up without its SYN (after midstream_grace_ms) */
+    MMTLS_EXC_N
+};
+
+/* What a hit did: the policy applied (index of mmtls_engine_stats.exc[res]). */
+enum mmtls_exc_act {
+    MMTLS_EXC_ACT_CLOSED = 0,
+    MMTLS_EXC_ACT_OPEN = 1,
+    MMTLS_EXC_ACT_OFFLINE = 2, /* offline analysis: counted, nothing to drop */
+};
+
+/* Names for logs and eve ("flow", "session", "reasm", "hold", "keys", "midstream"). */
+const char *mmtls_exc_res_name(int res);
+
+/* One report of a resource's exceptions: at most one per resource per second (the first hit
+ * is reported at once, later ones summed over the interval).  Borrowed for the call. */
+struct mmtls_engine_exception {
+    int res;              /* enum mmtls_exc_res */
+    const char *resource; /* mmtls_exc_res_name(res) */
+    const char *policy;   /* "closed", "open", or "offline" (counted only) */
+    const char *action;   /* what was done: "drop", "block", "bypass", "pass", "evict"... */
+    uint64_t count;       /* hits since the previous report of this resource */
+    uint64_t total;       /* hits since the start */
+    uint64_t interval_us; /* time covered by count (engine clock) */
+    uint64_t ts_us;       /* engine clock */
+    uint64_t used, cap;   /* the resource's usage now and its cap (units as in docs/EVE.md) */
+};
+
+/* Kernel fast path: where the engine's framing of a direction stands, for a kernel that lost it
+ * (valid: every byte before end_seq was delivered and nothing is buffered beyond it; the next
+ * record header starts at hdr_seq). */
+struct mmtls_engine_fast_sync {
+    bool valid;
+    uint32_t end_seq, hdr_seq;
+};
+
 struct mmtls_engine_opts {
     size_t sz; /* sizeof(struct mmtls_engine_opts) */
     struct mmtls_flow_table_opts flow;
@@ -37,6 +86,12 @@ struct mmtls_engine_opts {
     /* Inline mode (mmtls_engine_packet_inline): what happens to a session whose keys did not
      * come within key_wait_ms (DESIGN §3 rule 2), and to flows that are not TLS. */
     int on_missing_keys; /* enum mmtls_missing_keys */
+    /* Inline, TLS 1.3 (RFC 8446 §2): the server's encrypted first flight.  false (hold): its
+     * frames wait for the handshake secrets, the records up to its Finished are released once
+     * decrypted, and 0.5-RTT data after the Finished waits for the application secrets (one
+     * key-channel round trip per handshake; clients must share handshake secrets at once).
+     * true (pass): its frames go on at once, its records are inspected when the keys come. */
+    bool server_flight_pass;
     bool block_non_tls;
     /* Retransmitted bytes that differ from those inspected (DESIGN §3 rule 5): inline, the
      * session is blocked (the frame dropped, both ends reset) unless this is set; the
@@ -55,6 +110,15 @@ struct mmtls_engine_opts {
      * thread; must not block.  NULL: not called. */
     void (*on_client_random)(void *ud, const uint8_t client_random[32]);
     void *on_client_random_ud;
+    /* Kernel fast path (mmtlsd --io fast, docs/FASTPATH.md): told, on the worker's thread, what
+     * the kernel may do with a TCP flow's frames whenever that changes: mode[i] (enum
+     * mmtls_fast_mode, src/io/io.h) for the frames endpoint i sends, gen[i] counting the skips
+     * asked for; sync (NULL: none), by endpoint too, after mmtls_engine_fast_sync_next; ended
+     * once the flow is released.  NULL: not called. */
+    void (*on_flow_state)(void *ud, const struct mmtls_flow_key *key, const uint8_t mode[2],
+                          const uint32_t gen[2], const struct mmtls_engine_fast_sync *sync,
+                          bool ended);
+    void *on_flow_state_ud;
     /* TEST ONLY (mmtlsd --test-tamper, the private tag's tamper test): act as a compromised
      * middlebox.  Inline, in decrypted TLS 1.3 application records that lie wholly inside the
      * current frame, replace tamper_from by tamper_to (same length, borrowed), re-seal the record
@@ -63,6 +127,23 @@ struct mmtls_engine_opts {
      * with complete checksums (no GSO / checksum offload: mmtlsd --no-vnet). */
     const uint8_t *tamper_from, *tamper_to;
     size_t tamper_len;
+    /* Exception policies, by enum mmtls_exc_res (0 = MMTLS_EXC_CLOSED: fail closed).  The hold
+     * policy applies when the hold caps are hit; a key wait that expires follows
+     * on_missing_keys.  Refused keys leave a session without keys: on_missing_keys too. */
+    uint8_t exc_policy[MMTLS_EXC_N];
+    /* TLS sessions under inspection at once (0: no cap of its own, one per flow at most). */
+    uint32_t max_sessions;
+    /* Inline, flows picked up without their SYN pass uninspected during this long after the
+     * engine's first packet (connections older than a restart); afterwards they follow
+     * exc_policy[MMTLS_EXC_MIDSTREAM], except flows the engine itself evicted or expired
+     * while uninspected (remembered in a bounded table): those pass as before. */
+    uint32_t midstream_grace_ms;
+    /* Reports: on_exception at most once per second per resource; on_stats every
+     * stats_interval_ms of engine time (0: never).  Called on the worker's thread. */
+    void (*on_exception)(void *ud, const struct mmtls_engine_exception *x);
+    void (*on_stats)(void *ud, const struct mmtls_engine *e, uint64_t now_us);
+    void *report_ud;
+    uint32_t stats_interval_ms;
 };
 
 enum mmtls_missing_keys {
@@ -93,6 +174,10 @@ struct mmtls_engine_tx {
     void *ud;
     void (*send)(void *ud, int port, const uint8_t *frame, size_t len, const uint8_t *meta,
                  size_t meta_len, bool built);
+    /* meta starts with the frame's struct virtio_net_hdr (PACKET_VNET_HDR): frames whose
+     * checksums are complete are verified, and a bad one is forwarded but never inspected
+     * (the receiver drops it) */
+    bool meta_vnet;
 };
 
 #define MMTLS_ENGINE_META_MAX 32
@@ -105,6 +190,23 @@ void mmtls_engine_set_tx(struct mmtls_engine *e, const struct mmtls_engine_tx *t
  * is blocked).  meta (<= MMTLS_ENGINE_META_MAX bytes) travels with a held frame. */
 int mmtls_engine_packet_inline(struct mmtls_engine *e, int port, const uint8_t *data, size_t len,
                                uint64_t ts_us, const uint8_t *meta, size_t meta_len);
+
+/* Fast path: the next frame given to mmtls_engine_packet_inline ends a kernel skip of its
+ * direction (on_flow_state asked for it): its stream resumes at sequence number seq, a record
+ * header, after nskip whole records the kernel forwarded uninspected; lost: the kernel lost the
+ * framing (the bytes before seq are then a gap the engine resynchronises after). */
+void mmtls_engine_fast_resume(struct mmtls_engine *e, uint32_t seq, uint32_t nskip, bool lost);
+/* Fast path: the next frame started, as the kernel saw it, where the bytes of its direction
+ * before it ended (copies, in-order diverted frames).  A hole before it is a frame lost on the
+ * way to user space (the divert ring overflowed): a diverted frame comes again, a copy never
+ * does.  The frame is dropped (the sender sends it again) so that no record whose bytes the
+ * engine lacks becomes whole at the receiver; if the hole turns into a gap (the receiver
+ * acknowledged bytes beyond it: a lost copy), the session is blocked (fast_copies_lost). */
+void mmtls_engine_fast_inorder(struct mmtls_engine *e);
+uint64_t mmtls_engine_fast_copies_lost(const struct mmtls_engine *e);
+/* Fast path: after the next frame, on_flow_state also gets the engine's framing (sync), for a
+ * kernel that lost it (the frame came diverted without the in-order mark). */
+void mmtls_engine_fast_sync_next(struct mmtls_engine *e);
 
 /* Processes one frame.  Returns an mmtls_pkt_verdict.  Never fails: malformed input is counted. */
 int mmtls_engine_packet(struct mmtls_engine *e, int linktype, const uint8_t *data, size_t len,
@@ -140,8 +242,21 @@ struct mmtls_engine_stats {
      * [i] < 2^i µs; sessions whose records waited but no frame had to: key_waits_undelayed */
     uint64_t key_stall_hist[32];
     uint64_t key_waits_undelayed;
+    /* TLS 1.3 records still waiting for secrets after others were released (handshake secrets
+     * came first); frames split so that their inspected head could go on (server flight) */
+    uint64_t key_waits_partial, frames_split;
     uint64_t test_tampered; /* records rewritten by the test-only tamper mode */
     uint64_t key_stall_max_us;
+    /* exception policies: hits by resource and by what was done (closed, open, offline) */
+    uint64_t exc[MMTLS_EXC_N][3];            /* [enum mmtls_exc_res][enum mmtls_exc_act] */
+    uint64_t sessions_active, sessions_peak; /* TLS sessions allocated now / at most */
+    uint64_t held_peak, keys_pending_peak;   /* held record bytes, pending keys: at most */
+    uint64_t midstream_passed, midstream_remembered;
+    /* inline evasion defences: frames whose TCP checksum could not be verified (offloaded or
+     * no virtio_net_hdr); URG flags cleared (urgent data delivered in band); RSTs ignored for
+     * a sequence number the receiver would not accept (RFC 5961 §3.2); connections re-opened
+     * on the 4-tuple of a closed one */
+    uint64_t csum_unverified, urg_cleared, rst_ignored, flows_reopened;
 };
 
 const struct mmtls_engine_stats *mmtls_engine_get_stats(const struct mmtls_engine *e);
@@ -150,7 +265,9 @@ const struct mmtls_defrag_stats *mmtls_engine_defrag_stats(const struct mmtls_en
 const struct mmtls_memcap *mmtls_engine_reasm_memcap(const struct mmtls_engine *e);
 
 /* A key message from a key channel, as a worker receives it (docs/ARCHITECTURE.md, "Keys from
- * key channels").  Whoever holds the pointer owns it; mmtls_engine_keymsg_free wipes it. */
+ * key channels").  Whoever holds the pointer owns it; mmtls_engine_keymsg_free wipes it.  It
+ * lives in the secure-memory pool (mmtls_secmem, out of core dumps): allocate it with
+ * mmtls_engine_keymsg_new or mmtls_secmem_calloc, never malloc. */
 struct mmtls_engine_keymsg {
     int type; /* MMTLS_KP_KEYS or MMTLS_KP_BYPASS */
     uint8_t client_random[32];

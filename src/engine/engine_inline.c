@@ -16,6 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len);
+static uint16_t csum_fold(uint32_t sum);
+static uint8_t *tcp_header(const struct mmtls_pkt *pkt);
+
 void mmtls_engine_set_tx(struct mmtls_engine *e, const struct mmtls_engine_tx *tx)
 {
     e->tx = *tx;
@@ -37,6 +41,8 @@ void eng_inline_hold_frame(struct mmtls_engine *e, struct eng_session *s)
     f->port = e->cur_port;
     f->dir = e->cur_ef != NULL ? e->cur_dir : -1;
     f->end_seq = e->cur_end_seq;
+    f->seq = e->cur_seq;
+    f->need = f->dir >= 0 ? s->held_id[f->dir] : 0;
     f->meta_len = (uint16_t)ml;
     if (ml > 0)
         memcpy(f->meta, e->cur_meta, ml);
@@ -73,6 +79,130 @@ void eng_inline_release_frames(struct eng_session *s, bool send)
     }
 }
 
+/* Writes the IP lengths and checksums of a TCP frame whose payload now has `plen` bytes: the
+ * IPv4 header checksum (RFC 791 §3.1), and the TCP checksum over the pseudo-header and the
+ * segment (RFC 793 §3.1, RFC 8200 §8.1) — or, for a frame whose checksum is finished on the
+ * way out (virtio NEEDS_CSUM), only the pseudo-header sum the sender left there. */
+static void split_fix(uint8_t *l3, bool v4, uint8_t *tcp, size_t plen, bool partial)
+{
+    size_t tcp_len = (size_t)(tcp[12] >> 4) * 4 + plen;
+    uint32_t sum;
+
+    if (v4) {
+        size_t ihl = (size_t)(l3[0] & 0x0f) * 4;
+        mmtls_put_be16(l3 + 2, (uint16_t)(ihl + tcp_len));
+        l3[10] = l3[11] = 0;
+        mmtls_put_be16(l3 + 10, csum_fold(csum_add(0, l3, ihl)));
+    } else {
+        mmtls_put_be16(l3 + 4, (uint16_t)tcp_len);
+    }
+    tcp[16] = tcp[17] = 0;
+    sum = csum_add(0, v4 ? l3 + 12 : l3 + 8, v4 ? 8 : 32) + 6 + (uint32_t)tcp_len;
+    if (partial) {
+        mmtls_put_be16(tcp + 16, (uint16_t)~csum_fold(sum));
+        return;
+    }
+    sum = csum_add(sum, tcp, tcp_len);
+    mmtls_put_be16(tcp + 16, csum_fold(sum));
+}
+
+/* A held frame carries inspected records followed by the first record of its direction that
+ * still waits (stream offset `at`): its head, up to `at`, is sent now as a frame of its own,
+ * and the held frame keeps the rest (sequence number moved on, FIN kept for the tail).  Only
+ * IPv4 and IPv6 without extension headers; anything else stays held whole. */
+static void split_send(struct eng_session *s, struct eng_frame *f, uint64_t at)
+{
+    struct mmtls_engine *e = s->eng;
+    struct eng_flow *ef = s->flow != NULL ? s->flow->ud : NULL;
+    struct mmtls_pkt pkt;
+    uint8_t *tcp, *head;
+    size_t hdr, k, rest, tcp_off;
+    uint64_t poff;
+    bool partial;
+
+    memset(&pkt, 0, sizeof(pkt));
+    if (ef == NULL || f->dir < 0 || !ef->r[f->dir].started || e->tx.send == NULL ||
+        mmtls_decode_frame(MMTLS_LINK_ETHERNET, f->data, f->len, &e->o.decode, &pkt) !=
+            MMTLS_DEC_OK ||
+        pkt.payload_len == 0 || (pkt.tcp_flags & (MMTLS_TCP_SYN | MMTLS_TCP_RST)) != 0)
+        return;
+    tcp = tcp_header(&pkt);
+    if (tcp == NULL)
+        return;
+    poff = mmtls_reasm_seq_to_off(&ef->r[f->dir], pkt.seq);
+    if (at <= poff || at - poff >= pkt.payload_len)
+        return;
+    k = (size_t)(at - poff);
+    hdr = (size_t)(pkt.payload - f->data);
+    tcp_off = (size_t)(tcp - f->data);
+    rest = pkt.payload_len - k;
+    partial = e->tx.meta_vnet && mmtls_decode_vnet_csum(f->meta, f->meta_len) == MMTLS_CSUM_PARTIAL;
+    head = malloc(hdr + k);
+    if (head == NULL)
+        return; /* stays held whole */
+    memcpy(head, f->data, hdr + k);
+    head[tcp_off + 13] &= (uint8_t)~MMTLS_TCP_FIN; /* the FIN comes after the tail's bytes */
+    split_fix(head + (pkt.l3 - f->data), pkt.ip_version == 4, head + tcp_off, k, partial);
+    /* The tail: the same headers, the payload from `at`, the next sequence number. */
+    memmove(f->data + hdr, f->data + hdr + k, rest);
+    f->len = hdr + rest;
+    f->seq = pkt.seq + (uint32_t)k;
+    tcp[4] = (uint8_t)(f->seq >> 24), tcp[5] = (uint8_t)(f->seq >> 16);
+    tcp[6] = (uint8_t)(f->seq >> 8), tcp[7] = (uint8_t)f->seq;
+    split_fix((uint8_t *)(uintptr_t)pkt.l3, pkt.ip_version == 4, tcp, rest, partial);
+    e->tx.send(e->tx.ud, f->port ^ 1, head, hdr + k, f->meta, f->meta_len, false);
+    free(head);
+    e->st.frames_split++;
+    eng_inline_sent(ef, f->dir, f->seq);
+}
+
+void eng_inline_release_ready(struct eng_session *s)
+{
+    struct mmtls_engine *e = s->eng;
+    struct eng_frame *f = s->frames_head, *prev = NULL;
+    uint64_t first[2] = {UINT64_MAX, UINT64_MAX}; /* first record still held, by direction */
+    bool stop[2] = {false, false};
+
+    for (const struct eng_held *h = s->held_head; h != NULL; h = h->next) {
+        if (first[h->dir] == UINT64_MAX)
+            first[h->dir] = h->off;
+    }
+    while (f != NULL) {
+        struct eng_frame *next = f->next;
+        bool ready =
+            f->dir >= 0 ? !stop[f->dir] && f->need <= s->done_id[f->dir] : s->held_head == NULL;
+        if (!ready) {
+            /* The first frame of its direction still waiting may carry inspected records
+             * before the held one: the server's TLS 1.3 flight (hold mode), where the client
+             * needs them (ServerHello, Finished) to derive the secrets that release the rest. */
+            if (f->dir == 1 && !stop[1] && s->tls13 && !e->o.server_flight_pass &&
+                first[1] != UINT64_MAX)
+                split_send(s, f, first[1]);
+            if (f->dir >= 0)
+                stop[f->dir] = true;
+            prev = f;
+            f = next;
+            continue;
+        }
+        if (prev != NULL)
+            prev->next = next;
+        else
+            s->frames_head = next;
+        if (s->frames_tail == f)
+            s->frames_tail = prev;
+        if (e->tx.send != NULL) {
+            e->tx.send(e->tx.ud, f->port ^ 1, f->data, f->len, f->meta, f->meta_len, false);
+            e->st.frames_released++;
+            if (f->dir >= 0 && s->flow != NULL && s->flow->ud != NULL)
+                eng_inline_sent(s->flow->ud, f->dir, f->end_seq);
+        } else {
+            e->st.frames_dropped++;
+        }
+        free(f);
+        f = next;
+    }
+}
+
 void eng_inline_sent(struct eng_flow *ef, int dir, uint32_t end_seq)
 {
     if (!ef->have_snd[dir] || MMTLS_SEQ_GT(end_seq, ef->snd_nxt[dir])) {
@@ -80,6 +210,8 @@ void eng_inline_sent(struct eng_flow *ef, int dir, uint32_t end_seq)
         ef->have_snd[dir] = true;
     }
 }
+
+static void clear_urgent(struct mmtls_engine *e, const struct mmtls_pkt *pkt);
 
 void eng_inline_note(struct mmtls_engine *e, struct eng_flow *ef, int dir,
                      const struct mmtls_pkt *pkt)
@@ -89,6 +221,7 @@ void eng_inline_note(struct mmtls_engine *e, struct eng_flow *ef, int dir,
     /* SYN and FIN take a sequence number each (RFC 793 §3.3). */
     e->cur_ef = ef;
     e->cur_dir = dir;
+    e->cur_seq = pkt->seq;
     e->cur_end_seq = pkt->seq + (uint32_t)pkt->payload_len +
                      ((pkt->tcp_flags & MMTLS_TCP_SYN) ? 1u : 0u) +
                      ((pkt->tcp_flags & MMTLS_TCP_FIN) ? 1u : 0u);
@@ -104,6 +237,8 @@ void eng_inline_note(struct mmtls_engine *e, struct eng_flow *ef, int dir,
     ef->meta_len[dir] = (uint16_t)MMTLS_MIN(e->cur_meta_len, (size_t)MMTLS_ENGINE_META_MAX);
     if (ef->meta_len[dir] > 0)
         memcpy(ef->meta[dir], e->cur_meta, ef->meta_len[dir]);
+    if (pkt->tcp_flags & MMTLS_TCP_URG)
+        clear_urgent(e, pkt);
 }
 
 /* RFC 1071 one's-complement sum. */
@@ -121,6 +256,54 @@ static uint16_t csum_fold(uint32_t sum)
     while (sum >> 16)
         sum = (sum & 0xffff) + (sum >> 16);
     return (uint16_t)~sum;
+}
+
+/* Where the TCP header of a decoded frame starts (IPv4 with options; IPv6 without extension
+ * headers only), or NULL. */
+static uint8_t *tcp_header(const struct mmtls_pkt *pkt)
+{
+    uint8_t *tcp;
+
+    if (pkt->ip_version == 4)
+        tcp = (uint8_t *)(uintptr_t)pkt->l3 + (size_t)(pkt->l3[0] & 0x0f) * 4;
+    else if (pkt->l3[6] == 6)
+        tcp = (uint8_t *)(uintptr_t)pkt->l3 + 40;
+    else
+        return NULL;
+    if (tcp + 20 > pkt->payload)
+        return NULL;
+    return tcp;
+}
+
+/* Urgent data (Ptacek & Newsham §5.4, RFC 6093): with the BSD semantics every stack uses, the
+ * receiver takes the byte before the urgent pointer out of the stream (unless SO_OOBINLINE),
+ * so the application reads other bytes than the stream the middlebox inspects.  RFC 6093 §6
+ * says new applications should not use it; as firewalls do ("clear urgent"), the URG flag and
+ * the pointer are cleared in the forwarded frame: the byte stays in band, where it was
+ * inspected.  The checksum is updated (RFC 1624 eqn. 3) unless the frame's checksum is still
+ * to be computed on the way out (it then covers the new header). */
+static void clear_urgent(struct mmtls_engine *e, const struct mmtls_pkt *pkt)
+{
+    uint8_t *tcp = tcp_header(pkt);
+    uint16_t old_w6, old_w9, hc;
+    uint32_t sum;
+
+    if (tcp == NULL)
+        return;
+    old_w6 = mmtls_be16(tcp + 12);
+    old_w9 = mmtls_be16(tcp + 18);
+    /* The frame is the caller's receive buffer: the inline mode forwards it modified. */
+    tcp[13] &= (uint8_t)~MMTLS_TCP_URG;
+    tcp[18] = tcp[19] = 0;
+    e->st.urg_cleared++;
+    if (e->tx.meta_vnet &&
+        mmtls_decode_vnet_csum(e->cur_meta, e->cur_meta_len) == MMTLS_CSUM_PARTIAL)
+        return;
+    hc = mmtls_be16(tcp + 16);
+    sum = (uint16_t)~hc;
+    sum += (uint16_t)~old_w6 + (uint32_t)mmtls_be16(tcp + 12);
+    sum += (uint16_t)~old_w9 + 0u;
+    mmtls_put_be16(tcp + 16, csum_fold(sum));
 }
 
 /* Builds and sends an RST from endpoint `from_dir`'s side to the other end: the frame looks as
@@ -144,9 +327,27 @@ static void send_rst(struct mmtls_engine *e, struct eng_flow *ef, int from_dir)
     uint32_t sum;
     bool v4 = fl->key.ip_version == 4;
 
-    if (e->tx.send == NULL || ef->port_in[from_dir] < 0 || l2 == 0)
+    int out_port = ef->port_in[from_dir] ^ 1;
+    const uint8_t *meta = ef->meta[from_dir];
+    size_t meta_len = ef->meta_len[from_dir];
+
+    if (e->tx.send == NULL)
         return;
-    memcpy(fr, ef->l2[from_dir], l2);
+    if (ef->port_in[from_dir] >= 0 && l2 >= 14) {
+        memcpy(fr, ef->l2[from_dir], l2);
+    } else if (ef->port_in[to] >= 0 && ef->l2_len[to] >= 14) {
+        /* Nothing seen from this side yet (e.g. a flow picked up midstream): the other
+         * side's link header with the Ethernet addresses swapped. */
+        l2 = ef->l2_len[to];
+        memcpy(fr, ef->l2[to], l2);
+        memcpy(fr, ef->l2[to] + 6, 6);
+        memcpy(fr + 6, ef->l2[to], 6);
+        out_port = ef->port_in[to];
+        meta = ef->meta[to];
+        meta_len = ef->meta_len[to];
+    } else {
+        return;
+    }
     off = l2;
     ip = fr + off;
     ipl = v4 ? 20 : 40;
@@ -182,8 +383,7 @@ static void send_rst(struct mmtls_engine *e, struct eng_flow *ef, int from_dir)
     sum = csum_add(sum, tcp, 20);
     mmtls_put_be16(tcp + 16, csum_fold(sum));
     /* It leaves by the port the direction's frames leave by. */
-    e->tx.send(e->tx.ud, ef->port_in[from_dir] ^ 1, fr, off + ipl + 20, ef->meta[from_dir],
-               ef->meta_len[from_dir], true);
+    e->tx.send(e->tx.ud, out_port, fr, off + ipl + 20, meta, meta_len, true);
     e->st.rst_sent++;
 }
 
@@ -201,14 +401,8 @@ static bool tamper_write(const struct mmtls_pkt *pkt, uint64_t poff, uint64_t co
 
     if (poff == UINT64_MAX || coff < poff || coff + clen > poff + pkt->payload_len)
         return false;
-    /* Where the TCP header starts (IPv4 options; IPv6 without extension headers only). */
-    if (v4)
-        tcp = (uint8_t *)(uintptr_t)pkt->l3 + (size_t)(pkt->l3[0] & 0x0f) * 4;
-    else if (pkt->l3[6] == 6)
-        tcp = (uint8_t *)(uintptr_t)pkt->l3 + 40;
-    else
-        return false;
-    if (tcp + 20 > pkt->payload)
+    tcp = tcp_header(pkt);
+    if (tcp == NULL)
         return false;
     /* The frame is the caller's receive buffer or a held copy: this test mode writes into it. */
     memcpy((uint8_t *)(uintptr_t)pkt->payload + (coff - poff), c, clen);
@@ -276,6 +470,24 @@ void eng_inline_tamper(struct eng_session *s, int dir, struct mmtls_rprot *rp, u
               (unsigned long long)s->info.flow_id, dir);
 }
 
+/* Does the current frame carry bytes of a frame held for its session (a TCP retransmission of
+ * it)?  Then it must not overtake the held copy: the receiver would get a record the apps have
+ * not seen (issue 7: held packets released before inspection).  The held copy leaves once
+ * inspected; the sender's next retransmission, or the held copy, delivers the bytes. */
+static bool retransmits_held(const struct mmtls_engine *e)
+{
+    const struct eng_flow *ef = e->cur_ef;
+
+    if (ef == NULL || ef->s == NULL || !MMTLS_SEQ_LT(e->cur_seq, e->cur_end_seq))
+        return false;
+    for (const struct eng_frame *f = ef->s->frames_head; f != NULL; f = f->next) {
+        if (f->dir == e->cur_dir && MMTLS_SEQ_LT(e->cur_seq, f->end_seq) &&
+            MMTLS_SEQ_LT(f->seq, e->cur_end_seq))
+            return true;
+    }
+    return false;
+}
+
 void eng_inline_reset(struct mmtls_engine *e, struct eng_flow *ef)
 {
     if (!e->inline_mode || ef == NULL)
@@ -297,13 +509,33 @@ int mmtls_engine_packet_inline(struct mmtls_engine *e, int port, const uint8_t *
     e->cur_meta_len = meta_len;
     e->cur_hold = NULL;
     e->cur_ef = NULL;
+    /* Checksums are verified only where they are complete (PACKET_VNET_HDR tells); offloaded
+     * ones are finished on the way out and cannot be. */
+    e->cur_csum_verify =
+        e->tx.meta_vnet && mmtls_decode_vnet_csum(meta, meta_len) == MMTLS_CSUM_COMPLETE;
+    if (!e->cur_csum_verify)
+        e->st.csum_unverified++;
     v = mmtls_engine_packet(e, MMTLS_LINK_ETHERNET, data, len, ts_us);
-    if (v == MMTLS_PKT_HOLD && e->cur_hold != NULL)
+    e->cur_csum_verify = false;
+    if (v == MMTLS_PKT_HOLD && e->cur_hold != NULL) {
         eng_inline_hold_frame(e, e->cur_hold);
+        /* Hold mode, TLS 1.3 server flight: the inspected records before the first held one
+         * (the ServerHello) go on now. */
+        if (e->cur_hold->tls13 && !e->o.server_flight_pass && e->cur_dir == 1)
+            eng_inline_release_ready(e->cur_hold);
+    }
     v = e->verdict;
+    if (v == MMTLS_PKT_FORWARD && retransmits_held(e)) {
+        e->st.frames_dropped++;
+        v = e->verdict = MMTLS_PKT_DROP;
+    }
     /* The caller forwards it now: its end is what the receiver will expect next. */
     if (v == MMTLS_PKT_FORWARD && e->cur_ef != NULL) /* flows are freed only between calls */
         eng_inline_sent(e->cur_ef, e->cur_dir, e->cur_end_seq);
+    if (e->cur_ef != NULL && e->o.on_flow_state != NULL)
+        eng_fast_publish(e, e->cur_ef); /* kernel fast path (engine_fast.c) */
+    e->fast_resume.on = false;
+    e->fast_inorder = false;
     e->cur_data = NULL;
     e->cur_hold = NULL;
     e->cur_ef = NULL;

@@ -59,6 +59,8 @@ struct eng_frame {
     int port;         /* arrival port; it leaves by port ^ 1 */
     int dir;          /* flow direction, -1 if not a TCP frame of a known flow */
     uint32_t end_seq; /* sequence number after its payload (valid when dir >= 0) */
+    uint32_t seq;     /* sequence number of its first byte (valid when dir >= 0) */
+    uint64_t need;    /* id of the last held record of its direction it completes */
     uint16_t meta_len;
     uint8_t meta[MMTLS_ENGINE_META_MAX];
     size_t len;
@@ -69,6 +71,7 @@ struct eng_frame {
 struct eng_held {
     struct eng_held *next;
     int dir;
+    uint64_t id; /* per direction, from 1, in arrival order */
     uint64_t off;
     size_t len;
     uint8_t data[]; /* owned */
@@ -85,7 +88,10 @@ struct eng_session {
     bool holding[2];   /* a direction's records are being held */
     bool wait_expired; /* gave up waiting for keys */
     bool replaying;
-    bool c2s_protected; /* the client sent a protected record (TLS 1.3) */
+    bool hold_over_cap;  /* the hold caps were hit: exc_policy[MMTLS_EXC_HOLD] decides */
+    bool c2s_protected;  /* the client sent a protected record (TLS 1.3) */
+    uint64_t held_id[2]; /* id of the last record held, by direction */
+    uint64_t done_id[2]; /* id of the last held record replayed, by direction */
     uint64_t wait_start_us;
     uint64_t frame_hold_mono_ns; /* CLOCK_MONOTONIC when its first frame was held (0: none) */
     struct eng_frame *frames_head, *frames_tail; /* owned: inline frames held with the records */
@@ -97,7 +103,8 @@ struct eng_session {
     char ja3[ENG_JA3_MAX], ja3_hash[MMTLS_TLS_JA3_HASH_LEN + 1], ja4[MMTLS_TLS_JA4_LEN + 1];
     char subject[ENG_DN_MAX], issuer[ENG_DN_MAX];
     void *ctx[ENG_MAX_APPS];
-    bool started; /* SESSION_START raised */
+    bool started;       /* recognised as TLS (or plain); SESSION_START raised or pending */
+    bool start_pending; /* SESSION_START waits for the ClientHello (eng_tls_session_start) */
     bool not_tls;
     bool plain; /* a TCP flow that is not TLS, inspected as a plain stream (inspect_plain) */
     bool keys_looked_up, keys_found;
@@ -143,6 +150,11 @@ struct eng_flow {
     uint64_t ack_pending_next[2]; /* next_off when the count (re)started: progress restarts it */
     bool seen_any[2];
     bool midstream, stop;
+    /* exception policies: refused = every packet dropped (fail closed: session cap, midstream);
+     * bypassed = no longer inspected, forwarded (fail open); bypass_pending = to be bypassed
+     * once the current segment is handled (reassembly cap hit inside the reassembler) */
+    bool refused, bypassed, bypass_pending;
+    bool mid_pending;      /* picked up without a SYN: the midstream policy at its first non-RST */
     struct eng_session *s; /* owned, NULL until the flow looks like TLS */
     /* inline: what RSTs are built from */
     int port_in[2];       /* arrival port of each direction's frames, -1 unknown */
@@ -154,6 +166,10 @@ struct eng_flow {
     uint8_t l2[2][22];
     uint16_t meta_len[2];
     uint8_t meta[2][MMTLS_ENGINE_META_MAX];
+    /* fast path (engine_fast.c): what on_flow_state was last told, by endpoint */
+    uint8_t fast_mode[2];
+    uint32_t fast_gen[2];
+    bool fast_told, fast_again[2];
     struct mmtls_engine *eng; /* borrowed */
     struct mmtls_flow *flow;  /* borrowed */
 };
@@ -163,6 +179,16 @@ struct eng_app {
 };
 
 struct eng_pend; /* engine_keys.c */
+
+/* Rate-limited reports of one resource's exceptions (engine.c: eng_exception). */
+struct eng_excr {
+    uint64_t since;     /* hits not reported yet */
+    uint64_t last_us;   /* engine clock of the last report (or of the first hit) */
+    int act;            /* what the last hit did (enum mmtls_exc_act) */
+    bool reported_once; /* the first hit is reported at once */
+};
+
+#define ENG_MEMO_SIZE 16384u /* flows evicted/expired uninspected, remembered (a power of 2) */
 
 #define ENG_CRMAP_BUCKETS 4096u
 
@@ -184,6 +210,12 @@ struct mmtls_engine {
     int napps;
     struct mmtls_engine_stats st;
     struct mmtls_flow_stats flow_base; /* totals of flow tables replaced by a flush */
+    struct eng_excr excr[MMTLS_EXC_N];
+    uint64_t *memo; /* owned: ENG_MEMO_SIZE tags of flow keys (midstream pickups) */
+    uint64_t memo_seed;
+    uint64_t first_us; /* engine clock of the first packet (midstream grace) */
+    bool have_first;
+    uint64_t last_stats_us; /* engine clock of the last on_stats report */
     uint64_t now_us, last_tick_us;
     uint8_t *scratch; /* owned: ENG_REC_MAX bytes of decrypted plaintext */
     int verdict;      /* for the packet being processed */
@@ -199,11 +231,26 @@ struct mmtls_engine {
     struct eng_flow *cur_ef;      /* flow and direction of the current frame (inline) */
     int cur_dir;
     uint32_t cur_end_seq;
+    uint32_t cur_seq;                /* the current TCP frame's first sequence number */
     const struct mmtls_pkt *cur_pkt; /* the decoded current frame (inline, tamper mode) */
     uint64_t cur_payload_off;        /* stream offset of its TCP payload; UINT64_MAX unknown */
+    bool cur_csum_verify; /* inline: the current frame's checksums are complete: verify them */
+    struct {
+        bool on, lost;
+        uint32_t seq, nskip;
+    } fast_resume;       /* mmtls_engine_fast_resume, for the next frame */
+    bool fast_inorder;   /* mmtls_engine_fast_inorder, for the next frame */
+    bool fast_skipping;  /* a skip the kernel lost the framing of: its gap is expected */
+    bool fast_want_sync; /* mmtls_engine_fast_sync_next */
+    uint64_t fast_copies_lost;
 };
 
 /* engine.c */
+/* A resource cap was hit (res: enum mmtls_exc_res) and `act` (MMTLS_EXC_ACT_*) was done: counted,
+ * reported at most once per second per resource (log line and on_exception). */
+void eng_exception(struct mmtls_engine *e, int res, int act);
+/* The policy that applies to res now: MMTLS_EXC_ACT_OFFLINE offline, else closed or open. */
+int eng_exc_act(const struct mmtls_engine *e, int res);
 int eng_dispatch(struct eng_session *s, enum mmtls_event ev, const struct mmtls_event_info *info);
 void eng_error(struct eng_session *s, int code, int dir, uint64_t off, const char *detail);
 
@@ -212,6 +259,9 @@ struct eng_session *eng_session_new(struct mmtls_engine *e, struct mmtls_flow *f
 void eng_session_free(struct eng_session *s);
 /* In-order stream bytes of direction dir. */
 void eng_tls_data(struct eng_session *s, int dir, uint64_t off, const uint8_t *p, size_t len);
+/* Raises a pending SESSION_START (then the first HANDSHAKE_START): when the first ClientHello
+ * is parsed, or before any other event of the session (eng_dispatch). */
+void eng_tls_session_start(struct eng_session *s);
 /* inspect_plain: turns s into a plain-stream session (SESSION_START raised now). */
 void eng_plain_start(struct eng_session *s);
 /* Bytes [off, off+len) of dir are lost. */
@@ -222,6 +272,11 @@ void eng_session_finish(struct eng_session *s);
 void eng_tls_replay(struct eng_session *s, int dir, const uint8_t *rec, size_t len, uint64_t off);
 /* Installs s->ks (keys just delivered) into the session's directions. */
 void eng_tls_keys_arrived(struct eng_session *s);
+/* Is the record at rec (header first) of direction dir protected, in the session's state? */
+bool eng_tls_rec_protected(const struct eng_session *s, int dir, const uint8_t *rec);
+/* Would a protected record of dir now lack the secrets it needs, which may still come (no keys
+ * at all, or a TLS 1.3 key channel session without this phase's secret or a later one)? */
+bool eng_tls_keys_missing(const struct eng_session *s, int dir);
 
 /* engine_keys.c */
 int eng_keys_init(struct mmtls_engine *e);
@@ -229,6 +284,9 @@ void eng_keys_fini(struct mmtls_engine *e);
 /* The session's client random is known: map it, and apply keys already waiting for it. */
 void eng_keys_session_add(struct eng_session *s);
 void eng_keys_session_del(struct eng_session *s);
+/* A renegotiation's ClientHello: re-maps the session under the new client random and forgets
+ * the previous handshake's keys (the new ones are looked up or waited for). */
+void eng_keys_session_renego(struct eng_session *s, const uint8_t cr[32]);
 /* Holds a record if the session waits for keys; true when held (the caller stops). */
 bool eng_keys_hold(struct eng_session *s, int dir, const uint8_t *rec, size_t len, uint64_t off,
                    bool protected_rec);
@@ -244,6 +302,10 @@ void eng_keys_release(struct eng_session *s);
 void eng_inline_hold_frame(struct mmtls_engine *e, struct eng_session *s);
 /* Sends s's held frames on (records inspected, session not blocked) or drops them. */
 void eng_inline_release_frames(struct eng_session *s, bool send);
+/* Some of s's held records were replayed, others still wait: sends the held frames whose
+ * records were all inspected, and (server TLS 1.3 flight, hold mode) the head of a frame up to
+ * its direction's first record still held; the rest stays held. */
+void eng_inline_release_ready(struct eng_session *s);
 /* Resets both ends of a blocked session's flow (RST with the right sequence numbers). */
 void eng_inline_reset(struct mmtls_engine *e, struct eng_flow *ef);
 /* Test-only tamper mode (mmtls_engine_opts.tamper_from): rewrites a decrypted TLS 1.3
@@ -258,5 +320,17 @@ void eng_inline_note(struct mmtls_engine *e, struct eng_flow *ef, int dir,
                      const struct mmtls_pkt *pkt);
 /* A frame of direction dir ending at end_seq went out: the receiver's next expected sequence. */
 void eng_inline_sent(struct eng_flow *ef, int dir, uint32_t end_seq);
+
+/* engine_fast.c (kernel fast path) */
+/* Before the current frame's segment (seq: its sequence number): applies a pending kernel
+ * skip to direction dir, checks that an in-order frame has no hole before it. */
+void eng_fast_resume(struct mmtls_engine *e, struct eng_flow *ef, int dir, uint32_t seq,
+                     const struct mmtls_reasm_sink *sink);
+/* After a frame: tells on_flow_state what the kernel may do with the flow now, if that changed. */
+void eng_fast_publish(struct mmtls_engine *e, struct eng_flow *ef);
+/* The flow is released. */
+void eng_fast_flow_end(struct mmtls_engine *e, struct eng_flow *ef);
+/* A gap in direction dir at offset off (inline, fast path): bytes passed uninspected. */
+void eng_fast_gap(struct eng_session *s, int dir, uint64_t off);
 
 #endif

@@ -14,8 +14,10 @@
  *
  * Holding.  While a session has no keys and key_wait_ms > 0, its protected records (and every
  * later record of the same direction, to keep order) are copied and held, bounded by
- * key_hold_max per session.  Keys arriving replay them in order through the normal record path;
- * when the wait expires or the cap is hit they are replayed without keys (counted undecrypted).
+ * key_hold_max per session and key_hold_total per worker.  Keys arriving replay them in order
+ * through the normal record path; when the wait expires or a cap is hit they are replayed
+ * without keys (counted undecrypted), and inline their frames go as the policy says: a wait
+ * that expired by --on-missing-keys, a cap that was hit by the hold exception policy.
  */
 #include "engine/engine_int.h"
 
@@ -95,7 +97,8 @@ struct mmtls_ring *mmtls_engine_key_ring(struct mmtls_engine *e)
 
 struct mmtls_engine_keymsg *mmtls_engine_keymsg_new(const struct mmtls_key_delivery *d)
 {
-    struct mmtls_engine_keymsg *m = calloc(1, sizeof(*m));
+    /* keys in flight: secret memory (out of core dumps, wiped when freed) */
+    struct mmtls_engine_keymsg *m = mmtls_secmem_calloc(1, sizeof(*m));
 
     if (m == NULL)
         return NULL;
@@ -113,8 +116,7 @@ void mmtls_engine_keymsg_free(struct mmtls_engine_keymsg *m)
 {
     if (m == NULL)
         return;
-    mmtls_wipe(m, sizeof(*m));
-    free(m);
+    mmtls_secmem_free(m); /* wipes */
 }
 
 /* SHA-256 over the secret material of a keyset, for "first wins" comparisons. */
@@ -215,12 +217,24 @@ static void wait_unlink(struct mmtls_engine *e, struct eng_session *s)
 }
 
 /* Inline: after the held records were replayed, their frames go on — unless the session was
- * blocked, or its keys never came and the policy says block (DESIGN §3 rule 2). */
+ * blocked, or its keys never came and the policy says block (DESIGN §3 rule 2).  Records that
+ * still wait for secrets keep their frames (and the frames after them) held. */
 static void release_frames_policy(struct eng_session *s)
 {
     struct mmtls_engine *e = s->eng;
 
-    if (!s->info.blocked && s->wait_expired && !s->keys_found) {
+    if (s->held_head != NULL && !s->info.blocked) {
+        eng_inline_release_ready(s);
+        return;
+    }
+    if (!s->info.blocked && s->wait_expired && !s->keys_found && s->hold_over_cap) {
+        /* The hold caps were hit (resource exhaustion): the hold exception policy. */
+        if (e->o.exc_policy[MMTLS_EXC_HOLD] != MMTLS_EXC_OPEN) {
+            e->st.blocked_missing_keys++;
+            mmtls_session_block((struct mmtls_session *)s, "hold caps reached before the keys");
+            return;
+        }
+    } else if (!s->info.blocked && s->wait_expired && !s->keys_found) {
         if (e->o.on_missing_keys == MMTLS_MISSING_BLOCK) {
             e->st.blocked_missing_keys++;
             mmtls_session_block((struct mmtls_session *)s, "keys did not arrive in time");
@@ -233,11 +247,28 @@ static void release_frames_policy(struct eng_session *s)
     eng_inline_release_frames(s, !s->info.blocked);
 }
 
-/* Replays the held records in arrival order (with keys now, or without after the wait). */
+static void wait_append(struct mmtls_engine *e, struct eng_session *s)
+{
+    s->wait_start_us = e->now_us;
+    s->wprev = e->wait_tail;
+    s->wnext = NULL;
+    if (e->wait_tail != NULL)
+        e->wait_tail->wnext = s;
+    else
+        e->wait_head = s;
+    e->wait_tail = s;
+    s->in_waitlist = true;
+}
+
+/* Replays the held records in arrival order (with keys now, or without after the wait).  A TLS
+ * 1.3 record whose secrets are still missing (handshake secrets came, the application secrets
+ * not yet: 0.5-RTT data after the server Finished) stays held with everything after it in its
+ * direction, and waits again (a new --key-wait: keys made progress). */
 void eng_keys_release(struct eng_session *s)
 {
     struct mmtls_engine *e = s->eng;
-    struct eng_held *h = s->held_head;
+    struct eng_held *h = s->held_head, *kept = NULL, *kept_tail = NULL;
+    bool stuck[2] = {false, false};
 
     if (h != NULL && !s->wait_expired && s->frame_hold_mono_ns == 0) {
         e->st.key_waits_undelayed++; /* records waited, but no frame: nothing was delayed */
@@ -260,9 +291,24 @@ void eng_keys_release(struct eng_session *s)
     s->replaying = true;
     while (h != NULL) {
         struct eng_held *next = h->next;
+        int dir = h->dir;
+        if (!s->info.blocked && !s->wait_expired &&
+            (stuck[dir] ||
+             (eng_tls_rec_protected(s, dir, h->data) && eng_tls_keys_missing(s, dir)))) {
+            stuck[dir] = true;
+            h->next = NULL;
+            if (kept_tail != NULL)
+                kept_tail->next = h;
+            else
+                kept = h;
+            kept_tail = h;
+            h = next;
+            continue;
+        }
         e->st.records_released++;
         if (!s->info.blocked)
-            eng_tls_replay(s, h->dir, h->data, h->len, h->off);
+            eng_tls_replay(s, dir, h->data, h->len, h->off);
+        s->done_id[dir] = h->id;
         e->held_total -= h->len;
         s->held_bytes -= h->len;
         mmtls_wipe(h->data, h->len);
@@ -270,8 +316,31 @@ void eng_keys_release(struct eng_session *s)
         h = next;
     }
     s->replaying = false;
+    if (kept != NULL && s->info.blocked) {
+        /* Blocked during the replay: nothing more to inspect. */
+        for (h = kept; h != NULL; h = kept) {
+            kept = h->next;
+            e->held_total -= h->len;
+            s->held_bytes -= h->len;
+            mmtls_wipe(h->data, h->len);
+            free(h);
+        }
+        kept_tail = NULL;
+    }
+    if (kept != NULL) {
+        /* Still waiting: records that came during the replay are not possible (the worker is
+         * single-threaded), so the kept ones are the whole queue. */
+        s->held_head = kept;
+        s->held_tail = kept_tail;
+        s->holding[0] = stuck[0];
+        s->holding[1] = stuck[1];
+        wait_append(e, s);
+        e->st.key_waits_partial++;
+    }
     if (e->inline_mode)
         release_frames_policy(s);
+    if (s->held_head != NULL && s->frames_head != NULL)
+        s->frame_hold_mono_ns = mmtls_mono_ns(); /* the next stall is measured from here */
 }
 
 void eng_keys_drop_held(struct eng_session *s)
@@ -381,11 +450,10 @@ void eng_keys_session_add(struct eng_session *s)
     }
 }
 
-void eng_keys_session_del(struct eng_session *s)
+static void crmap_unlink(struct eng_session *s)
 {
     struct eng_session **pp;
 
-    eng_keys_drop_held(s);
     if (!s->in_crmap)
         return;
     pp = &s->eng->crmap[cr_bucket(s->eng, s->info.client_random)];
@@ -396,13 +464,45 @@ void eng_keys_session_del(struct eng_session *s)
     s->in_crmap = false;
 }
 
+void eng_keys_session_del(struct eng_session *s)
+{
+    eng_keys_drop_held(s);
+    crmap_unlink(s);
+}
+
+/* A renegotiation (RFC 5746) is a new handshake with its own client random and master secret:
+ * the session is re-mapped under the new random (the map is keyed by info.client_random, which
+ * must not change under it) and waits for the new keys as a first handshake does — "first wins"
+ * applies per handshake, the previous handshake's keys are no longer the session's. */
+void eng_keys_session_renego(struct eng_session *s, const uint8_t cr[32])
+{
+    bool mapped = s->in_crmap;
+
+    crmap_unlink(s);
+    memcpy(s->info.client_random, cr, 32);
+    /* A bypass (the client asked not to be inspected) covers the whole connection. */
+    if (!(s->ks.have & MMTLS_KS_BYPASS)) {
+        s->from_channel = false;
+        s->keys_found = false;
+        memset(s->keys_digest, 0, sizeof(s->keys_digest));
+        mmtls_keyset_wipe(&s->ks);
+    }
+    /* Keys already waiting for the new random are applied now (kept until its ServerHello). */
+    if (mapped)
+        eng_keys_session_add(s);
+}
+
 static void pend_add(struct mmtls_engine *e, struct mmtls_engine_keymsg *m)
 {
     struct eng_pend *p;
     uint32_t b = cr_bucket(e, m->client_random);
 
     if (e->npend >= e->o.key_pending_max && e->pend_old != NULL) {
-        e->st.keys_pending_dropped++; /* full: the oldest waiting key goes */
+        /* Full (keys for sessions this worker never saw: a flood, or broadcast keys of
+         * another worker's sessions): the oldest waiting key goes.  A session whose keys
+         * were dropped goes by the missing-keys policy. */
+        e->st.keys_pending_dropped++;
+        eng_exception(e, MMTLS_EXC_KEYS, eng_exc_act(e, MMTLS_EXC_KEYS));
         pend_free(e, e->pend_old);
     }
     p = calloc(1, sizeof(*p));
@@ -427,6 +527,8 @@ static void pend_add(struct mmtls_engine *e, struct mmtls_engine_keymsg *m)
         e->pend_old = p;
     e->pend_new = p;
     e->npend++;
+    if (e->npend > e->st.keys_pending_peak)
+        e->st.keys_pending_peak = e->npend;
 }
 
 void mmtls_engine_poll_keys(struct mmtls_engine *e)
@@ -459,26 +561,20 @@ bool eng_keys_hold(struct eng_session *s, int dir, const uint8_t *rec, size_t le
     if (s->replaying || e->o.key_wait_ms == 0 || s->wait_expired)
         return false;
     if (!s->holding[dir]) {
-        if (!protected_rec || s->keys_found)
+        if (!protected_rec || !eng_tls_keys_missing(s, dir))
             return false;
         s->holding[dir] = true;
-        if (!s->in_waitlist) {
-            s->wait_start_us = e->now_us;
-            s->wprev = e->wait_tail;
-            if (e->wait_tail != NULL)
-                e->wait_tail->wnext = s;
-            else
-                e->wait_head = s;
-            e->wait_tail = s;
-            s->in_waitlist = true;
-        }
+        if (!s->in_waitlist)
+            wait_append(e, s);
     }
     if (s->held_bytes + len > e->o.key_hold_max ||
         (e->o.key_hold_total != 0 && e->held_total + len > e->o.key_hold_total)) {
         /* Over the session's or the worker's cap: stop waiting; what was held is handled as
-         * without keys (the missing-keys policy: block by default). */
+         * without keys, inline by the hold exception policy (fail closed: blocked). */
         e->st.holds_over_cap++;
+        eng_exception(e, MMTLS_EXC_HOLD, eng_exc_act(e, MMTLS_EXC_HOLD));
         s->wait_expired = true;
+        s->hold_over_cap = true;
         eng_keys_release(s);
         return false;
     }
@@ -490,17 +586,22 @@ bool eng_keys_hold(struct eng_session *s, int dir, const uint8_t *rec, size_t le
     }
     if (dir == 0 && protected_rec)
         s->c2s_protected = true;
-    /* The current frame completes a held record: it is held with it (DESIGN §3 rule 3) — except
-     * the server's TLS 1.3 handshake flight (its records before the client's first protected
-     * record): that is not application data, and the client can only compute the secrets it
-     * shares after receiving it.  Those records wait here for inspection; their frames go on. */
-    if (e->inline_mode && e->cur_data != NULL && !(s->tls13 && dir == 1 && !s->c2s_protected)) {
+    /* The current frame completes a held record: it is held with it (DESIGN §3 rule 3).  With
+     * --server-flight pass, the server's TLS 1.3 flight (its records before the client's first
+     * protected record) is the exception: its records wait here, its frames go on.  With hold
+     * (the default) they wait too: the client derives its handshake secrets from the
+     * ServerHello (forwarded: a frame is split before the first held record) and shares them;
+     * the flight is released up to its Finished, 0.5-RTT data after it waits for the
+     * application secrets (RFC 8446 §2; eng_keys_release, eng_inline_release_ready). */
+    if (e->inline_mode && e->cur_data != NULL &&
+        !(e->o.server_flight_pass && s->tls13 && dir == 1 && !s->c2s_protected)) {
         e->cur_hold = s;
         if (e->verdict != MMTLS_PKT_DROP)
             e->verdict = MMTLS_PKT_HOLD;
     }
     h->next = NULL;
     h->dir = dir;
+    h->id = ++s->held_id[dir];
     h->off = off;
     h->len = len;
     memcpy(h->data, rec, len);
@@ -511,6 +612,8 @@ bool eng_keys_hold(struct eng_session *s, int dir, const uint8_t *rec, size_t le
     s->held_tail = h;
     s->held_bytes += len;
     e->held_total += len;
+    if (e->held_total > e->st.held_peak)
+        e->st.held_peak = e->held_total;
     e->st.records_held++;
     return true;
 }

@@ -32,12 +32,32 @@ static bool err_once(struct eng_session *s, int dir, int code)
     return true;
 }
 
+/* Inline (DESIGN §3): a started session that can no longer be inspected — framing lost, a
+ * record the endpoints' TLS stacks must reject (RFC 8446 §5: unexpected record types end the
+ * connection), records that do not verify with the keys the client shared — is blocked, never
+ * left to pass uninspected.  `cannot_decrypt` failures follow --on-missing-keys (the same
+ * situation as keys that never came); protocol violations follow --on-evasion. */
+static void fail_closed(struct eng_session *s, bool cannot_decrypt, const char *why)
+{
+    struct mmtls_engine *e = s->eng;
+
+    if (!e->inline_mode || s->info.blocked || !s->started || s->plain ||
+        (s->ks.have & MMTLS_KS_BYPASS))
+        return;
+    if (cannot_decrypt ? e->o.on_missing_keys != MMTLS_MISSING_BLOCK : e->o.evasion_alert_only)
+        return;
+    e->st.evasion_blocked++;
+    mmtls_session_block((struct mmtls_session *)s, why);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Session lifetime                                                                            */
 
 struct eng_session *eng_session_new(struct mmtls_engine *e, struct mmtls_flow *f)
 {
-    struct eng_session *s = calloc(1, sizeof(*s));
+    /* The session holds secrets (its key set copy, TLS 1.3 application secrets kept for
+     * KeyUpdate): secret memory, out of core dumps and wiped when freed. */
+    struct eng_session *s = mmtls_secmem_calloc(1, sizeof(*s));
     int c = f->client;
 
     if (s == NULL)
@@ -94,7 +114,7 @@ void eng_session_free(struct eng_session *s)
     /* The session is over: its secrets go from the store too. */
     if (s->keys_found && s->eng->o.keys != NULL && s->info.have_client_random)
         mmtls_keystore_remove(s->eng->o.keys, s->info.client_random);
-    free(s);
+    mmtls_secmem_free(s); /* wipes */
 }
 
 void eng_session_finish(struct eng_session *s)
@@ -263,7 +283,6 @@ static void client_fingerprints(struct eng_session *s, const struct mmtls_tls_cl
 static void on_client_hello(struct eng_session *s, const uint8_t *body, size_t len)
 {
     struct mmtls_tls_client_hello ch;
-    struct mmtls_event_info ev = {.ev = MMTLS_EV_SESSION_START};
 
     if (mmtls_tls_client_hello_parse(body, len, &ch) != 0) {
         eng_error(s, MMTLS_TLSERR_MALFORMED_HANDSHAKE, 0, s->d[0].next_off,
@@ -289,6 +308,8 @@ static void on_client_hello(struct eng_session *s, const uint8_t *body, size_t l
         }
         if (s->eng->o.on_client_random != NULL)
             s->eng->o.on_client_random(s->eng->o.on_client_random_ud, ch.random);
+        /* The session's first event: what the ClientHello says is valid from here. */
+        eng_tls_session_start(s);
         /* Keys from key channels may be waiting for this session already. */
         eng_keys_session_add(s);
         return;
@@ -299,7 +320,10 @@ static void on_client_hello(struct eng_session *s, const uint8_t *body, size_t l
         s->early_offered = false;
         return;
     }
-    /* A ClientHello on an established TLS <= 1.2 session: renegotiation (RFC 5746). */
+    /* A ClientHello on an established TLS <= 1.2 session: renegotiation (RFC 5746).  A new
+     * handshake: its master secret is the new client random's, from the key store at its
+     * ServerHello or from a key channel; until it comes, the records under the new keys are
+     * held like a first handshake's (and --on-missing-keys applies when it does not come). */
     memcpy(s->next_client_random, ch.random, 32);
     if (s->eng->o.on_client_random != NULL)
         s->eng->o.on_client_random(s->eng->o.on_client_random_ud, ch.random);
@@ -311,7 +335,9 @@ static void on_client_hello(struct eng_session *s, const uint8_t *body, size_t l
     mmtls_rprot_free(s->d[0].pend12);
     mmtls_rprot_free(s->d[1].pend12);
     s->d[0].pend12 = s->d[1].pend12 = NULL;
-    (void)ev;
+    if (s->keys_found && s->eng->o.keys != NULL && s->info.have_client_random)
+        mmtls_keystore_remove(s->eng->o.keys, s->info.client_random); /* as at session end */
+    eng_keys_session_renego(s, ch.random);
     raise_hs_start(s);
 }
 
@@ -658,6 +684,10 @@ static int tls12_open_current(struct eng_session *s)
     s->cur.decrypted = true;
     s->cur.plain = s->eng->scratch;
     s->cur.plain_len = n;
+    /* As for TLS 1.3: once decrypted the bound is the content length, without the CBC padding
+     * (up to 255 bytes, RFC 5246 §6.2.3.2) and MAC counted before (--inspect-depth counts
+     * plaintext).  Apps dispatched before the decryption saw the bound. */
+    s->cur.rec.max_plain_len = (uint32_t)n;
     return 0;
 }
 
@@ -732,9 +762,14 @@ static void record_failed(struct eng_session *s, int dir, int why)
     case DEC_NOKEY:
         if (err_once(s, dir, MMTLS_TLSERR_NO_KEYS))
             eng_error(s, MMTLS_TLSERR_NO_KEYS, dir, d->next_off, "no secrets for this session");
+        /* Keys came but not the ones this record needs (e.g. handshake secrets only); keys
+         * that never came are the key wait's business (--on-missing-keys). */
+        if (s->keys_found)
+            fail_closed(s, true, "protected records without the secrets to decrypt them");
         return;
     default:
         eng_error(s, MMTLS_TLSERR_BAD_RECORD_MAC, dir, d->next_off, "record failed verification");
+        fail_closed(s, true, "a record failed verification with the secrets the client shared");
         break;
     }
     if (++d->failed > s->eng->o.max_failed_records && !d->crypto_dead) {
@@ -776,12 +811,12 @@ static void process_record(struct eng_session *s, int dir, const uint8_t *rec, s
 
     if (mmtls_tls_hdr_parse(rec, reclen, &h) != 0)
         return; /* cannot happen: the caller checked the header */
-    /* Is this record protected?  TLS 1.3 protects every application_data record, including
-     * 0-RTT data sent before the ServerHello (RFC 8446 §5.1, §2.3). */
     t13 = s->tls13 || (dir == 0 && !s->sh_seen && s->early_offered);
-    prot = t13 ? h.type == MMTLS_CT_APPLICATION_DATA : d->protected_;
-    /* Without keys yet (key channels): hold it until they come or the wait ends. */
-    if (eng_keys_hold(s, dir, rec, reclen, off, prot))
+    prot = eng_tls_rec_protected(s, dir, rec);
+    /* Without keys yet (key channels): hold it until they come or the wait ends.  A TLS 1.2
+     * record under keys already installed needs none (a renegotiation's handshake under the
+     * previous keys: holding it would stall the handshake whose keys are awaited). */
+    if (eng_keys_hold(s, dir, rec, reclen, off, prot && (t13 || d->rp12 == NULL)))
         return;
     s->info.dir[dir].records++;
     s->info.dir[dir].wire_bytes += reclen;
@@ -820,7 +855,16 @@ static void process_record(struct eng_session *s, int dir, const uint8_t *rec, s
             /* Application data in the clear before keys are in use: nothing to decrypt. */
             count_plain(s, dir, frag_len);
             break;
-        default: break;
+        case MMTLS_CT_ALERT: break;
+        case MMTLS_CT_HEARTBEAT:
+            if (!s->tls13)
+                break; /* RFC 6520, TLS <= 1.2 only */
+            /* fall through */
+        default:
+            /* RFC 8446 §5, RFC 5246 §6: an unexpected record type ends the connection. */
+            eng_error(s, MMTLS_TLSERR_MALFORMED_RECORD, dir, off, "unknown record content type");
+            fail_closed(s, false, "unknown record content type");
+            break;
         }
         dispatch_record(s);
         s->cur.active = false;
@@ -876,6 +920,7 @@ static void process_record(struct eng_session *s, int dir, const uint8_t *rec, s
     if (frag_len < (t13 ? min_frag(s) : (size_t)1)) {
         eng_error(s, MMTLS_TLSERR_MALFORMED_RECORD, dir, off,
                   "protected record shorter than its tag");
+        fail_closed(s, false, "protected record shorter than its tag");
         s->info.dir[dir].undecrypted_records++;
         e->st.records_undecrypted++;
         if (!t13)
@@ -906,6 +951,10 @@ static void process_record(struct eng_session *s, int dir, const uint8_t *rec, s
         s->cur.decrypted = true;
         s->cur.plain = e->scratch;
         s->cur.plain_len = n;
+        /* Decrypted: the bound is the content length, without the padding (RFC 8446 §5.4).
+         * Apps that count inspected bytes (--inspect-depth) must count plaintext: a sender
+         * padding records to 2^14 with one byte of content would use up the depth at once. */
+        s->cur.rec.max_plain_len = (uint32_t)n;
         s->cur.rec.type = type;
         s->cur.rec.decryptable = true;
         s->cur.rec.seq = d->k[used].seq - 1;
@@ -924,6 +973,7 @@ static void process_record(struct eng_session *s, int dir, const uint8_t *rec, s
         case MMTLS_CT_ALERT: break;
         default:
             eng_error(s, MMTLS_TLSERR_MALFORMED_RECORD, dir, off, "unexpected inner content type");
+            fail_closed(s, false, "unexpected inner content type");
             break;
         }
         /* Handshake processing may have moved the phase (Finished, EndOfEarlyData). */
@@ -939,6 +989,7 @@ static void process_record(struct eng_session *s, int dir, const uint8_t *rec, s
         if (s->suite == NULL && s->info.cipher_suite != 0) {
             s->info.dir[dir].undecrypted_records++;
             e->st.records_undecrypted++;
+            fail_closed(s, true, "a cipher suite the middlebox cannot decrypt");
         } else {
             record_failed(s, dir, DEC_NOKEY);
         }
@@ -949,6 +1000,10 @@ static void process_record(struct eng_session *s, int dir, const uint8_t *rec, s
         return;
     }
     s->cur.active = true;
+    if (h.type < MMTLS_CT_CHANGE_CIPHER_SPEC || h.type > MMTLS_CT_HEARTBEAT) {
+        eng_error(s, MMTLS_TLSERR_MALFORMED_RECORD, dir, off, "unknown record content type");
+        fail_closed(s, false, "unknown record content type");
+    }
     if (h.type != MMTLS_CT_APPLICATION_DATA) {
         if (tls12_open_current(s) == 0) {
             e->st.records_decrypted++;
@@ -977,6 +1032,33 @@ static void process_record(struct eng_session *s, int dir, const uint8_t *rec, s
         else
             eng_error(s, MMTLS_TLSERR_MALFORMED_RECORD, dir, off, "malformed ChangeCipherSpec");
     }
+}
+
+bool eng_tls_rec_protected(const struct eng_session *s, int dir, const uint8_t *rec)
+{
+    /* TLS 1.3 protects every application_data record, including 0-RTT data sent before the
+     * ServerHello (RFC 8446 §5.1, §2.3); TLS <= 1.2 everything after ChangeCipherSpec. */
+    bool t13 = s->tls13 || (dir == 0 && !s->sh_seen && s->early_offered);
+
+    return t13 ? rec[0] == MMTLS_CT_APPLICATION_DATA : s->d[dir].protected_;
+}
+
+bool eng_tls_keys_missing(const struct eng_session *s, int dir)
+{
+    const struct eng_tdir *d = &s->d[dir];
+
+    if (!s->keys_found)
+        return true;
+    /* Only key channels deliver TLS 1.3 secrets in parts (handshake secrets at the ServerHello,
+     * application secrets after the server Finished); keys from a key log are all there is. */
+    if ((s->ks.have & MMTLS_KS_BYPASS) || !s->from_channel || !s->tls13 || !s->sh_seen)
+        return false;
+    /* The record opens under the current phase's key or a later one (RFC 8446 §7.1). */
+    for (int k = d->cur; k < K_N; k++) {
+        if (d->k[k].have || d->k[k].rp != NULL)
+            return false;
+    }
+    return true;
 }
 
 void eng_tls_replay(struct eng_session *s, int dir, const uint8_t *rec, size_t len, uint64_t off)
@@ -1027,6 +1109,7 @@ static bool header_ok(struct eng_session *s, int dir, const uint8_t *p, struct m
         }
         eng_error(s, MMTLS_TLSERR_MALFORMED_RECORD, dir, off, "malformed record header");
         d->dead = true;
+        fail_closed(s, false, "malformed record header: framing lost");
         return false;
     }
     if (!s->started && dir == 0 && h->type != MMTLS_CT_HANDSHAKE) {
@@ -1039,22 +1122,25 @@ static bool header_ok(struct eng_session *s, int dir, const uint8_t *p, struct m
         eng_error(s, MMTLS_TLSERR_RECORD_OVERFLOW, dir, off,
                   "record longer than the protocol allows");
         d->dead = true;
+        fail_closed(s, false, "record longer than the protocol allows");
         return false;
     }
     if (h->len == 0 && (h->type == MMTLS_CT_HANDSHAKE || h->type == MMTLS_CT_ALERT ||
                         h->type == MMTLS_CT_CHANGE_CIPHER_SPEC || s->tls13)) {
         eng_error(s, MMTLS_TLSERR_MALFORMED_RECORD, dir, off, "zero-length record");
         d->dead = true;
+        fail_closed(s, false, "zero-length record");
         return false;
     }
     return true;
 }
 
-/* The first client record must carry a ClientHello: start the session. */
+/* The first client record must carry a ClientHello: start the session.  SESSION_START itself
+ * is raised once the ClientHello is parsed (its server name, fingerprints and client random are
+ * then valid), or before the session's first other event when the ClientHello spans several
+ * records or cannot be parsed (docs/API.md). */
 static void maybe_start(struct eng_session *s, int dir, const uint8_t *rec, size_t reclen)
 {
-    struct mmtls_event_info ev = {.ev = MMTLS_EV_SESSION_START};
-
     if (s->started || dir != 0)
         return;
     if (reclen <= MMTLS_TLS_HDR_LEN || rec[MMTLS_TLS_HDR_LEN] != MMTLS_HS_CLIENT_HELLO) {
@@ -1062,8 +1148,18 @@ static void maybe_start(struct eng_session *s, int dir, const uint8_t *rec, size
         return;
     }
     s->started = true;
+    s->start_pending = true;
     s->eng->st.flows_tls++;
     s->eng->st.sessions_started++;
+}
+
+void eng_tls_session_start(struct eng_session *s)
+{
+    struct mmtls_event_info ev = {.ev = MMTLS_EV_SESSION_START};
+
+    if (!s->start_pending)
+        return;
+    s->start_pending = false;
     (void)eng_dispatch(s, MMTLS_EV_SESSION_START, &ev);
     raise_hs_start(s);
 }

@@ -1,8 +1,10 @@
 /* flow — symmetric flow table (see flow.h).
  *
- * Open hashing with a power-of-two bucket array sized for max_flows.  Two LRU lists, one for
- * open flows (idle timeout) and one for closed flows (closed timeout), each ordered by last
- * activity, so expiry only looks at list tails (as DPDK's ip_frag table does with its LRU).
+ * Open hashing with a power-of-two bucket array sized for max_flows.  LRU lists ordered by last
+ * activity: one per class of open flows (idle timeout) and one for closed flows (closed
+ * timeout), so expiry only looks at list tails (as DPDK's ip_frag table does with its LRU), and
+ * a full table finds its victim at a tail too: the closed list's, the BARE list's, or the
+ * HANDSHAKE list's if that flow has been idle long enough.  PINNED flows are never victims.
  */
 #include "flow/flow.h"
 
@@ -19,7 +21,8 @@ struct mmtls_flow_table {
     uint32_t nbuckets;           /* power of two */
     uint64_t seed;
     uint64_t next_id;
-    struct flow_list open, closed;
+    struct flow_list open[MMTLS_FLOW_CLASS_N], closed;
+    uint32_t nopen[MMTLS_FLOW_CLASS_N];
     mmtls_flow_release_cb release;
     void *ctx; /* borrowed */
     struct mmtls_flow_stats stats;
@@ -51,7 +54,21 @@ static void list_push_head(struct flow_list *l, struct mmtls_flow *f)
 
 static struct flow_list *list_of(struct mmtls_flow_table *t, struct mmtls_flow *f)
 {
-    return f->in_closed_list ? &t->closed : &t->open;
+    return f->in_closed_list ? &t->closed : &t->open[f->cls];
+}
+
+static void flow_unlink(struct mmtls_flow_table *t, struct mmtls_flow *f)
+{
+    list_unlink(list_of(t, f), f);
+    if (!f->in_closed_list)
+        t->nopen[f->cls]--;
+}
+
+static void flow_push(struct mmtls_flow_table *t, struct mmtls_flow *f)
+{
+    list_push_head(list_of(t, f), f);
+    if (!f->in_closed_list)
+        t->nopen[f->cls]++;
 }
 
 int mmtls_flow_table_new(struct mmtls_flow_table **out, const struct mmtls_flow_table_opts *opts,
@@ -128,7 +145,7 @@ void mmtls_flow_release(struct mmtls_flow_table *t, struct mmtls_flow *f,
                         enum mmtls_flow_end_reason why)
 {
     hash_unlink(t, f);
-    list_unlink(list_of(t, f), f);
+    flow_unlink(t, f);
     switch (why) {
     case MMTLS_FLOW_END_IDLE: t->stats.expired_idle++; break;
     case MMTLS_FLOW_END_CLOSED: t->stats.expired_closed++; break;
@@ -138,6 +155,21 @@ void mmtls_flow_release(struct mmtls_flow_table *t, struct mmtls_flow *f,
     t->stats.active--;
     t->release(t->ctx, f, why);
     free(f);
+}
+
+/* A full table's victim: the least recently used closed flow, else BARE flow, else HANDSHAKE
+ * flow idle for evict_idle_ms.  NULL when every flow is to be kept. */
+static struct mmtls_flow *victim_of(struct mmtls_flow_table *t, uint64_t now_us)
+{
+    struct mmtls_flow *hs = t->open[MMTLS_FLOW_CLASS_HANDSHAKE].tail;
+
+    if (t->closed.tail != NULL)
+        return t->closed.tail;
+    if (t->open[MMTLS_FLOW_CLASS_BARE].tail != NULL)
+        return t->open[MMTLS_FLOW_CLASS_BARE].tail;
+    if (hs != NULL && hs->last_us + (uint64_t)t->opts.evict_idle_ms * 1000 <= now_us)
+        return hs;
+    return NULL;
 }
 
 static void update_state(struct mmtls_flow_table *t, struct mmtls_flow *f,
@@ -159,9 +191,9 @@ static void update_state(struct mmtls_flow_table *t, struct mmtls_flow *f,
     else if (f->fin[0] || f->fin[1])
         f->state = MMTLS_FLOW_CLOSING;
     if (f->state == MMTLS_FLOW_CLOSED && !f->in_closed_list) {
-        list_unlink(&t->open, f);
+        flow_unlink(t, f);
         f->in_closed_list = true;
-        list_push_head(&t->closed, f);
+        flow_push(t, f);
     }
 }
 
@@ -180,10 +212,14 @@ int mmtls_flow_get(struct mmtls_flow_table *t, const struct mmtls_pkt *pkt, uint
     }
     if (f == NULL) {
         if (t->stats.active >= t->opts.max_flows) {
-            /* Full: evict the least recently used flow, closed ones first. */
-            struct mmtls_flow *victim = t->closed.tail != NULL ? t->closed.tail : t->open.tail;
-            if (victim == NULL)
-                return MMTLS_E_INTERNAL;
+            struct mmtls_flow *victim = victim_of(t, now_us);
+            if (victim == NULL) {
+                /* Full of sessions under inspection: the new flow is refused, never one of
+                 * them evicted (the owner applies its exception policy). */
+                t->stats.refused++;
+                *out = NULL;
+                return MMTLS_E_LIMIT;
+            }
             mmtls_flow_release(t, victim, MMTLS_FLOW_END_EVICTED);
         }
         f = calloc(1, sizeof(*f));
@@ -199,15 +235,15 @@ int mmtls_flow_get(struct mmtls_flow_table *t, const struct mmtls_pkt *pkt, uint
             f->client = (uint8_t) !*sender;
         f->hnext = t->buckets[b];
         t->buckets[b] = f;
-        list_push_head(&t->open, f);
+        f->cls = MMTLS_FLOW_CLASS_BARE;
+        flow_push(t, f);
         t->stats.created++;
         t->stats.active++;
         if (t->stats.active > t->stats.peak_active)
             t->stats.peak_active = t->stats.active;
     } else {
-        struct flow_list *l = list_of(t, f);
-        list_unlink(l, f);
-        list_push_head(l, f);
+        flow_unlink(t, f);
+        flow_push(t, f);
     }
     if (now_us > f->last_us)
         f->last_us = now_us;
@@ -216,6 +252,37 @@ int mmtls_flow_get(struct mmtls_flow_table *t, const struct mmtls_pkt *pkt, uint
     update_state(t, f, pkt, *sender);
     *out = f;
     return 0;
+}
+
+bool mmtls_flow_evict_lru(struct mmtls_flow_table *t)
+{
+    struct mmtls_flow *victim = t->closed.tail;
+
+    for (int c = 0; c < MMTLS_FLOW_CLASS_N && victim == NULL; c++)
+        victim = t->open[c].tail;
+    /* The least recently used of the open tails (each list is ordered, so one of them). */
+    for (int c = 0; c < MMTLS_FLOW_CLASS_N && t->closed.tail == NULL; c++) {
+        if (t->open[c].tail != NULL && t->open[c].tail->last_us < victim->last_us)
+            victim = t->open[c].tail;
+    }
+    if (victim == NULL)
+        return false;
+    mmtls_flow_release(t, victim, MMTLS_FLOW_END_EVICTED);
+    return true;
+}
+
+void mmtls_flow_set_class(struct mmtls_flow_table *t, struct mmtls_flow *f, int c)
+{
+    if (c < 0 || c >= MMTLS_FLOW_CLASS_N || f->cls == (uint8_t)c)
+        return;
+    flow_unlink(t, f);
+    f->cls = (uint8_t)c;
+    flow_push(t, f);
+}
+
+uint32_t mmtls_flow_class_count(const struct mmtls_flow_table *t, int c)
+{
+    return c >= 0 && c < MMTLS_FLOW_CLASS_N ? t->nopen[c] : 0;
 }
 
 uint32_t mmtls_flow_expire(struct mmtls_flow_table *t, uint64_t now_us)
@@ -228,9 +295,11 @@ uint32_t mmtls_flow_expire(struct mmtls_flow_table *t, uint64_t now_us)
         mmtls_flow_release(t, t->closed.tail, MMTLS_FLOW_END_CLOSED);
         n++;
     }
-    while (t->open.tail != NULL && t->open.tail->last_us + idle_us <= now_us) {
-        mmtls_flow_release(t, t->open.tail, MMTLS_FLOW_END_IDLE);
-        n++;
+    for (int c = 0; c < MMTLS_FLOW_CLASS_N; c++) {
+        while (t->open[c].tail != NULL && t->open[c].tail->last_us + idle_us <= now_us) {
+            mmtls_flow_release(t, t->open[c].tail, MMTLS_FLOW_END_IDLE);
+            n++;
+        }
     }
     return n;
 }
@@ -240,14 +309,14 @@ void mmtls_flow_table_free(struct mmtls_flow_table *t)
     if (t == NULL)
         return;
     /* Oldest first, so that end events come out in a stable order. */
-    while (t->closed.tail != NULL || t->open.tail != NULL) {
-        struct mmtls_flow *f;
-        if (t->closed.tail == NULL)
-            f = t->open.tail;
-        else if (t->open.tail == NULL)
-            f = t->closed.tail;
-        else
-            f = t->closed.tail->id < t->open.tail->id ? t->closed.tail : t->open.tail;
+    for (;;) {
+        struct mmtls_flow *f = t->closed.tail;
+        for (int c = 0; c < MMTLS_FLOW_CLASS_N; c++) {
+            if (t->open[c].tail != NULL && (f == NULL || t->open[c].tail->id < f->id))
+                f = t->open[c].tail;
+        }
+        if (f == NULL)
+            break;
         mmtls_flow_release(t, f, MMTLS_FLOW_END_SHUTDOWN);
     }
     free(t->buckets);

@@ -110,4 +110,165 @@ MMTLS_MUST_USE int mmtls_afp_tx(struct mmtls_afp *p, const uint8_t *data, uint32
 void mmtls_afp_tx_flush(struct mmtls_afp *p);
 void mmtls_afp_get_stats(const struct mmtls_afp *p, struct mmtls_afp_stats *st);
 
+/* ------------------------------------------------------------------------------------------ */
+/* AF_XDP port (inline mode): one AF_XDP socket on one queue of one interface, with its own     */
+/* UMEM (half the frames for receiving, half for sending).  Frames are single buffers of at    */
+/* most one UMEM frame (frame_size - 256 bytes of XDP headroom): no GSO super-frames, no       */
+/* virtio_net_hdr, complete checksums; a larger frame is dropped by the kernel and counted     */
+/* (rx_drops_kernel), never truncated.  Without libxdp at build time every call fails with     */
+/* MMTLS_E_UNSUPPORTED.  Documentation/networking/af_xdp.rst describes the rings.              */
+
+struct mmtls_xdp;
+struct mmtls_xdp_prog;
+
+enum mmtls_xdp_mode {
+    MMTLS_XDP_MODE_AUTO = 0, /* zero-copy when the driver supports it, else copy */
+    MMTLS_XDP_MODE_COPY,     /* XDP_COPY (veth, generic XDP) */
+    MMTLS_XDP_MODE_ZEROCOPY, /* XDP_ZEROCOPY: fails when the driver cannot */
+};
+
+struct mmtls_xdp_opts {
+    size_t sz;
+    const char *ifname;
+    uint32_t queue_id;
+    enum mmtls_xdp_mode mode;
+    uint32_t frame_size; /* UMEM frame: 2048 or 4096 (default 4096) */
+    uint32_t frame_nr;   /* UMEM frames, a power of two >= 64 (default 4096): half RX, half TX */
+    /* NULL: libxdp loads its default program (redirect by RX queue into its xsks map) with the
+     * first socket on the interface and removes it with the last.  Else the socket is put into
+     * this program's map at queue_id (mmtls_xdp_prog_attach). */
+    const struct mmtls_xdp_prog *prog; /* borrowed: must outlive the port */
+};
+
+/* A received frame: data borrowed (it points into the UMEM) until mmtls_xdp_rx_done(). */
+struct mmtls_xdp_frame {
+    const uint8_t *data;
+    uint32_t len;
+    uint64_t ts_us; /* wall clock when the burst was taken (AF_XDP carries no timestamp) */
+};
+
+struct mmtls_xdp_stats {
+    uint64_t rx_frames, rx_bytes;
+    uint64_t rx_drops_kernel; /* XDP_STATISTICS rx_dropped (too large, ...) + rx_ring_full */
+    uint64_t rx_fill_empty;   /* the kernel found the fill ring empty */
+    uint64_t tx_frames, tx_bytes, tx_errors;
+    uint64_t tx_ring_full; /* no free UMEM frame or TX descriptor: frame not sent */
+    uint64_t tx_kicks;     /* sendto() wake-ups */
+    bool zerocopy;         /* the socket runs in zero-copy mode */
+};
+
+/* The program that redirects an interface's frames into AF_XDP sockets by RX queue (own
+ * program, loaded without bpffs; attached in native mode, else generic).  Frames of a queue
+ * without a socket go to the kernel stack (XDP_PASS), as with libxdp's default program. */
+MMTLS_MUST_USE int mmtls_xdp_prog_attach(struct mmtls_xdp_prog **out, const char *ifname, char *err,
+                                         size_t err_cap);
+/* Detaches the program (if still ours) and frees it; NULL is a no-op. */
+void mmtls_xdp_prog_detach(struct mmtls_xdp_prog *prog);
+/* Number of RX queues of ifname (ETHTOOL_GCHANNELS: rx + combined; 1 when not reported). */
+MMTLS_MUST_USE int mmtls_xdp_queue_count(const char *ifname, uint32_t *n, char *err,
+                                         size_t err_cap);
+
+MMTLS_MUST_USE int mmtls_xdp_open(struct mmtls_xdp **out, const struct mmtls_xdp_opts *o, char *err,
+                                  size_t err_cap);
+void mmtls_xdp_close(struct mmtls_xdp *p);
+/* The fd to poll for readability. */
+int mmtls_xdp_fd(const struct mmtls_xdp *p);
+/* Up to max frames from the RX ring; 0 when none is ready (never blocks).  At most one burst
+ * may be outstanding: call mmtls_xdp_rx_done() before the next. */
+int mmtls_xdp_rx_burst(struct mmtls_xdp *p, struct mmtls_xdp_frame *f, int max);
+/* Gives the frames of the last burst back to the kernel (fill ring). */
+void mmtls_xdp_rx_done(struct mmtls_xdp *p);
+/* Queues a frame for sending (copied into a free UMEM frame; completions reaped as needed).
+ * MMTLS_E_LIMIT when no frame or descriptor is free or the frame does not fit (counted). */
+MMTLS_MUST_USE int mmtls_xdp_tx(struct mmtls_xdp *p, const uint8_t *data, uint32_t len);
+/* Publishes what is queued and wakes the kernel when it asks for it (XDP_USE_NEED_WAKEUP). */
+void mmtls_xdp_tx_flush(struct mmtls_xdp *p);
+void mmtls_xdp_get_stats(const struct mmtls_xdp *p, struct mmtls_xdp_stats *st);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Kernel fast path (inline mode, mmtlsd --io fast; docs/FASTPATH.md): TC programs on both      */
+/* bridged ports forward frames in the kernel and hand user space, through a divert veth pair, */
+/* only the frames inspection needs.  User space reads and sends on the divert interface with  */
+/* an AF_PACKET port (vnet_hdr); frames carry a VLAN tag saying what they are.  Without libbpf */
+/* and clang at build time every call fails with MMTLS_E_UNSUPPORTED.                         */
+
+struct mmtls_fast;
+
+/* What the kernel does with one side's frames (values shared with bpf/mmtls_fast_abi.h). */
+enum mmtls_fast_mode {
+    MMTLS_FASTM_INSPECT = 0, /* forward + copy; divert frames that complete a TLS record */
+    MMTLS_FASTM_DIVERT = 1,  /* divert every frame */
+    MMTLS_FASTM_SKIP = 2,    /* forward uncopied, follow the framing (resumable) */
+    MMTLS_FASTM_BYPASS = 3,  /* forward uncopied (SYN/FIN/RST copied) */
+    MMTLS_FASTM_BLOCK = 4,   /* drop */
+};
+
+/* The VLAN tag of frames on the divert interface: received (kernel to user space) VIDs are
+ * MMTLS_FAST_RX_VID(kind, arrival port); frames to send out of port p carry VID
+ * MMTLS_FAST_TX_VID + p. */
+enum mmtls_fast_kind {
+    MMTLS_FASTK_COPY = 1,           /* forwarded by the kernel already: inspect, never send */
+    MMTLS_FASTK_DIVERT = 2,         /* only user space has it */
+    MMTLS_FASTK_RESUME = 3,         /* diverted; a skip of its side ended (mmtls_fast_side_get) */
+    MMTLS_FASTK_RESUME_LOST = 4,    /* diverted; a skip ended where the kernel lost the framing */
+    MMTLS_FASTK_DIVERT_INORDER = 5, /* diverted; in order as the kernel saw it (as copies are) */
+};
+#define MMTLS_FAST_RX_VID(kind, port) (0xf00u | ((unsigned)(kind) << 1) | (unsigned)(port))
+#define MMTLS_FAST_TX_VID 0xff0u
+
+/* A flow as the engine's flow table keys it: endpoint 0 is the smaller (address, port). */
+struct mmtls_fast_flowkey {
+    uint8_t ip_version;
+    uint8_t addr[2][16];
+    uint16_t port[2];
+};
+
+struct mmtls_fast_opts {
+    size_t sz;
+    const char *ifname[2];   /* the bridged ports */
+    const char *divert_name; /* divert veth to create (its peer is NAME + "p"); NULL: mmfdPID */
+};
+
+/* The kernel's framing of one side (endpoint as sender) of a flow. */
+struct mmtls_fast_side_info {
+    uint32_t resume_seq;   /* the last skip ended here (a record header, or the stream end) */
+    uint32_t resume_nskip; /* records skipped whole before it */
+    uint32_t fwd_end;      /* end of the data the kernel forwarded (valid: fwd_valid) */
+    bool fwd_valid;
+    bool resume_lost;
+    bool valid, lost;
+    uint64_t skipped_bytes, copied_bytes;
+};
+
+struct mmtls_fast_stats {
+    uint64_t fwd, fwd_bytes, copy, copy_bytes, divert, divert_bytes, drop, resume, lost, tx, other,
+        race, rearm;
+};
+
+/* Creates the divert veth pair, loads and attaches the programs (TC ingress of both ports and
+ * of the divert pair's kernel end). */
+MMTLS_MUST_USE int mmtls_fast_open(struct mmtls_fast **out, const struct mmtls_fast_opts *o,
+                                   char *err, size_t err_cap);
+/* Detaches, deletes the divert pair, frees; NULL is a no-op. */
+void mmtls_fast_close(struct mmtls_fast *f);
+/* The interface user space reads diverted frames from and sends frames through. */
+const char *mmtls_fast_divert_ifname(const struct mmtls_fast *f);
+/* Re-arming a side whose framing the kernel lost: user space has every byte before end_seq
+ * and the next record header starts at hdr_seq; gen != 0 (a new value for each re-arm). */
+struct mmtls_fast_rearm {
+    uint32_t gen, end_seq, hdr_seq;
+};
+
+/* Sets a flow's modes (by endpoint index of the sender) and skip generations; rearm (NULL:
+ * none) by endpoint too. */
+MMTLS_MUST_USE int mmtls_fast_set(struct mmtls_fast *f, const struct mmtls_fast_flowkey *k,
+                                  const uint8_t mode[2], const uint32_t gen[2],
+                                  const struct mmtls_fast_rearm *rearm);
+/* Forgets a flow (both maps). */
+void mmtls_fast_del(struct mmtls_fast *f, const struct mmtls_fast_flowkey *k);
+/* The kernel's framing state of endpoint `side`'s stream; MMTLS_E_NOTFOUND when unknown. */
+MMTLS_MUST_USE int mmtls_fast_side_get(struct mmtls_fast *f, const struct mmtls_fast_flowkey *k,
+                                       int side, struct mmtls_fast_side_info *out);
+void mmtls_fast_get_stats(const struct mmtls_fast *f, struct mmtls_fast_stats *st);
+
 #endif

@@ -349,9 +349,8 @@ static void chan_close(struct mmtls_keyserver *s, struct ksrv_chan *c)
     }
     /* SSL_OP_CLEANSE_PLAINTEXT makes SSL_free cleanse the record buffers too. */
     SSL_free(c->ssl);
-    close(c->fd); /* also drops it from the epoll set */
-    mmtls_wipe(c->buf, sizeof(c->buf));
-    free(c);
+    close(c->fd);         /* also drops it from the epoll set */
+    mmtls_secmem_free(c); /* wipes what its buffer held */
     s->nchan--;
     atomic_store_explicit(&s->c.channels, s->nchan, memory_order_relaxed);
 }
@@ -712,7 +711,8 @@ static void chan_event(struct mmtls_keyserver *s, struct ksrv_chan *c)
 static void chan_open(struct mmtls_keyserver *s, int fd, const struct sockaddr_storage *ss,
                       uint64_t now_ms)
 {
-    struct ksrv_chan *c = calloc(1, sizeof(*c));
+    /* the channel buffers a message with secrets: secret memory (out of core dumps) */
+    struct ksrv_chan *c = mmtls_secmem_calloc(1, sizeof(*c));
     struct epoll_event ev = {.events = EPOLLIN};
     char buf[256];
 
@@ -749,7 +749,7 @@ static void chan_open(struct mmtls_keyserver *s, int fd, const struct sockaddr_s
 out_free:
     SSL_free(c->ssl);
     close(fd);
-    free(c);
+    mmtls_secmem_free(c);
 }
 
 static void listen_pause(struct mmtls_keyserver *s, bool pause)
@@ -785,6 +785,20 @@ static void ksrv_accept(struct mmtls_keyserver *s, uint64_t now_ms)
         }
         /* small messages both ways (KEEPALIVE answers): no Nagle */
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (s->nchan >= s->max_channels) {
+            /* Full: the oldest channel still in its TLS handshake (an unauthenticated peer)
+             * makes room, so that a flood of idle connections cannot lock authenticated
+             * clients out; established channels are never closed for a newcomer. */
+            struct ksrv_chan *old = NULL;
+            for (struct ksrv_chan *c = s->head; c != NULL; c = c->next) {
+                if (!c->established)
+                    old = c; /* the list is newest first: the last one is the oldest */
+            }
+            if (old != NULL) {
+                ctr_inc(&s->c.rejected_tls);
+                chan_close(s, old);
+            }
+        }
         if (s->nchan >= s->max_channels) {
             close(fd);
             ctr_inc(&s->c.rejected_full);

@@ -10,8 +10,9 @@
  * Layout: each shard holds a chained hash table (bucket count fixed at creation) and a list of
  * its entries in insertion order, so expire() walks only the entries that are due.  The number
  * of entries is capped globally (opts.max_entries); entries are allocated when first put, since
- * a preallocated table of max_entries keysets (2.4 KB each) would be too large.  Secrets are
- * wiped (OPENSSL_cleanse through mmtls_wipe) whenever an entry dies.
+ * a preallocated table of max_entries keysets (2.4 KB each) would be too large.  Entries live in
+ * the secure-memory pool (mmtls_secmem: pages excluded from core dumps) and are wiped whenever
+ * an entry dies.
  *
  * Entries put by the key log file loader are "pinned": the file has no time base (keys.h gives
  * mmtls_keylog_load_file no now_ms) and an operator who loads a file wants its keys kept, so
@@ -131,8 +132,7 @@ out_free_shards:
 
 static void entry_free(struct ks_entry *en)
 {
-    mmtls_wipe(en, sizeof(*en));
-    free(en);
+    mmtls_secmem_free(en); /* wipes */
 }
 
 void mmtls_keystore_free(struct mmtls_keystore *ks)
@@ -303,7 +303,8 @@ static int store_put(struct mmtls_keystore *ks, const struct mmtls_keylog_entry 
             rc = MMTLS_E_LIMIT;
             goto out_unlock;
         }
-        en = calloc(1, sizeof(*en));
+        /* secret memory: out of core dumps, wiped when freed (util_secmem.c) */
+        en = mmtls_secmem_calloc(1, sizeof(*en));
         if (en == NULL) {
             atomic_fetch_sub(&ks->entries, 1);
             rc = MMTLS_E_NOMEM;

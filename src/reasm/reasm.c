@@ -106,6 +106,19 @@ static void diff_range(struct reasm_diff *d, const uint8_t *a, const uint8_t *b,
     d->any = true;
 }
 
+/* Widens d over [lo, hi): bytes in conflict that are not compared byte by byte (a FIN
+ * contradicted by data). */
+static void diff_note(struct reasm_diff *d, uint64_t lo, uint64_t hi)
+{
+    if (!d->any || lo < d->lo) {
+        d->lo = lo;
+    }
+    if (!d->any || hi > d->hi) {
+        d->hi = hi;
+    }
+    d->any = true;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Kept bytes.  r->kept holds the live bytes [kept_off, next_off) at its END: a prefix of       */
 /* kept.len - live dead bytes is left in place and compacted only when it is at least as large */
@@ -434,11 +447,14 @@ static void fin_check(struct mmtls_reasm *r, const struct mmtls_reasm_sink *sink
 
 /* A FIN ending at `end`.  The first plausible FIN wins (RFC 9293 §3.10.7.4: a FIN fixes the end of
  * the stream); a FIN before bytes already delivered is ignored. */
-static void fin_note(struct mmtls_reasm *r, uint64_t end)
+static void fin_note(struct mmtls_reasm *r, uint64_t end, struct reasm_diff *d)
 {
     if (r->fin_seen) {
         if (end != r->fin_off) {
             r->stats.malformed++;
+            /* Two ends of one stream: a receiver keeps either (an evasion, Ptacek & Newsham
+             * §5.3), reported as differing bytes from the earlier end on. */
+            diff_note(d, MMTLS_MIN(end, r->fin_off), MMTLS_MAX(end, r->fin_off));
         }
         return;
     }
@@ -448,6 +464,14 @@ static void fin_note(struct mmtls_reasm *r, uint64_t end)
     }
     r->fin_seen = true;
     r->fin_off = end;
+    /* A buffered segment running across the FIN: a receiver that reaches it first delivers
+     * it whole and drops the FIN as old (a conflict); segments wholly beyond the FIN are
+     * purged by the receiver as well (Linux tcp_fin()). */
+    for (const struct mmtls_reasm_seg *g = r->ooo; g != NULL && g->off < end; g = g->next) {
+        if (g->off + g->len > end) {
+            diff_note(d, end, g->off + g->len);
+        }
+    }
     if (ooo_trim(r, end)) {
         r->stats.malformed++;
     }
@@ -480,7 +504,10 @@ void mmtls_reasm_fini(struct mmtls_reasm *r)
 
 void mmtls_reasm_syn(struct mmtls_reasm *r, uint32_t isn)
 {
-    if (r->started) {
+    /* Another SYN before any byte of the stream: the ISN of the latest one counts (the
+     * engine also passes the ISN a SYN-ACK acknowledged), so a decoy SYN the receiver never
+     * took cannot shift the stream. */
+    if (r->started && (r->midstream || r->next_off != 0 || r->ooo != NULL || r->fin_seen)) {
         return;
     }
     /* RFC 9293 §3.4: the SYN occupies sequence number isn; data starts at isn + 1. */
@@ -541,11 +568,16 @@ int mmtls_reasm_segment(struct mmtls_reasm *r, uint32_t seq, const uint8_t *p, s
     end = start + len;
 
     if (fin) {
-        fin_note(r, end);
+        fin_note(r, end, &d);
     }
     if (r->fin_seen && end > r->fin_off) {
-        /* Data beyond the FIN cannot be part of the stream. */
+        /* Data beyond the FIN cannot be part of the stream: dropped.  A segment running
+         * across the FIN is a conflict: a receiver that has not reached the FIN yet (it came
+         * out of order, ahead) takes the whole segment and drops the FIN as old. */
         r->stats.malformed++;
+        if (start < r->fin_off) {
+            diff_note(&d, r->fin_off, end);
+        }
         end = MMTLS_MAX(start, r->fin_off);
     }
 

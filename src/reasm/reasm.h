@@ -15,7 +15,8 @@
 
 enum mmtls_reasm_event {
     MMTLS_REASM_EV_GAP = 1,       /* [off, off+len) will never be delivered (capture loss) */
-    MMTLS_REASM_EV_OVERLAP_DIFF,  /* retransmitted bytes differ from the first copy */
+    MMTLS_REASM_EV_OVERLAP_DIFF,  /* retransmitted bytes differ from the first copy, or a FIN
+                                   * contradicts the stream (data beyond it, another end) */
     MMTLS_REASM_EV_MEMCAP,        /* a segment was dropped: per-stream or shared cap hit */
     MMTLS_REASM_EV_FIN,           /* the stream ended at off (all bytes before it delivered) */
     MMTLS_REASM_EV_SEGMENT_LIMIT, /* too many buffered segments; segment dropped */
@@ -68,7 +69,7 @@ void mmtls_reasm_init(struct mmtls_reasm *r, const struct mmtls_reasm_opts *opts
 void mmtls_reasm_fini(struct mmtls_reasm *r);
 
 /* A SYN (or SYN-ACK) with sequence number isn: stream offset 0 is isn+1.  A SYN after data has
- * started is ignored (counted by the caller if it wants). */
+ * started (or after a midstream start) is ignored; before, the latest SYN sets the ISN. */
 void mmtls_reasm_syn(struct mmtls_reasm *r, uint32_t isn);
 
 /* A data segment (len may be 0 with fin).  Delivers whatever became contiguous and raises

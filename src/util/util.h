@@ -192,6 +192,34 @@ void mmtls_wipe(void *p, size_t len);
 /* Constant-time comparison; returns true when equal. */
 bool mmtls_ct_eq(const void *a, const void *b, size_t len);
 
+/* Secure memory for session secrets (util_secmem.c): objects carved from mmap'ed pages marked
+ * MADV_DONTDUMP (never in a core dump, even with dumping allowed), locked in RAM when
+ * mmtls_secmem_set_lock(true) was called (best effort), returned zeroed, and wiped when freed.
+ * Small objects share pages (size classes up to 64 KiB), so it is fit for many small keys.
+ * Thread-safe (one mutex; for handshake-time allocations, not the packet path). */
+struct mmtls_secmem_stats {
+    size_t mapped_bytes; /* pages mapped (chunks and large objects) */
+    size_t locked_bytes; /* of which mlock'ed */
+    size_t live_bytes;   /* bytes handed out and not freed (rounded to the size class) */
+    uint64_t live_objects;
+    uint64_t mappings;
+};
+
+/* len bytes, zeroed; NULL when len is 0 or out of memory.  Free with mmtls_secmem_free. */
+void *mmtls_secmem_alloc(size_t len);
+void *mmtls_secmem_calloc(size_t n, size_t size);
+/* Wipes the object and returns it to the pool; NULL is a no-op.  Aborts on a pointer the pool
+ * did not hand out. */
+void mmtls_secmem_free(void *p);
+/* Lock pages mapped from now on (mlock); a refusal is logged once and ignored. */
+void mmtls_secmem_set_lock(bool lock);
+/* Exit path: wipes every pooled byte, live objects included; later frees are no-ops and no
+ * pooled memory is reused.  Call only when no thread uses pooled memory any more. */
+void mmtls_secmem_wipe_all(void);
+void mmtls_secmem_stats_get(struct mmtls_secmem_stats *out);
+/* True when p points into a pooled chunk (tests). */
+bool mmtls_secmem_owns(const void *p);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Hex                                                                                         */
 

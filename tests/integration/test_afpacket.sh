@@ -55,7 +55,7 @@ if [ ! -x "$BRIDGE" ]; then
     [ -f "$B/libmmtls_io.a" ] || skip "no $BRIDGE and no $B/libmmtls_io.a to build it from"
     gcc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -I"$SRCDIR/include" -I"$SRCDIR/src" \
         "$SRCDIR/tools/mmtls-bridge/bridge.c" "$B/libmmtls_io.a" "$B/libmmtls_util.a" -lcrypto \
-        -o "$B/mmtls-bridge" || { echo "FAIL: cannot build mmtls-bridge"; exit 1; }
+        $(pkg-config --libs libxdp libbpf 2>/dev/null) -o "$B/mmtls-bridge" || { echo "FAIL: cannot build mmtls-bridge"; exit 1; }
     BRIDGE=$B/mmtls-bridge
 fi
 

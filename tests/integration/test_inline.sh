@@ -16,6 +16,17 @@
 #   - BYPASS refused (name not allowed: blocked) and allowed (--bypass-allow: passes), with
 #     mmtlsd running as nobody (--user) after opening its sockets;
 #   - mmtlsd restarted in the middle of a transfer: the transfer completes.
+# MMTLS_IO=xdp runs every case over the AF_XDP back end (mmtlsd --io xdp): one worker per RX
+# queue (the data veths get 2 queues, lowered to 1 with ethtool -L except for the two-worker
+# case), senders' tx checksum offload off (AF_XDP frames carry no CHECKSUM_PARTIAL state), and
+# --key-hold-max 8 MiB for the policy pass/alert cases (MTU-size frames that complete no
+# record pass on, so a client's receive window of data waits behind the held ones, where 64 KB
+# GSO frames stall the flow after ~200 KB).  Several workers: a flow's worker is its RX queue,
+# and a veth has no symmetric RSS (the sender's TX queue is its socket's random hash; XPS by RX
+# queue on the end hosts gets most flows right): the two-worker case checks byte-exact
+# downloads and both workers busy, and reports (does not require) every session decrypted.
+# MMTLS_IO=fast runs every case over the kernel fast path (mmtlsd --io fast, docs/FASTPATH.md);
+# it runs one worker, so the two-worker case runs with one.
 # Exit 0 pass, 1 fail, 77 skip.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -25,6 +36,7 @@ MMTLSD=${MMTLSD:-$BUILD/tools/mmtlsd/mmtlsd}
 SHIM=${MMTLS_PRELOAD:-$BUILD/lib/keyshare/libmmtls-preload.so}
 NAME=test_inline
 P=mmtls-ti$$
+IO=${MMTLS_IO:-afpacket}
 
 # shellcheck source=lib_testbed.sh
 . "$HERE/lib_testbed.sh"
@@ -44,7 +56,25 @@ cleanup() {
 }
 trap cleanup EXIT
 
+[ "$IO" = xdp ] && export TB_QUEUES=2
 tb_up "$W"
+# xdp_queues N: N RX/TX queues on the four data veth ends (AF_XDP: --workers N)
+xdp_queues() {
+    local l
+    for l in "$P-client:veth0" "$P-mbox:c0" "$P-mbox:s0" "$P-server:veth0"; do
+        ip netns exec "${l%%:*}" ethtool -L "${l#*:}" rx "$1" tx "$1" || fail "ethtool -L $l $1"
+    done
+}
+if [ "$IO" = xdp ]; then
+    for ns in "$P-client" "$P-server"; do
+        ip netns exec "$ns" ethtool -K veth0 tx off >/dev/null || fail "tx off in $ns"
+        ip netns exec "$ns" sh -c 'echo 1 >/sys/class/net/veth0/queues/tx-0/xps_rxqs &&
+            echo 2 >/sys/class/net/veth0/queues/tx-1/xps_rxqs' || fail "xps_rxqs in $ns"
+    done
+    xdp_queues 1
+fi
+HOLD=()
+[ "$IO" = xdp ] && HOLD=(--key-hold-max 8388608)
 mkdir -p "$W/www" "$W/nginx"
 head -c 30000000 /dev/urandom >"$W/www/big.bin"
 head -c 100000000 /dev/urandom >"$W/www/huge.bin"
@@ -73,7 +103,8 @@ HTTP_PID=$!
 start_mbox() {
     local tag=$1
     shift
-    ip netns exec "$P-mbox" timeout 120 "$MMTLSD" -i c0:s0 --key-listen 198.18.6.2:4433 \
+    ip netns exec "$P-mbox" timeout 120 "$MMTLSD" -i c0:s0 --io "$IO" \
+        --key-listen 198.18.6.2:4433 \
         --cert "$W/pki/mbox.crt" --key "$W/pki/mbox.key" --client-ca "$W/pki/ca.crt" \
         -l "$W/$tag" ${EICAR_OPT---block-eicar} --log-http -v ${MBOX_V:-} "$@" 2>"$W/$tag.log" &
     MB=$!
@@ -167,7 +198,10 @@ stop_mbox
 
 # Two workers, many concurrent flows: 2 curl processes x 64 parallel connections, every flow's
 # both directions must reach the same worker (else its session cannot be decrypted).
-start_mbox run5 --workers 2
+[ "$IO" = xdp ] && xdp_queues 2
+W2=2
+[ "$IO" = fast ] && W2=1
+start_mbox run5 --workers $W2
 PAR_PIDS=()
 for k in 1 2; do
     args=()
@@ -183,8 +217,9 @@ for f in "$W"/par*.*; do cmp -s "$f" "$W/www/mid.bin" || bad=$((bad + 1)); done
 [ "$(ls "$W"/par*.* | wc -l)" = 128 ] && [ $bad = 0 ] &&
     pass "two workers: 128 concurrent downloads byte-exact" || fail "two workers ($bad bad)"
 stop_mbox
+[ "$IO" = xdp ] && xdp_queues 1
 
-start_mbox run2 --on-missing-keys pass --key-wait 300
+start_mbox run2 --on-missing-keys pass --key-wait 300 "${HOLD[@]}"
 client "${CURL[@]}" --http1.1 -o "$W/got6" https://server.test/big.bin &&
     cmp -s "$W/got6" "$W/www/big.bin" &&
     pass "no keys, policy pass: released after the wait, byte-exact" || fail "no-keys pass"
@@ -216,7 +251,7 @@ check([a["http"]["url"] for a in al if a["alert"]["signature_id"] == 9200002] ==
 done()
 EOF
 
-start_mbox run6 --on-missing-keys alert --key-wait 300
+start_mbox run6 --on-missing-keys alert --key-wait 300 "${HOLD[@]}"
 client "${CURL[@]}" --http1.1 -o "$W/got13" https://server.test/big.bin &&
     cmp -s "$W/got13" "$W/www/big.bin" &&
     pass "no keys, policy alert: released after the wait, byte-exact" || fail "no-keys alert"
@@ -231,7 +266,7 @@ sys.exit(0 if len(t) == 1 and not t[0]["blocked"] and any(
 EOF
 
 PYTHONPATH="$HERE" python3 - "$W/run1/eve.json" "$W/run2/eve.json" "$W/run3/eve.json" \
-    "$W/run5/eve.json" <<'EOF' || fail "eve checks"
+    "$W/run5/eve.json" "$W2" "$IO" <<'EOF' || fail "eve checks"
 import sys
 from evecheck import load, check, done
 r1, r2 = load(sys.argv[1]), load(sys.argv[2])
@@ -256,10 +291,16 @@ t3 = [e["tls"] for e in load(sys.argv[3]) if e["event_type"] == "tls"]
 r5 = load(sys.argv[4])
 t5 = [e for e in r5 if e["event_type"] == "tls"]
 s5 = [e for e in r5 if e["event_type"] == "stats"]
-check(len(t5) == 128 and all(e["tls"]["key_status"] == "decrypted" and not e["tls"]["blocked"]
-                             for e in t5), "run 5: 128 sessions, all decrypted")
+dec5 = sum(1 for e in t5 if e["tls"]["key_status"] == "decrypted" and not e["tls"]["blocked"])
+if sys.argv[6] == "xdp":
+    # no symmetric RSS on veth: a flow whose directions use two queues is seen in part
+    print("   run 5 (xdp): %d of %d sessions decrypted" % (dec5, len(t5)))
+    check(len(t5) >= 128 and not any(e["tls"]["blocked"] for e in t5), "run 5: none blocked")
+else:
+    check(len(t5) == 128 and dec5 == 128, "run 5: 128 sessions, all decrypted")
 check(len(set(e["flow_id"] for e in t5)) == 128, "run 5: flow ids unique across workers")
-check(sorted(e.get("worker") for e in s5) == [0, 1], "run 5: a stats event per worker")
+check(sys.argv[5] == "1" or sorted(e.get("worker") for e in s5) == [0, 1],
+      "run 5: a stats event per worker")
 check(all(e["stats"]["tls"]["sessions"] > 0 for e in s5), "run 5: both workers had sessions")
 print("   run 5 sessions per worker:", [e["stats"]["tls"]["sessions"] for e in s5])
 check(any(t["key_status"] == "bypass" and not t["blocked"] for t in t3), "run 3: a bypass session")

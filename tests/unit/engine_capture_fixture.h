@@ -136,7 +136,8 @@ static int teardown(void **state)
 
 static struct mmtls_engine_keymsg *keymsg(bool tamper, bool other_owner, bool any)
 {
-    struct mmtls_engine_keymsg *m = calloc(1, sizeof(*m));
+    /* the engine frees it with mmtls_engine_keymsg_free: secure-memory pool */
+    struct mmtls_engine_keymsg *m = mmtls_secmem_calloc(1, sizeof(*m));
 
     m->type = MMTLS_KP_KEYS;
     memcpy(m->client_random, capture_cr, 32);

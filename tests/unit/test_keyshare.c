@@ -188,8 +188,26 @@ static void test_build_tls13(void **state)
     len = mmtls_keyshare_build_tls13(&t, cr, 0x0304, 0x1301, NULL, out, sizeof(out));
     assert_true(len > 0);
     assert_int_equal(out[4 + 32], MMTLS_KP_F_EARLY);
-    /* incomplete set, no room, a secret length the protocol forbids */
+    /* handshake secrets only (sent at the ServerHello): kinds 1..3; the server's alone: 1, 3;
+     * without it: refused */
     t.have &= ~(1u << MMTLS_KEYSHARE_L_CTS0);
+    len = mmtls_keyshare_build_tls13(&t, cr, 0x0304, 0x1301, NULL, out, sizeof(out));
+    assert_true(len > 0);
+    used = 0;
+    assert_int_equal(mmtls_kp_parse(out, (size_t)len, &m, &used), 0);
+    assert_int_equal(m.n, 3);
+    assert_int_equal(m.kind[0], MMTLS_KP_CLIENT_EARLY);
+    assert_int_equal(m.kind[1], MMTLS_KP_CLIENT_HS);
+    assert_int_equal(m.kind[2], MMTLS_KP_SERVER_HS);
+    mmtls_kp_msg_wipe(&m);
+    t.have &= ~(1u << MMTLS_KEYSHARE_L_CHS);
+    len = mmtls_keyshare_build_tls13(&t, cr, 0x0304, 0x1301, NULL, out, sizeof(out));
+    used = 0;
+    assert_int_equal(mmtls_kp_parse(out, (size_t)len, &m, &used), 0);
+    assert_int_equal(m.n, 2);
+    assert_int_equal(m.kind[1], MMTLS_KP_SERVER_HS);
+    mmtls_kp_msg_wipe(&m);
+    t.have &= ~(1u << MMTLS_KEYSHARE_L_SHS);
     assert_int_equal(mmtls_keyshare_build_tls13(&t, cr, 0x0304, 0x1301, NULL, out, sizeof(out)),
                      MMTLS_E_INVAL);
     fill_t13(&t, false);
@@ -337,7 +355,8 @@ static void test_api_queue(void **state)
     assert_ptr_not_equal(cb, app_cb);
 
     /* A TLS 1.3 set on an SSL that never connected: the application's callback sees every
-     * line (the exporter secret too); one KEYS is queued (no tuple: no socket). */
+     * line (the exporter secret too); two KEYS are queued (no tuple: no socket): the
+     * handshake secrets at once, then the whole set; one session is counted. */
     ssl = SSL_new(ctx);
     assert_non_null(ssl);
     cb(ssl, "CLIENT_HANDSHAKE_TRAFFIC_SECRET " CR_HEX " " S32_HEX);
@@ -349,11 +368,11 @@ static void test_api_queue(void **state)
     mmtls_keyshare_stats(&st);
     assert_int_equal(st.sessions, 1);
     assert_int_equal(st.dropped_other, 0);
-    assert_int_equal(st.queued, 1);
+    assert_int_equal(st.queued, 2);
     /* more lines for the finished session change nothing */
     cb(ssl, "CLIENT_TRAFFIC_SECRET_0 " CR_HEX " " S32_HEX);
     mmtls_keyshare_stats(&st);
-    assert_int_equal(st.queued, 1);
+    assert_int_equal(st.queued, 2);
     SSL_free(ssl);
 
     /* 100 messages into a 2-slot queue while the key server refuses: the thread holds at
@@ -365,7 +384,7 @@ static void test_api_queue(void **state)
         mmtls_keyshare_chan_put(msg, (size_t)len);
     }
     mmtls_keyshare_stats(&st);
-    assert_int_equal(st.queued + st.dropped_queue_full, 101);
+    assert_int_equal(st.queued + st.dropped_queue_full, 102);
     assert_true(st.dropped_queue_full >= 100 - 2 - 32);
     rc = mmtls_keyshare_flush(5000);
     assert_true(rc == MMTLS_E_IO || rc == MMTLS_AGAIN);
@@ -499,11 +518,21 @@ static void test_sess_tls13(void **state)
 
     (void)state;
     cr_bytes(cr);
-    /* GnuTLS: nothing until finish, then the suite is known */
+    /* GnuTLS: the handshake secrets at once (suite unknown: 0), the rest at finish, when the
+     * suite is known */
     memset(&s, 0, sizeof(s));
     for (size_t i = 0; i < MMTLS_ARRAY_SIZE(gnutls_order); i++) {
-        assert_int_equal(
-            feed(&s, &c, gnutls_order[i], cr, (uint8_t)(0x10 + gnutls_order[i]), NULL, out), 0);
+        len = feed(&s, &c, gnutls_order[i], cr, (uint8_t)(0x10 + gnutls_order[i]), NULL, out);
+        if (gnutls_order[i] != MMTLS_KEYSHARE_L_SHS) {
+            assert_int_equal(len, 0);
+            continue;
+        }
+        parse_one(out, len, &m);
+        assert_int_equal(m.n, 2);
+        assert_int_equal(m.kind[0], MMTLS_KP_CLIENT_HS);
+        assert_int_equal(m.kind[1], MMTLS_KP_SERVER_HS);
+        assert_int_equal(m.cipher_suite, 0);
+        mmtls_kp_msg_wipe(&m);
     }
     c.suite = 0x1302;
     len = mmtls_keyshare_sess_finish(&s, &fake_ops, &c, out, sizeof(out));
@@ -529,12 +558,14 @@ static void test_sess_tls13(void **state)
     assert_int_equal(feed(&s, &c, MMTLS_KEYSHARE_L_STS0, cr, 1, NULL, out), 0);
     assert_int_equal(s.t13.have, 0);
 
-    /* OpenSSL: the message with the last secret, EARLY flag and kind 1, no tuple */
+    /* OpenSSL: the handshake secrets with SHS, all with the last secret, EARLY flag and kind
+     * 1, no tuple */
     memset(&s, 0, sizeof(s));
     c.has_tuple = false;
     for (size_t i = 0; i < MMTLS_ARRAY_SIZE(ossl_order); i++) {
         len = feed(&s, &c, ossl_order[i], cr, 0x20, NULL, out);
-        assert_int_equal(len > 0, i + 1 == MMTLS_ARRAY_SIZE(ossl_order));
+        assert_int_equal(len > 0, i + 1 == MMTLS_ARRAY_SIZE(ossl_order) ||
+                                      ossl_order[i] == MMTLS_KEYSHARE_L_SHS);
     }
     parse_one(out, len, &m);
     assert_int_equal(m.flags, MMTLS_KP_F_EARLY);
@@ -547,7 +578,8 @@ static void test_sess_tls13(void **state)
     memset(&s, 0, sizeof(s));
     c.suite = 0;
     for (size_t i = 0; i < MMTLS_ARRAY_SIZE(gnutls_order); i++) {
-        assert_int_equal(feed(&s, &c, gnutls_order[i], cr, 0x30, NULL, out), 0);
+        len = feed(&s, &c, gnutls_order[i], cr, 0x30, NULL, out);
+        assert_int_equal(len > 0, gnutls_order[i] == MMTLS_KEYSHARE_L_SHS);
     }
     len = mmtls_keyshare_sess_finish(&s, &fake_ops, &c, out, sizeof(out));
     parse_one(out, len, &m);
@@ -565,7 +597,8 @@ static void test_sess_tls13(void **state)
 
             len = mmtls_keyshare_sess_secret(&s, &now, &c, gnutls_order[i], cr, &sec, NULL, out,
                                              sizeof(out));
-            assert_int_equal(len > 0, i + 1 == MMTLS_ARRAY_SIZE(gnutls_order));
+            assert_int_equal(len > 0, i + 1 == MMTLS_ARRAY_SIZE(gnutls_order) ||
+                                          gnutls_order[i] == MMTLS_KEYSHARE_L_SHS);
         }
         parse_one(out, len, &m);
         assert_int_equal(m.cipher_suite, 0);
@@ -583,7 +616,7 @@ static void test_sess_tls13(void **state)
     c.suite = 0x1301;
     memset(&s, 0, sizeof(s));
     assert_int_equal(feed(&s, &c, MMTLS_KEYSHARE_L_CHS, cr, 0x50, NULL, out), 0);
-    assert_int_equal(feed(&s, &c, MMTLS_KEYSHARE_L_SHS, cr, 0x50, NULL, out), 0);
+    assert_true(feed(&s, &c, MMTLS_KEYSHARE_L_SHS, cr, 0x50, NULL, out) > 0);
     cr[0] ^= 0xff;
     assert_int_equal(feed(&s, &c, MMTLS_KEYSHARE_L_CTS0, cr, 0x60, NULL, out), 0);
     assert_int_equal(feed(&s, &c, MMTLS_KEYSHARE_L_STS0, cr, 0x60, NULL, out), 0);

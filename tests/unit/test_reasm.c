@@ -440,8 +440,8 @@ static void test_syn_and_midstream(void **state)
     fill_pattern(data, sizeof(data), 5);
     /* SYN: offset 0 is isn + 1; a byte at seq isn is before the stream */
     fx_init_default(&f);
-    mmtls_reasm_syn(&f.r, 100);
-    mmtls_reasm_syn(&f.r, 5000); /* a second SYN is ignored */
+    mmtls_reasm_syn(&f.r, 5000);
+    mmtls_reasm_syn(&f.r, 100); /* another SYN before any byte: the latest ISN counts */
     assert_int_equal(f.r.base_seq, 101);
     assert_int_equal(mmtls_reasm_segment(&f.r, 100, data, 5, false, &f.sink), 0);
     fx_check(&f);
@@ -492,10 +492,17 @@ static void test_fin(void **state)
     assert_int_equal(fx_seg(&f, 9, data, 20, 10, true), 0);
     assert_true(f.r.fin_seen);
     assert_int_equal(f.r.fin_off, 30);
-    assert_int_equal(fx_seg(&f, 9, data, 25, 10, false), 0); /* [30,35) beyond the FIN */
+    /* [25,35) runs across the FIN: [30,35) dropped and reported as a conflict */
+    assert_int_equal(fx_seg(&f, 9, data, 25, 10, false), 0);
     assert_int_equal(f.r.stats.malformed, 1);
+    assert_int_equal(f.rec.nev, 1);
+    assert_int_equal(rec_find(&f.rec, MMTLS_REASM_EV_OVERLAP_DIFF)->off, 30);
+    assert_int_equal(rec_find(&f.rec, MMTLS_REASM_EV_OVERLAP_DIFF)->len, 5);
+    /* wholly beyond the FIN: dropped (a receiver drops it too), no conflict */
+    assert_int_equal(fx_seg(&f, 9, data, 30, 5, false), 0);
+    assert_int_equal(f.r.stats.malformed, 2);
     assert_int_equal(fx_seg(&f, 9, data, 10, 10, false), 0);
-    assert_int_equal(f.rec.nev, 0);
+    assert_int_equal(f.rec.nev, 1);
     assert_int_equal(fx_seg(&f, 9, data, 0, 10, false), 0);
     assert_int_equal(f.r.next_off, 30);
     assert_memory_equal(f.rec.out, data, 30);
@@ -516,6 +523,11 @@ static void test_fin(void **state)
     assert_int_equal(fx_seg(&f, 9, data, 30, 5, false), 0);
     assert_int_equal(fx_seg(&f, 9, data, 5, 10, true), 0); /* FIN at 15 */
     assert_int_equal(f.r.ooo_bytes, 10); /* [10,15) kept of the first, [5,10) new */
+    /* the buffered [10,35) (appended into one segment) ran across the FIN: a conflict (a
+     * receiver delivers it whole and drops the FIN as old) */
+    assert_int_equal(rec_count(&f.rec, MMTLS_REASM_EV_OVERLAP_DIFF), 1);
+    assert_int_equal(rec_find(&f.rec, MMTLS_REASM_EV_OVERLAP_DIFF)->off, 15);
+    assert_int_equal(rec_find(&f.rec, MMTLS_REASM_EV_OVERLAP_DIFF)->len, 20);
     assert_int_equal(fx_seg(&f, 9, data, 0, 5, false), 0);
     assert_int_equal(f.r.next_off, 15);
     assert_int_equal(rec_count(&f.rec, MMTLS_REASM_EV_FIN), 1);

@@ -3,10 +3,15 @@
  * measured against (same packet I/O, no inspection) and the test bed of src/io/io_afpacket.c.
  *
  *   mmtls-bridge IF1 IF2 [--no-vnet] [--burst N] [--qdisc-bypass] [--fanout G]
+ *   mmtls-bridge IF1 IF2 --io xdp [--xdp-mode auto|copy|zerocopy] [--xdp-prog own|libxdp]
+ *                [--queue Q] [--burst N]
  *
  * --no-vnet   no PACKET_VNET_HDR: GSO/GRO super-frames and partial checksums cannot be carried,
  *             so offloads (tso gso gro, and tx checksumming) must be off on the links.
  * --burst N   frames per receive burst (1..256, default 64); TX is flushed after each burst.
+ * --io xdp    AF_XDP sockets on queue Q (default 0) of both interfaces (src/io/io_xdp.c): frames
+ *             of one UMEM frame (MTU-size), no vnet header; --xdp-prog own (default) attaches
+ *             io_xdp's redirect program, libxdp lets libxdp load its default program.
  * SIGINT / SIGTERM: exit 0 after one stats line per port on stderr.
  */
 #include <errno.h>
@@ -61,6 +66,99 @@ static int forward(struct mmtls_afp *in, struct mmtls_afp *out, int burst, struc
     return n;
 }
 
+/* The same over AF_XDP ports. */
+static int forward_xdp(struct mmtls_xdp *in, struct mmtls_xdp *out, int burst, struct fwd_stats *fs)
+{
+    struct mmtls_xdp_frame f[BRIDGE_MAX_BURST];
+    int n = mmtls_xdp_rx_burst(in, f, burst);
+
+    for (int i = 0; i < n; i++) {
+        int rc = mmtls_xdp_tx(out, f[i].data, f[i].len);
+
+        if (rc == MMTLS_E_LIMIT) {
+            mmtls_xdp_tx_flush(out); /* kicks the kernel and reaps completions */
+            rc = mmtls_xdp_tx(out, f[i].data, f[i].len);
+        }
+        if (rc != 0) {
+            fs->dropped++;
+        }
+    }
+    if (n > 0) {
+        mmtls_xdp_rx_done(in);
+    }
+    /* Also without new frames: copy mode sends 32 frames per kick, the rest waits for the
+     * next one, and completions must be reaped. */
+    mmtls_xdp_tx_flush(out);
+    return n;
+}
+
+static void print_xdp_stats(const char *name, struct mmtls_xdp *p, const struct fwd_stats *fs)
+{
+    struct mmtls_xdp_stats st;
+
+    mmtls_xdp_get_stats(p, &st);
+    fprintf(stderr,
+            "mmtls-bridge %s: rx %" PRIu64 " frames %" PRIu64 " bytes, kernel drops %" PRIu64
+            ", fill ring empty %" PRIu64 ", tx %" PRIu64 " frames %" PRIu64
+            " bytes, tx errors %" PRIu64 ", tx ring full %" PRIu64 ", tx kicks %" PRIu64
+            ", dropped %" PRIu64 " (%s)\n",
+            name, st.rx_frames, st.rx_bytes, st.rx_drops_kernel, st.rx_fill_empty, st.tx_frames,
+            st.tx_bytes, st.tx_errors, st.tx_ring_full, st.tx_kicks, fs->dropped,
+            st.zerocopy ? "zero-copy" : "copy");
+}
+
+/* --io xdp: the AF_XDP ports and the loop.  Returns the exit status. */
+static int run_xdp(const char *ifn[2], struct mmtls_xdp_opts *xo, bool own_prog, int burst)
+{
+    struct mmtls_xdp_prog *prog[2] = {NULL, NULL};
+    struct mmtls_xdp *port[2] = {NULL, NULL};
+    struct fwd_stats fs[2] = {{0}, {0}};
+    struct mmtls_xdp_stats st;
+    char err[256];
+    int rc = 1;
+
+    for (int i = 0; i < 2; i++) {
+        if (own_prog && mmtls_xdp_prog_attach(&prog[i], ifn[i], err, sizeof(err)) != 0) {
+            fprintf(stderr, "mmtls-bridge: %s\n", err);
+            goto out;
+        }
+        xo->ifname = ifn[i];
+        xo->prog = prog[i];
+        if (mmtls_xdp_open(&port[i], xo, err, sizeof(err)) != 0) {
+            fprintf(stderr, "mmtls-bridge: %s\n", err);
+            goto out;
+        }
+    }
+    mmtls_xdp_get_stats(port[0], &st);
+    fprintf(stderr, "mmtls-bridge: %s <-> %s (AF_XDP queue %u, %s, %s program, burst %d)\n", ifn[0],
+            ifn[1], xo->queue_id, st.zerocopy ? "zero-copy" : "copy", own_prog ? "own" : "libxdp",
+            burst);
+    while (!stop) {
+        struct pollfd pfd[2] = {
+            {.fd = mmtls_xdp_fd(port[0]), .events = POLLIN},
+            {.fd = mmtls_xdp_fd(port[1]), .events = POLLIN},
+        };
+        int got = forward_xdp(port[0], port[1], burst, &fs[1]);
+
+        got += forward_xdp(port[1], port[0], burst, &fs[0]);
+        /* A short timeout: frames may still wait in a TX ring for their kick. */
+        if (got == 0 && poll(pfd, 2, 1) < 0 && errno != EINTR) {
+            perror("mmtls-bridge: poll");
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    for (int i = 0; i < 2; i++) {
+        if (port[i] != NULL) {
+            print_xdp_stats(ifn[i], port[i], &fs[i]);
+        }
+        mmtls_xdp_close(port[i]);
+        mmtls_xdp_prog_detach(prog[i]);
+    }
+    return rc;
+}
+
 static void print_stats(const char *name, struct mmtls_afp *p, const struct fwd_stats *fs)
 {
     struct mmtls_afp_stats st;
@@ -77,12 +175,16 @@ static void print_stats(const char *name, struct mmtls_afp *p, const struct fwd_
 static void usage(void)
 {
     fprintf(stderr, "usage: mmtls-bridge IF1 IF2 [--no-vnet] [--burst N] [--qdisc-bypass] "
-                    "[--fanout G]\n");
+                    "[--fanout G]\n"
+                    "       mmtls-bridge IF1 IF2 --io xdp [--xdp-mode auto|copy|zerocopy] "
+                    "[--xdp-prog own|libxdp] [--queue Q] [--burst N]\n");
 }
 
 int main(int argc, char **argv)
 {
     struct mmtls_afp_opts o = {.sz = sizeof(o), .vnet_hdr = true};
+    struct mmtls_xdp_opts xo = {.sz = sizeof(xo)};
+    bool xdp = false, own_prog = true;
     struct mmtls_afp *port[2] = {NULL, NULL};
     struct fwd_stats fs[2] = {{0}, {0}}; /* fs[i]: frames dropped on the way out of port i */
     const char *ifn[2] = {NULL, NULL};
@@ -100,6 +202,29 @@ int main(int argc, char **argv)
             burst = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--fanout") == 0 && i + 1 < argc) {
             o.fanout_group = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--io") == 0 && i + 1 < argc) {
+            i++;
+            if (strcmp(argv[i], "xdp") == 0) {
+                xdp = true;
+            } else if (strcmp(argv[i], "afpacket") != 0) {
+                usage();
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--xdp-mode") == 0 && i + 1 < argc) {
+            i++;
+            if (strcmp(argv[i], "copy") == 0) {
+                xo.mode = MMTLS_XDP_MODE_COPY;
+            } else if (strcmp(argv[i], "zerocopy") == 0) {
+                xo.mode = MMTLS_XDP_MODE_ZEROCOPY;
+            } else if (strcmp(argv[i], "auto") != 0) {
+                usage();
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--xdp-prog") == 0 && i + 1 < argc) {
+            i++;
+            own_prog = strcmp(argv[i], "libxdp") != 0;
+        } else if (strcmp(argv[i], "--queue") == 0 && i + 1 < argc) {
+            xo.queue_id = (uint32_t)atoi(argv[++i]);
         } else if (argv[i][0] != '-' && nif < 2) {
             ifn[nif++] = argv[i];
         } else {
@@ -110,6 +235,12 @@ int main(int argc, char **argv)
     if (nif != 2 || burst < 1 || burst > BRIDGE_MAX_BURST) {
         usage();
         return 2;
+    }
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    if (xdp) {
+        return run_xdp(ifn, &xo, own_prog, burst);
     }
     for (int i = 0; i < 2; i++) {
         o.ifname = ifn[i];
@@ -129,9 +260,6 @@ int main(int argc, char **argv)
             }
         }
     }
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     fprintf(stderr, "mmtls-bridge: %s <-> %s (%s, burst %d)\n", ifn[0], ifn[1],
             o.vnet_hdr ? "vnet_hdr" : "no vnet_hdr", burst);
 

@@ -7,9 +7,12 @@
  *             reopens the new file from its start, truncation (size below our offset) restarts
  *             at 0, a FIFO is reopened at end of file.  The offset reached is kept in a state
  *             file so that a restart never re-sends what was already read.
- *   grouper   collects the TLS 1.3 secrets of one client random until both *_TRAFFIC_SECRET_0
- *             are there (or 2 s have passed), then encodes one KEYS message; a TLS <= 1.2
- *             CLIENT_RANDOM line becomes a KEYS with MASTER_SECRET and the KEYLOG flag at once.
+ *   grouper   collects the TLS 1.3 secrets of one client random: the server handshake
+ *             secret (and what came before it) goes at once in a KEYS message of its own (an
+ *             inline middlebox holds the server's flight until it comes), the whole set when
+ *             both *_TRAFFIC_SECRET_0 are there (or what there is after 2 s) in a second one,
+ *             merged by the middlebox; a TLS <= 1.2 CLIENT_RANDOM line becomes a KEYS with
+ *             MASTER_SECRET and the KEYLOG flag at once.
  *   channel   one persistent TLS 1.3 connection with a client certificate, non-blocking,
  *             reconnecting with exponential back-off, a bounded queue of encoded messages,
  *             KEEPALIVE when idle.
@@ -111,7 +114,8 @@ struct pending {
     uint32_t have;                       /* PEND_BIT(kind) */
     struct mmtls_secret sec[PEND_KINDS]; /* owned, wiped when sent or dropped */
     uint64_t first_ms;
-    uint64_t seq; /* arrival order, for evicting the oldest */
+    uint64_t seq;  /* arrival order, for evicting the oldest */
+    uint32_t sent; /* PEND_BIT(kind) already sent ahead (the handshake secrets) */
 };
 
 struct queue {
@@ -234,7 +238,8 @@ static void send_msg(struct agent *a, struct mmtls_kp_msg *m)
 /* ------------------------------------------------------------------------------------------ */
 /* Grouping TLS 1.3 secrets by client random                                                   */
 
-static void pending_emit(struct agent *a, struct pending *p)
+/* The kinds in `bits` as one KEYS message (KEYLOG flag: no suite in a key log). */
+static void pending_send(struct agent *a, const struct pending *p, uint32_t bits)
 {
     struct mmtls_kp_msg m;
 
@@ -245,16 +250,25 @@ static void pending_emit(struct agent *a, struct pending *p)
     m.tls_version = 0x0304;
     m.cipher_suite = 0; /* unknown: the key log does not say (see the file comment) */
     for (unsigned k = 1; k < PEND_KINDS; k++) {
-        if (p->have & PEND_BIT(k)) {
+        if (bits & PEND_BIT(k)) {
             m.kind[m.n] = (uint8_t)k;
             m.secret[m.n] = p->sec[k];
             m.n++;
         }
     }
-    if (p->have & PEND_BIT(MMTLS_KP_CLIENT_EARLY)) {
+    if (bits & PEND_BIT(MMTLS_KP_CLIENT_EARLY)) {
         m.flags |= MMTLS_KP_F_EARLY; /* docs/keyproto.md: kind 1 only with EARLY */
     }
     send_msg(a, &m);
+}
+
+static void pending_emit(struct agent *a, struct pending *p)
+{
+    /* Everything the group has, unless only what went ahead already (the handshake secrets of a
+     * session whose application secrets never came: the wait expired). */
+    if ((p->have & ~p->sent) != 0) {
+        pending_send(a, p, p->have);
+    }
     for (unsigned k = 0; k < PEND_KINDS; k++) {
         mmtls_secret_wipe(&p->sec[k]);
     }
@@ -313,6 +327,15 @@ static void pending_add(struct agent *a, const struct mmtls_keylog_entry *e, uns
     p->have |= PEND_BIT(kind);
     if ((p->have & PEND_BIT(MMTLS_KP_CLIENT_APP0)) && (p->have & PEND_BIT(MMTLS_KP_SERVER_APP0))) {
         pending_emit(a, p);
+        return;
+    }
+    if (p->sent == 0 && (p->have & PEND_BIT(MMTLS_KP_SERVER_HS))) {
+        /* The server handshake secret goes at once (with the client's, and the early one, if
+         * written already): the browser wrote it at the ServerHello, and an inline middlebox
+         * holds the server's TLS 1.3 flight until it comes (--server-flight hold); the rest
+         * follows in a second message, merged there. */
+        pending_send(a, p, p->have);
+        p->sent = p->have;
     }
 }
 
@@ -1326,11 +1349,12 @@ int main(int argc, char **argv)
     };
     const char *keylog = NULL, *server = NULL, *ca = NULL, *cert = NULL, *key = NULL;
     const char *state = NULL;
-    static struct agent agent; /* large (pending table, queue): not on the stack */
-    struct agent *a = &agent;
+    /* Large (pending table, queue), and it holds the secrets: in the secure-memory pool (pages
+     * left out of core dumps, wiped when freed), not on the stack or in .bss. */
+    struct agent *a = NULL;
     struct sigaction sa;
     sigset_t block;
-    int opt;
+    int opt, rc;
 
     while ((opt = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
         switch (opt) {
@@ -1366,6 +1390,11 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    a = mmtls_secmem_calloc(1, sizeof(*a));
+    if (a == NULL) {
+        say("out of memory");
+        return 1;
+    }
     /* Signals are handled only inside ppoll(). */
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
@@ -1380,20 +1409,18 @@ int main(int argc, char **argv)
     sigaddset(&block, SIGUSR1);
     sigprocmask(SIG_BLOCK, &block, NULL);
 
-    if (chan_init(&a->ch, server, ca, cert, key) != 0) {
+    if (chan_init(&a->ch, server, ca, cert, key) != 0 || follow_init(a, keylog, state) != 0) {
         SSL_CTX_free(a->ch.ctx);
-        return 1;
-    }
-    if (follow_init(a, keylog, state) != 0) {
-        SSL_CTX_free(a->ch.ctx);
+        mmtls_secmem_free(a);
         return 1;
     }
     DEBUG("following %s (state %s), key server %s:%s", a->f.path, a->f.state, a->ch.host,
           a->ch.port);
-    int rc = run(a);
+    rc = run(a);
     shutdown_agent(a);
     if (verbose > 0) {
         print_counters(a);
     }
+    mmtls_secmem_free(a); /* wipes the pending secrets, the queue, the line buffer */
     return rc;
 }

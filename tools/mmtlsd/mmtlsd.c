@@ -36,6 +36,8 @@ struct opts {
     const char *read;
     const char *iface; /* inline: "IF1:IF2" */
     bool no_vnet;
+    enum mmtlsd_io io;            /* --io */
+    enum mmtls_xdp_mode xdp_mode; /* --xdp-mode */
     const char *keylogs[MMTLSD_MAX_KEYLOGS];
     int nkeylogs;
     const char *log_dir;
@@ -65,6 +67,10 @@ struct opts {
     bool test_rules;
     const struct mmtls_detect *detect; /* compiled --rules, shared by the workers */
     const char *user; /* --user: run as this user once sockets and files are open */
+    /* exception policies: --exception-policy, and per resource (-1: not given) */
+    int exc_global, exc_res[MMTLS_EXC_N];
+    uint32_t key_store_max, key_max_channels, stats_interval_s;
+    bool allow_core; /* --allow-core-dumps: stay dumpable (secrets are still left out) */
 };
 
 /* Per-run tallies, kept by a tiny app on the public API. */
@@ -87,11 +93,24 @@ static void usage(FILE *fp)
             "      --workers N          N share-nothing workers, flows spread by a symmetric\n"
             "                           hash (PACKET_FANOUT_HASH); default 1, at most 64\n"
             "      --no-vnet            no PACKET_VNET_HDR (then turn GRO/GSO/TSO off yourself)\n"
+            "      --io afpacket|xdp|fast  packet I/O: AF_PACKET rings (default), AF_XDP sockets\n"
+            "                           (one per worker and RX queue: --workers = queues; MTU-\n"
+            "                           size frames; senders' checksums must be complete) or\n"
+            "                           the kernel fast path (TC programs forward in the\n"
+            "                           kernel, only what inspection needs reaches mmtlsd;\n"
+            "                           one worker; docs/FASTPATH.md)\n"
+            "      --xdp-mode M         AF_XDP: auto (default), copy or zerocopy\n"
             "      --test-tamper FROM=TO  TEST ONLY: act as a compromised middlebox that rewrites\n"
             "                           FROM to TO in decrypted records and re-seals them\n"
-            "                           (needs --no-vnet; the private tag's tamper test)\n"
+            "                           (needs --no-vnet or --io xdp; the private tag's tamper\n"
+            "                           test)\n"
             "      --on-missing-keys P  block (default), pass or alert when keys do not come\n"
             "                           within --key-wait (default 500 ms inline)\n"
+            "      --server-flight M    TLS 1.3 server's first flight, inline: hold (default:\n"
+            "                           its frames wait for the handshake secrets, 0.5-RTT data\n"
+            "                           for the application secrets; one key-channel round trip\n"
+            "                           per handshake) or pass (its frames go on at once: 0.5-RTT\n"
+            "                           data reaches the client before it is inspected)\n"
             "      --block-non-tls      drop TCP flows that do not start with a ClientHello\n"
             "      --on-evasion P       retransmitted bytes that differ from those inspected:\n"
             "                           block the session (default) or alert only\n"
@@ -129,6 +148,28 @@ static void usage(FILE *fp)
             "      --reasm-keep BYTES   delivered bytes kept per direction to compare with\n"
             "                           retransmissions (evasion check; default 262144, 0 = off)\n"
             "\n"
+            "Resources and exception policies (caps are per worker; docs/CONFIG.md):\n"
+            "      --exception-policy P closed (default: drop / block) or open (forward\n"
+            "                           uninspected) when a cap is hit inline; offline: counted\n"
+            "      --flow-policy P      ... when the flow table is full of inspected sessions\n"
+            "      --session-policy P   ... when --max-sessions sessions are inspected\n"
+            "      --reasm-policy P     ... when a reassembly cap is hit (closed: drops the\n"
+            "                           packet)\n"
+            "      --hold-policy P      ... when --key-hold-max/--key-hold-total is hit\n"
+            "      --midstream-policy P ... for flows picked up without their SYN after\n"
+            "                           --midstream-grace\n"
+            "      --midstream-grace SEC  pass midstream flows this long after start\n"
+            "                           (default: --flow-timeout; connections older than us)\n"
+            "      --max-sessions N     TLS sessions inspected at once (default: --max-flows)\n"
+            "      --flow-evict-idle MS a full table evicts a session still in its handshake\n"
+            "                           once idle this long (default 1000)\n"
+            "      --flow-closed-timeout SEC  closed flows kept (default 10)\n"
+            "      --key-store-max N    client randoms in the key store (default 1048576)\n"
+            "      --key-pending-max N  keys waiting for their session (default 65536)\n"
+            "      --key-pending-wait MS  ... and for how long (default 10000)\n"
+            "      --key-max-channels N key channels open at once (default 4096)\n"
+            "      --stats-interval SEC eve 'stats' event every SEC seconds (default: at exit)\n"
+            "\n"
             "Key server (clients share their session secrets, docs/keyproto.md):\n"
             "      --key-listen ADDR:PORT  accept key channels (TLS 1.3, client certificates)\n"
             "      --cert FILE          the middlebox certificate (PEM)\n"
@@ -148,6 +189,9 @@ static void usage(FILE *fp)
             "                           summaries, exit (non-zero when a file cannot be read)\n"
             "      --user NAME          after opening its sockets and files, run as NAME\n"
             "                           (its groups, no way back to root)\n"
+            "      --allow-core-dumps   debugging: stay dumpable (core files, ptrace by the\n"
+            "                           same user); session secrets are still left out of\n"
+            "                           core files (MADV_DONTDUMP)\n"
             "  -c, --config FILE        read options from FILE first: one per line, the long\n"
             "                           name without dashes, then its value ('name value' or\n"
             "                           'name = value'); '#' starts a comment; the command\n"
@@ -195,7 +239,10 @@ enum {
     O_KWAIT,
     O_KHOLD,
     O_NOVNET,
+    O_IO,
+    O_XDPMODE,
     O_MISSING,
+    O_SFLIGHT,
     O_BLOCKNONTLS,
     O_BEICAR,
     O_BCONTENT,
@@ -210,8 +257,24 @@ enum {
     O_KHOLDTOTAL,
     O_DEPTHREQ,
     O_USER,
+    O_ALLOWCORE,
     O_PCAPOUT,
-    O_PCAPPORT
+    O_PCAPPORT,
+    O_EXCPOL,
+    O_FLOWPOL,
+    O_SESSPOL,
+    O_REASMPOL,
+    O_HOLDPOL,
+    O_MIDPOL,
+    O_MIDGRACE,
+    O_MAXSESS,
+    O_EVICTIDLE,
+    O_CLOSEDTO,
+    O_KSTOREMAX,
+    O_KPENDMAX,
+    O_KPENDWAIT,
+    O_KMAXCHAN,
+    O_STATSINT
 };
 
 static const struct option lopts[] = {
@@ -223,13 +286,17 @@ static const struct option lopts[] = {
     {"on-evasion", required_argument, NULL, O_EVASION},
     {"test-rules", no_argument, NULL, O_TESTRULES},
     {"no-vnet", no_argument, NULL, O_NOVNET},
+    {"io", required_argument, NULL, O_IO},
+    {"xdp-mode", required_argument, NULL, O_XDPMODE},
     {"on-missing-keys", required_argument, NULL, O_MISSING},
+    {"server-flight", required_argument, NULL, O_SFLIGHT},
     {"block-non-tls", no_argument, NULL, O_BLOCKNONTLS},
     {"block-eicar", no_argument, NULL, O_BEICAR},
     {"log-http", no_argument, NULL, O_LOGHTTP},
     {"inspect-depth", required_argument, NULL, O_DEPTH},
     {"inspect-depth-request", required_argument, NULL, O_DEPTHREQ},
     {"user", required_argument, NULL, O_USER},
+    {"allow-core-dumps", no_argument, NULL, O_ALLOWCORE},
     {"bypass-allow", required_argument, NULL, O_BYPASS},
     {"block-content", required_argument, NULL, O_BCONTENT},
     {"keylog", required_argument, NULL, 'k'},
@@ -254,6 +321,21 @@ static const struct option lopts[] = {
     {"key-wait", required_argument, NULL, O_KWAIT},
     {"key-hold-max", required_argument, NULL, O_KHOLD},
     {"key-hold-total", required_argument, NULL, O_KHOLDTOTAL},
+    {"exception-policy", required_argument, NULL, O_EXCPOL},
+    {"flow-policy", required_argument, NULL, O_FLOWPOL},
+    {"session-policy", required_argument, NULL, O_SESSPOL},
+    {"reasm-policy", required_argument, NULL, O_REASMPOL},
+    {"hold-policy", required_argument, NULL, O_HOLDPOL},
+    {"midstream-policy", required_argument, NULL, O_MIDPOL},
+    {"midstream-grace", required_argument, NULL, O_MIDGRACE},
+    {"max-sessions", required_argument, NULL, O_MAXSESS},
+    {"flow-evict-idle", required_argument, NULL, O_EVICTIDLE},
+    {"flow-closed-timeout", required_argument, NULL, O_CLOSEDTO},
+    {"key-store-max", required_argument, NULL, O_KSTOREMAX},
+    {"key-pending-max", required_argument, NULL, O_KPENDMAX},
+    {"key-pending-wait", required_argument, NULL, O_KPENDWAIT},
+    {"key-max-channels", required_argument, NULL, O_KMAXCHAN},
+    {"stats-interval", required_argument, NULL, O_STATSINT},
     {"config", required_argument, NULL, 'c'},
     {"verbose", no_argument, NULL, 'v'},
     {"quiet", no_argument, NULL, 'q'},
@@ -261,6 +343,20 @@ static const struct option lopts[] = {
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
 };
+
+/* "closed" or "open" for --NAME-policy. */
+static int parse_policy(const char *opt, const char *s, int *out)
+{
+    if (strcmp(s, "closed") == 0) {
+        *out = MMTLS_EXC_CLOSED;
+    } else if (strcmp(s, "open") == 0) {
+        *out = MMTLS_EXC_OPEN;
+    } else {
+        fprintf(stderr, "mmtlsd: --%s takes closed or open\n", opt);
+        return -1;
+    }
+    return 0;
+}
 
 /* One pass over argv (the config file's words, then the command line's) into *o. */
 static int parse_args(int argc, char **argv, struct opts *o)
@@ -275,6 +371,31 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case 'r': o->read = optarg; break;
         case 'i': o->iface = optarg; break;
         case O_NOVNET: o->no_vnet = true; break;
+        case O_IO:
+            if (strcmp(optarg, "afpacket") == 0) {
+                o->io = MMTLSD_IO_AFPACKET;
+            } else if (strcmp(optarg, "xdp") == 0) {
+                o->io = MMTLSD_IO_XDP;
+            } else if (strcmp(optarg, "fast") == 0) {
+                o->io = MMTLSD_IO_FAST;
+            } else {
+                fprintf(stderr, "mmtlsd: --io wants afpacket, xdp or fast (got '%s')\n", optarg);
+                return -1;
+            }
+            break;
+        case O_XDPMODE:
+            if (strcmp(optarg, "auto") == 0) {
+                o->xdp_mode = MMTLS_XDP_MODE_AUTO;
+            } else if (strcmp(optarg, "copy") == 0) {
+                o->xdp_mode = MMTLS_XDP_MODE_COPY;
+            } else if (strcmp(optarg, "zerocopy") == 0) {
+                o->xdp_mode = MMTLS_XDP_MODE_ZEROCOPY;
+            } else {
+                fprintf(stderr, "mmtlsd: --xdp-mode wants auto, copy or zerocopy (got '%s')\n",
+                        optarg);
+                return -1;
+            }
+            break;
         case O_WORKERS:
             if (parse_u64("workers", optarg, 1, MMTLSD_MAX_WORKERS, &v) != 0)
                 return -1;
@@ -321,6 +442,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->eng.bypass_allow = o->bypass_allow;
             break;
         case O_USER: o->user = optarg; break;
+        case O_ALLOWCORE: o->allow_core = true; break;
         case O_DEPTHREQ:
             if (parse_u64("inspect-depth-request", optarg, 1, UINT64_MAX / 2, &v) != 0)
                 return -1;
@@ -347,6 +469,16 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 o->eng.on_missing_keys = MMTLS_MISSING_ALERT;
             else {
                 fprintf(stderr, "mmtlsd: --on-missing-keys takes block, pass or alert\n");
+                return -1;
+            }
+            break;
+        case O_SFLIGHT:
+            if (strcmp(optarg, "hold") == 0)
+                o->eng.server_flight_pass = false;
+            else if (strcmp(optarg, "pass") == 0)
+                o->eng.server_flight_pass = true;
+            else {
+                fprintf(stderr, "mmtlsd: --server-flight takes hold or pass\n");
                 return -1;
             }
             break;
@@ -436,6 +568,75 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 return -1;
             o->eng.key_hold_max = (size_t)v;
             break;
+        case O_EXCPOL:
+            if (parse_policy("exception-policy", optarg, &o->exc_global) != 0)
+                return -1;
+            break;
+        case O_FLOWPOL:
+            if (parse_policy("flow-policy", optarg, &o->exc_res[MMTLS_EXC_FLOW]) != 0)
+                return -1;
+            break;
+        case O_SESSPOL:
+            if (parse_policy("session-policy", optarg, &o->exc_res[MMTLS_EXC_SESSION]) != 0)
+                return -1;
+            break;
+        case O_REASMPOL:
+            if (parse_policy("reasm-policy", optarg, &o->exc_res[MMTLS_EXC_REASM]) != 0)
+                return -1;
+            break;
+        case O_HOLDPOL:
+            if (parse_policy("hold-policy", optarg, &o->exc_res[MMTLS_EXC_HOLD]) != 0)
+                return -1;
+            break;
+        case O_MIDPOL:
+            if (parse_policy("midstream-policy", optarg, &o->exc_res[MMTLS_EXC_MIDSTREAM]) != 0)
+                return -1;
+            break;
+        case O_MIDGRACE:
+            if (parse_u64("midstream-grace", optarg, 0, 86400, &v) != 0)
+                return -1;
+            o->eng.midstream_grace_ms = (uint32_t)(v * 1000);
+            break;
+        case O_MAXSESS:
+            if (parse_u64("max-sessions", optarg, 1, 1u << 28, &v) != 0)
+                return -1;
+            o->eng.max_sessions = (uint32_t)v;
+            break;
+        case O_EVICTIDLE:
+            if (parse_u64("flow-evict-idle", optarg, 0, 3600000, &v) != 0)
+                return -1;
+            o->eng.flow.evict_idle_ms = (uint32_t)v;
+            break;
+        case O_CLOSEDTO:
+            if (parse_u64("flow-closed-timeout", optarg, 1, 3600, &v) != 0)
+                return -1;
+            o->eng.flow.closed_timeout_ms = (uint32_t)(v * 1000);
+            break;
+        case O_KSTOREMAX:
+            if (parse_u64("key-store-max", optarg, 1, 1u << 26, &v) != 0)
+                return -1;
+            o->key_store_max = (uint32_t)v;
+            break;
+        case O_KPENDMAX:
+            if (parse_u64("key-pending-max", optarg, 1, 1u << 24, &v) != 0)
+                return -1;
+            o->eng.key_pending_max = (uint32_t)v;
+            break;
+        case O_KPENDWAIT:
+            if (parse_u64("key-pending-wait", optarg, 1, 600000, &v) != 0)
+                return -1;
+            o->eng.key_pending_ms = (uint32_t)v;
+            break;
+        case O_KMAXCHAN:
+            if (parse_u64("key-max-channels", optarg, 1, 1u << 20, &v) != 0)
+                return -1;
+            o->key_max_channels = (uint32_t)v;
+            break;
+        case O_STATSINT:
+            if (parse_u64("stats-interval", optarg, 1, 86400, &v) != 0)
+                return -1;
+            o->stats_interval_s = (uint32_t)v;
+            break;
         case 'v': o->verbose++; break;
         case 'q': o->quiet = 1; break;
         case 'h': usage(stdout); exit(0);
@@ -477,14 +678,26 @@ static int check_args(struct opts *o)
         fprintf(stderr, "mmtlsd: --cert/--key/--client-ca/--key-allow-nat need --key-listen\n");
         return -1;
     }
-    if (o->eng.tamper_len > 0 && (o->iface == NULL || !o->no_vnet)) {
-        fprintf(stderr, "mmtlsd: --test-tamper works inline with --no-vnet only\n");
+    /* The tamper test rewrites whole frames: no GSO super-frames (AF_XDP has none). */
+    if (o->eng.tamper_len > 0 && (o->iface == NULL || (!o->no_vnet && o->io != MMTLSD_IO_XDP))) {
+        fprintf(stderr, "mmtlsd: --test-tamper works inline with --no-vnet or --io xdp only\n");
         return -1;
     }
     if (o->workers > 1 && o->iface == NULL) {
         fprintf(stderr, "mmtlsd: --workers applies to inline mode (-i); offline runs one\n");
         return -1;
     }
+    if (o->io == MMTLSD_IO_FAST && (o->workers > 1 || o->no_vnet)) {
+        fprintf(stderr, "mmtlsd: --io fast runs one worker, with vnet headers\n");
+        return -1;
+    }
+    /* Exception policies: a resource's own option, else --exception-policy, else closed. */
+    for (int r = 0; r < MMTLS_EXC_N; r++) {
+        int p = o->exc_res[r] >= 0 ? o->exc_res[r] : o->exc_global >= 0 ? o->exc_global : 0;
+        o->eng.exc_policy[r] = (uint8_t)p;
+    }
+    if (o->eng.midstream_grace_ms == UINT32_MAX)
+        o->eng.midstream_grace_ms = o->eng.flow.idle_timeout_ms;
     mmtls_log_set_level(o->verbose >= 2   ? MMTLS_LOG_DEBUG
                         : o->verbose == 1 ? MMTLS_LOG_INFO
                                           : MMTLS_LOG_WARN);
@@ -633,7 +846,9 @@ struct worker {
     struct mmtls_httpapp *http;
     struct mmtls_ids *ids;
     struct tally tally;
+    int nworkers; /* for the "worker" field of eve stats and exception events */
     struct mmtlsd_bridge *br;
+    struct mmtlsd_fast *fast; /* --io fast (mmtlsd_fast.c) */
     int efd; /* eventfd that wakes an idle inline worker when keys come; -1 offline */
     pthread_t thr;
     bool thr_started;
@@ -796,6 +1011,21 @@ static void summary(const struct opts *o, const struct worker *w, int n, const s
     fprintf(stderr, "mmtlsd: wrote %llu events to %s\n", (unsigned long long)eve_lines, eve_path);
 }
 
+/* Engine reports (at most one per resource per second; stats every --stats-interval). */
+static void report_exception(void *ud, const struct mmtls_engine_exception *x)
+{
+    struct worker *w = ud;
+
+    mmtls_eve_write_exception(w->eve, x, w->nworkers > 1 ? w->id : -1);
+}
+
+static void report_stats(void *ud, const struct mmtls_engine *e, uint64_t now_us)
+{
+    struct worker *w = ud;
+
+    mmtls_eve_write_stats(w->eve, e, now_us, w->nworkers > 1 ? w->id : -1);
+}
+
 /* Creates worker w's engine and apps.  root_eve NULL: w owns the eve stream at eve_path; and
  * root_pcap NULL: w owns the --pcap-out file (several workers write one file, under its lock). */
 static int worker_setup(struct worker *w, const struct opts *o, int nworkers,
@@ -836,6 +1066,19 @@ static int worker_setup(struct worker *w, const struct opts *o, int nworkers,
     if (nworkers > 1) {
         eo.on_client_random = steer_note;
         eo.on_client_random_ud = w;
+    }
+    w->nworkers = nworkers;
+    if (o->io == MMTLSD_IO_FAST && o->iface != NULL) {
+        w->fast = mmtlsd_fast_new();
+        if (w->fast == NULL)
+            return -1;
+        mmtlsd_fast_engine_opts(w->fast, &eo);
+    }
+    eo.on_exception = report_exception;
+    eo.report_ud = w;
+    if (o->stats_interval_s > 0 && o->stats_event) {
+        eo.on_stats = report_stats;
+        eo.stats_interval_ms = o->stats_interval_s * 1000;
     }
     if (mmtls_engine_new(&w->e, &eo) != 0) {
         fprintf(stderr, "mmtlsd: cannot create the engine\n");
@@ -926,7 +1169,10 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
 
-    w->rc = mmtlsd_bridge_run(w->br, w->e, w->efd, &stop_flag, w->err, sizeof(w->err));
+    if (w->fast != NULL)
+        w->rc = mmtlsd_fast_run(w->fast, w->e, w->efd, &stop_flag, w->err, sizeof(w->err));
+    else
+        w->rc = mmtlsd_bridge_run(w->br, w->e, w->efd, &stop_flag, w->err, sizeof(w->err));
     if (w->rc != 0)
         stop_flag = 1; /* one worker failing stops them all */
     return NULL;
@@ -935,7 +1181,7 @@ static void *worker_main(void *arg)
 /* --user: gives up root once everything privileged is open (AF_PACKET sockets, the key
  * server's listening socket, log files): the user's groups, gid, uid, then a check that root
  * cannot be taken back.  The process stays non-dumpable (secrets never land in a core file). */
-static int drop_privileges(const char *user)
+static int drop_privileges(const char *user, bool allow_core)
 {
     struct passwd *pw;
 
@@ -957,7 +1203,8 @@ static int drop_privileges(const char *user)
         fprintf(stderr, "mmtlsd: --user %s: root could be taken back; stopping\n", user);
         return -1;
     }
-    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* setuid may have reset it */
+    /* setuid resets the flag to fs.suid_dumpable: set ours again */
+    (void)prctl(PR_SET_DUMPABLE, allow_core ? 1 : 0, 0, 0, 0);
     mmtls_log(MMTLS_LOG_INFO, "running as %s (uid %u, gid %u)", pw->pw_name, (unsigned)pw->pw_uid,
               (unsigned)pw->pw_gid);
     return 0;
@@ -968,23 +1215,37 @@ static int drop_privileges(const char *user)
 static int run_inline(const struct opts *o, struct worker *w, int n)
 {
     struct sigaction sa = {.sa_handler = on_signal};
+    struct mmtlsd_xdp xdp = {{NULL, NULL}};
+    struct mmtlsd_io_opts io = {.io = o->io,
+                                .vnet = !o->no_vnet,
+                                .fanout_group = n > 1 ? 1 : 0,
+                                .xdp_mode = o->xdp_mode,
+                                .xdp = &xdp};
     char err[512] = "";
     int status = 0;
 
+    if (o->io == MMTLSD_IO_XDP && mmtlsd_xdp_setup(&xdp, o->iface, n, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mmtlsd: %s\n", err);
+        return 2;
+    }
     for (int i = 0; i < n; i++) {
-        if (mmtlsd_bridge_open(&w[i].br, o->iface, !o->no_vnet, n > 1 ? 1 : 0, err, sizeof(err)) !=
-            0) {
+        if (w[i].fast != NULL
+                ? mmtlsd_fast_open(w[i].fast, o->iface, err, sizeof(err)) != 0
+                : mmtlsd_bridge_open(&w[i].br, o->iface, &io, i, err, sizeof(err)) != 0) {
             fprintf(stderr, "mmtlsd: %s\n", err);
             status = 2;
             goto out;
         }
     }
-    if (drop_privileges(o->user) != 0) {
+    if (drop_privileges(o->user, o->allow_core) != 0) {
         status = 2;
         goto out;
     }
     mmtls_log(MMTLS_LOG_INFO, "bridging %s with %d worker%s (%s)", o->iface, n, n > 1 ? "s" : "",
-              o->no_vnet ? "no vnet header" : "PACKET_VNET_HDR: GSO frames kept");
+              o->io == MMTLSD_IO_XDP    ? "AF_XDP, one socket per worker and queue"
+              : o->io == MMTLSD_IO_FAST ? "kernel fast path: TC programs, divert interface"
+              : o->no_vnet              ? "no vnet header"
+                                        : "PACKET_VNET_HDR: GSO frames kept");
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     for (int i = 0; i < n; i++) {
@@ -1010,7 +1271,10 @@ out:
     for (int i = 0; i < n; i++) {
         mmtlsd_bridge_close(w[i].br, i);
         w[i].br = NULL;
+        mmtlsd_fast_close(w[i].fast);
+        w[i].fast = NULL;
     }
+    mmtlsd_xdp_teardown(&xdp); /* after the sockets: the programs redirect into them */
     return status;
 }
 
@@ -1076,7 +1340,11 @@ int main(int argc, char **argv)
      * same user (prctl(2) PR_SET_DUMPABLE). */
     (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     mmtls_engine_opts_default(&o.eng);
-    o.eng.key_wait_ms = UINT32_MAX; /* "not given": becomes 2000 with --key-listen, else 0 */
+    o.eng.key_wait_ms = UINT32_MAX;        /* "not given": becomes 2000 with --key-listen, else 0 */
+    o.eng.midstream_grace_ms = UINT32_MAX; /* "not given": the idle flow timeout */
+    o.exc_global = -1;
+    for (int res = 0; res < MMTLS_EXC_N; res++)
+        o.exc_res[res] = -1;
     /* The config file first, so the command line overrides it. */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0)
@@ -1092,6 +1360,11 @@ int main(int argc, char **argv)
         return 2;
     if (parse_args(argc, argv, &o) != 0 || check_args(&o) != 0)
         return 2;
+    if (o.allow_core) {
+        /* debugging only; the secure-memory pool keeps secrets out of the core regardless */
+        (void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+        mmtls_log(MMTLS_LOG_WARN, "--allow-core-dumps: the process is dumpable");
+    }
     if (o.nrules > 0) {
         rc = load_rules(&o, &rules, &detect, o.test_rules ? stdout : o.quiet ? NULL : stderr);
         if (rc != 0 || o.test_rules) {
@@ -1105,6 +1378,8 @@ int main(int argc, char **argv)
     if (o.eng.key_wait_ms == UINT32_MAX)
         o.eng.key_wait_ms = o.iface != NULL ? 500 : o.key_listen != NULL ? 2000 : 0;
 
+    if (o.key_store_max != 0)
+        kso.max_entries = o.key_store_max;
     if (mmtls_keystore_new(&ks, &kso) != 0) {
         fprintf(stderr, "mmtlsd: cannot allocate the key store\n");
         status = 2;
@@ -1158,6 +1433,7 @@ int main(int argc, char **argv)
             .accept_master = !o.no_master,
             .deliver = on_key_delivery,
             .deliver_ud = &dctx,
+            .max_channels = o.key_max_channels, /* 0: the key server's default */
         };
         if (mmtls_keyserver_start(&ksrv, &kopts, err, sizeof(err)) != 0) {
             fprintf(stderr, "mmtlsd: key server: %s\n", err);
@@ -1168,7 +1444,8 @@ int main(int argc, char **argv)
                   mmtls_keyserver_port(ksrv));
     }
     t0 = now_s();
-    if (o.iface == NULL && drop_privileges(o.user) != 0) { /* inline: after the ports open */
+    /* inline: after the ports open (run_inline) */
+    if (o.iface == NULL && drop_privileges(o.user, o.allow_core) != 0) {
         status = 2;
         goto out;
     }
@@ -1237,5 +1514,8 @@ out:
     mmtls_detect_free(detect); /* after the workers (their IDS apps) */
     mmtls_rules_set_free(rules);
     free(config_text);
+    /* Every owner wiped its secrets when freeing them; this catches anything left behind
+     * (every thread has stopped: the key server and the workers were joined above). */
+    mmtls_secmem_wipe_all();
     return status;
 }

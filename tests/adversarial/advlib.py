@@ -1,0 +1,514 @@
+"""Shared harness of the TCP evasion suite (tests/adversarial/test_tcp_evasion.py).
+
+The testbed (scripts/testbed.sh, prefix PREFIX):
+
+    PREFIX-client veth0 198.18.4.1 -- c0 [PREFIX-mbox: mmtlsd -i c0:s0] s0 -- veth0 198.18.4.2 PREFIX-server
+
+- The receiver is real: a Python TCP server in the server namespace (this file run with
+  --server DIR) that appends every byte it receives on a connection to DIR/recv_<client port>,
+  so a case compares what the receiver got with what the middlebox decided.
+- The sender is this process: it enters the client namespace (setns) and crafts every segment
+  itself on an AF_PACKET socket bound to veth0 (scapy builds and parses the frames).  The client
+  kernel knows nothing of these connections: iptables drops the RSTs it would answer the
+  server's segments with (only for the suite's source ports, SPORT_LO..SPORT_HI).
+- Two more AF_PACKET sockets observe: one on the client's veth0 (the server's segments and the
+  RSTs the middlebox sends as the server) and one on the server's veth0 (what passed the
+  middlebox towards the server, and the RSTs the middlebox sends as the client).
+- One mmtlsd for the whole suite, with a drop rule on EVIL (plain TCP streams are inspected
+  when --rules is given) and --block-content EVIL; its eve.json gives alerts and anomalies.
+"""
+import ctypes
+import json
+import os
+import queue
+import random
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+CLIENT_IP = "198.18.4.1"
+SERVER_IP = "198.18.4.2"
+SPORT_LO, SPORT_HI = 21000, 28999
+EVIL = b"EVILSTRING"
+CLONE_NEWNET = 0x40000000
+ETH_P_ALL = 0x0003
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+class Skip(Exception):
+    pass
+
+
+# ------------------------------------------------------------------------------------------
+# Namespaces
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def setns(path):
+    """Moves the calling thread into the network namespace at path."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _libc.setns(fd, CLONE_NEWNET) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, "setns %s: %s" % (path, os.strerror(e)))
+    finally:
+        os.close(fd)
+
+
+class InNs:
+    """with InNs("adt-server"): ... opens sockets inside that namespace, then comes back."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        self.home = os.open("/proc/self/task/%d/ns/net" % threading.get_native_id(), os.O_RDONLY)
+        setns("/var/run/netns/" + self.name)
+        return self
+
+    def __exit__(self, *a):
+        if _libc.setns(self.home, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns back")
+        os.close(self.home)
+
+
+def ns_mac(ns, dev="veth0"):
+    out = subprocess.run(["ip", "-n", ns, "-j", "link", "show", dev], capture_output=True,
+                         text=True, check=True).stdout
+    return json.loads(out)[0]["address"]
+
+
+# ------------------------------------------------------------------------------------------
+# The receiver (run in the server namespace: advlib.py --server DIR PORT)
+
+
+def server_main(d, port):
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((SERVER_IP, port))
+    ls.listen(64)
+    open(os.path.join(d, "server.ready"), "w").close()
+
+    def conn(c, peer):
+        path = os.path.join(d, "recv_%d" % peer[1])
+        c.settimeout(120)
+        with open(path, "ab") as f:
+            try:
+                while True:
+                    b = c.recv(65536)
+                    if not b:
+                        break
+                    f.write(b)
+                    f.flush()
+            except OSError as e:
+                f.flush()
+                open(path + ".err", "w").write(str(e))
+        open(path + ".closed", "w").close()
+        c.close()
+
+    while True:
+        c, peer = ls.accept()
+        threading.Thread(target=conn, args=(c, peer), daemon=True).start()
+
+
+# ------------------------------------------------------------------------------------------
+# Observation sockets
+
+
+class Seg:
+    """A TCP segment seen by a Tap."""
+    __slots__ = ("flags", "seq", "ack", "win", "plen", "raw")
+
+    def __init__(self, flags, seq, ack, win, plen, raw):
+        self.flags, self.seq, self.ack, self.win, self.plen, self.raw = (
+            flags, seq, ack, win, plen, raw)
+
+
+F_FIN, F_SYN, F_RST, F_PSH, F_ACK, F_URG = 1, 2, 4, 8, 16, 32
+FLAGS = {"F": F_FIN, "S": F_SYN, "R": F_RST, "P": F_PSH, "A": F_ACK, "U": F_URG}
+
+
+def csum(b):
+    if len(b) & 1:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def build_ipv4_tcp(src, dst, sport, dport, seq, ack, flags, win, urg, data, ttl=64,
+                   bad_csum=False, ident=0):
+    """An IPv4 + TCP datagram, checksums complete (bad_csum: the TCP checksum is wrong)."""
+    fl = 0
+    for ch in flags:
+        fl |= FLAGS[ch]
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4,
+                      fl, win, 0, urg) + data
+    s, d = socket.inet_aton(src), socket.inet_aton(dst)
+    c = csum(s + d + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)
+    if bad_csum:
+        c ^= 0x5A5A
+    tcp = tcp[:16] + struct.pack("!H", c) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), ident & 0xFFFF, 0x4000, ttl, 6, 0,
+                     s, d)
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    return ip + tcp
+
+
+class Tap:
+    """Reads an AF_PACKET socket (opened in some namespace) on a thread; keeps the IPv4/TCP
+    frames coming from `src` in per-port queues (keyed by the suite-side port)."""
+
+    def __init__(self, ns, src, dev="veth0"):
+        from scapy.layers.l2 import Ether  # noqa: F401  (imported after setns)
+        with InNs(ns):
+            self.s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            self.s.bind((dev, 0))
+        self.s.settimeout(0.2)
+        self.src = socket.inet_aton(src)
+        self.lock = threading.Lock()
+        self.frames = {}  # port -> list of (time, raw ip+tcp bytes)
+        self.stop = False
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        while not self.stop:
+            try:
+                b, addr = self.s.recvfrom(70000)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if addr[2] == socket.PACKET_OUTGOING or len(b) < 14 + 40:
+                continue
+            if b[12:14] != b"\x08\x00" or b[14 + 9] != 6 or b[14 + 12:14 + 16] != self.src:
+                continue
+            ihl = (b[14] & 0x0F) * 4
+            tcp = 14 + ihl
+            sport, dport = struct.unpack("!HH", b[tcp:tcp + 4])
+            port = dport if SPORT_LO <= dport <= SPORT_HI else sport
+            seq, ack, off, flags, win = struct.unpack("!IIBBH", b[tcp + 4:tcp + 16])
+            plen = struct.unpack("!H", b[16:18])[0] - ihl - (off >> 4) * 4
+            with self.lock:
+                self.frames.setdefault(port, []).append(
+                    Seg(flags, seq, ack, win, plen, b[14:]))
+
+    def segs(self, port):
+        with self.lock:
+            return list(self.frames.get(port, []))
+
+    def get(self, port):
+        """The frames as scapy packets (for debugging)."""
+        from scapy.layers.inet import IP
+        return [IP(g.raw) for g in self.segs(port)]
+
+    def close(self):
+        self.stop = True
+        self.t.join(1)
+        self.s.close()
+
+
+# ------------------------------------------------------------------------------------------
+# The testbed
+
+
+class Bed:
+    def __init__(self, prefix, root, build):
+        self.p = prefix
+        self.root = root
+        self.mmtlsd = os.environ.get("MMTLSD", os.path.join(build, "tools/mmtlsd/mmtlsd"))
+        self.w = tempfile.mkdtemp(prefix="mmtls-adv-")
+        os.chmod(self.w, 0o755)
+        self.procs = []
+        self.up = False
+        self.port = 8000 + random.randrange(900)
+        self.sport = SPORT_LO + random.randrange(1000)
+
+    def start(self, mbox_args=()):
+        if os.geteuid() != 0:
+            raise Skip("needs root")
+        try:
+            import scapy  # noqa: F401
+        except ImportError:
+            raise Skip("no scapy (apt install python3-scapy)")
+        if not os.access(self.mmtlsd, os.X_OK):
+            raise RuntimeError("build first: no %s" % self.mmtlsd)
+        for c in ("ip", "iptables"):
+            if shutil.which(c) is None:
+                raise Skip("no " + c)
+        r = subprocess.run(["bash", os.path.join(self.root, "scripts/testbed.sh"), "up", self.p],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise Skip("cannot build the testbed: " + r.stderr.strip())
+        self.up = True
+        C, M, S = self.p + "-client", self.p + "-mbox", self.p + "-server"
+        # The client kernel must not reset the connections this process crafts.
+        subprocess.run(["ip", "netns", "exec", C, "iptables", "-A", "OUTPUT", "-p", "tcp",
+                        "--tcp-flags", "RST", "RST", "--sport", "%d:%d" % (SPORT_LO, SPORT_HI),
+                        "-j", "DROP"], check=True)
+        # the receiver
+        self.procs.append(subprocess.Popen(
+            ["ip", "netns", "exec", S, sys.executable, os.path.abspath(__file__), "--server",
+             self.w, str(self.port)], stdout=subprocess.DEVNULL, stderr=open(self.w + "/srv.err", "w")))
+        # the middlebox
+        rules = os.path.join(self.w, "evil.rules")
+        with open(rules, "w") as f:
+            f.write('drop tcp any any -> any any (msg:"adversarial EVIL"; content:"%s"; '
+                    'sid:9300001; rev:1;)\n' % EVIL.decode())
+        self.mlog = os.path.join(self.w, "mmtlsd.log")
+        cmd = ["ip", "netns", "exec", M, self.mmtlsd, "-i", "c0:s0", "-l", self.w,
+               "--rules", rules, "--block-content", EVIL.decode(), "-v"] + list(mbox_args)
+        self.procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                           stderr=open(self.mlog, "w")))
+        for _ in range(100):
+            if (os.path.exists(self.w + "/server.ready") and
+                    "bridging" in open(self.mlog, errors="replace").read()):
+                break
+            if any(p.poll() is not None for p in self.procs):
+                break
+            time.sleep(0.1)
+        else:
+            pass
+        if "bridging" not in open(self.mlog, errors="replace").read():
+            raise RuntimeError("mmtlsd did not start: " + open(self.mlog).read())
+        if not os.path.exists(self.w + "/server.ready"):
+            raise RuntimeError("receiver did not start: " + open(self.w + "/srv.err").read())
+        # This process lives in the client namespace from now on (scapy reads its routes and
+        # interfaces at import: import it only after this).
+        setns("/var/run/netns/" + C)
+        from scapy.config import conf
+        conf.verb = 0
+        self.cmac = ns_mac(C)
+        self.smac = ns_mac(S)
+        self.l2 = (bytes.fromhex(self.smac.replace(":", "")) +
+                   bytes.fromhex(self.cmac.replace(":", "")) + b"\x08\x00")
+        self.tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        self.tx.bind(("veth0", 0))
+        self.ctap = Tap(C, SERVER_IP)  # the server's segments, RSTs forged as the server
+        self.stap = Tap(S, CLIENT_IP)  # what reached the server from the client side
+        # Let the neighbours learn each other (ARP passes the middlebox).
+        subprocess.run(["ip", "netns", "exec", C, "ping", "-c1", "-W1", SERVER_IP],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self):
+        for t in ("ctap", "stap"):
+            if hasattr(self, t):
+                getattr(self, t).close()
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        self.procs = []
+        if self.up:
+            subprocess.run(["bash", os.path.join(self.root, "scripts/testbed.sh"), "down", self.p],
+                           capture_output=True)
+            self.up = False
+
+    def cleanup(self, keep):
+        if keep:
+            log("kept " + self.w)
+        else:
+            shutil.rmtree(self.w, ignore_errors=True)
+
+    def next_sport(self):
+        self.sport += 1
+        if self.sport > SPORT_HI:
+            self.sport = SPORT_LO
+        return self.sport
+
+    def send(self, ip):
+        """Sends an IPv4 datagram (bytes, or a scapy packet) from the client's veth0."""
+        if not isinstance(ip, (bytes, bytearray)):
+            ip = bytes(ip)
+        self.tx.send(self.l2 + ip)
+
+    def eve(self, sport=None):
+        out = []
+        try:
+            with open(os.path.join(self.w, "eve.json"), errors="replace") as f:
+                for line in f:
+                    try:
+                        ev = json.loads(line)
+                    except ValueError:
+                        continue
+                    if sport is None or ev.get("src_port") == sport:
+                        out.append(ev)
+        except FileNotFoundError:
+            pass
+        return out
+
+    def received(self, sport):
+        try:
+            with open(os.path.join(self.w, "recv_%d" % sport), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return b""
+
+
+# ------------------------------------------------------------------------------------------
+# A crafted connection
+
+
+class Conn:
+    """One TCP connection from the client, every segment crafted.  Offsets are stream offsets
+    (0 = the first byte after the SYN)."""
+
+    def __init__(self, bed, sport=None, isn=None):
+        self.bed = bed
+        self.sport = sport or bed.next_sport()
+        self.isn = isn if isn is not None else random.randrange(1 << 32)
+        self.srv_isn = None
+        self.ack = 0
+        self.win = 0
+
+    def seq(self, off):
+        return (self.isn + 1 + off) & 0xFFFFFFFF
+
+    def seg(self, off, data=b"", flags="PA", ttl=64, bad_csum=False, seq=None, urgptr=0,
+            window=65535):
+        s = self.seq(off) if seq is None else seq
+        return build_ipv4_tcp(CLIENT_IP, SERVER_IP, self.sport, self.bed.port, s,
+                              self.ack if "A" in flags else 0, flags, window, urgptr, data, ttl,
+                              bad_csum)
+
+    def send(self, off, data=b"", **kw):
+        self.bed.send(self.seg(off, data, **kw))
+
+    def server_pkts(self):
+        """Segments that reached the client from the server side (Seg)."""
+        return self.bed.ctap.segs(self.sport)
+
+    def synack(self):
+        for t in self.server_pkts():
+            if t.flags & F_SYN and t.flags & F_ACK:
+                return t
+        return None
+
+    def connect(self, syn_data=b"", timeout=2.0):
+        self.bed.send(self.seg(-1, syn_data, flags="S", seq=self.isn))
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for t in self.server_pkts():
+                if t.flags & F_SYN and t.flags & F_ACK and t.ack == self.seq(0):
+                    self.srv_isn = t.seq
+                    self.ack = (t.seq + 1) & 0xFFFFFFFF
+                    self.win = t.win
+                    self.send(0, flags="A")
+                    return True
+            time.sleep(0.01)
+        return False
+
+    def acked(self):
+        """Highest stream offset the server acknowledged (-1 if none)."""
+        best = -1
+        for t in self.server_pkts()[-64:]:
+            if t.flags & F_ACK and not t.flags & F_RST:
+                d = (t.ack - self.seq(0)) & 0xFFFFFFFF
+                if d < 1 << 31:
+                    best = max(best, d)
+        return best
+
+    def wait_acked(self, off, timeout=2.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.acked() >= off:
+                return True
+            time.sleep(0.01)
+        return False
+
+    def rst_to_client(self):
+        """RSTs the client got "from the server" (the server's own or the middlebox's)."""
+        return [t for t in self.server_pkts() if t.flags & F_RST]
+
+    def rst_to_server(self):
+        """RSTs that reached the server "from the client": this suite sends none except in the
+        RST cases, and the client kernel's are dropped, so these are the middlebox's."""
+        return [t for t in self.bed.stap.segs(self.sport) if t.flags & F_RST]
+
+    def received(self):
+        return self.bed.received(self.sport)
+
+    def close(self, off):
+        self.send(off, flags="FA")
+
+
+# ------------------------------------------------------------------------------------------
+# Verdicts
+
+
+class Result:
+    def __init__(self):
+        self.fails = []
+        self.xfails = []
+        self.passes = []
+
+
+def observe(bed, c, settle=0.5):
+    """What happened to connection c: blocked (RSTs from the middlebox at both ends), the
+    receiver's bytes, alerts and anomalies in eve."""
+    time.sleep(settle)
+    ev = bed.eve(c.sport)
+    return {
+        "rst_client": len(c.rst_to_client()),
+        "rst_server": len(c.rst_to_server()),
+        "received": c.received(),
+        "alerts": [e for e in ev if e.get("event_type") == "alert"],
+        "anomalies": [e.get("anomaly", {}).get("event") for e in ev
+                      if e.get("event_type") == "anomaly"],
+    }
+
+
+def describe(o):
+    r = o["received"]
+    return ("rst->client %d, rst->server %d, receiver got %d bytes%s, alerts %d, anomalies %s" %
+            (o["rst_client"], o["rst_server"], len(r), " (with EVIL)" if EVIL in r else "",
+             len(o["alerts"]), sorted(set(o["anomalies"]))))
+
+
+def run_cases(bed, cases, only=None):
+    res = Result()
+    for name, fn, xfail in cases:
+        if only and not any(s in name for s in only):
+            continue
+        t0 = time.monotonic()
+        try:
+            err = fn(bed)
+        except Exception as e:  # a harness error is a failure of the case
+            import traceback
+            traceback.print_exc()
+            err = "exception: %r" % (e,)
+        dt = time.monotonic() - t0
+        if err is None:
+            if xfail:
+                log("[adv-tcp] XPASS %-34s (%.1fs) — expected to fail: %s" % (name, dt, xfail))
+            else:
+                log("[adv-tcp] ok    %-34s (%.1fs)" % (name, dt))
+            res.passes.append(name)
+        elif xfail:
+            log("[adv-tcp] XFAIL %-34s (%.1fs): %s\n          reason: %s" % (name, dt, err, xfail))
+            res.xfails.append(name)
+        else:
+            log("[adv-tcp] FAIL  %-34s (%.1fs): %s" % (name, dt, err))
+            res.fails.append(name)
+    return res
+
+
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--server":
+    server_main(sys.argv[2], int(sys.argv[3]))

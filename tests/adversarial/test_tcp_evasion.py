@@ -1,0 +1,554 @@
+#!/usr/bin/python3
+"""TCP-level IDS evasions (Ptacek & Newsham 1998, "Insertion, Evasion, and Denial of Service")
+against the inline middlebox: mmtlsd -i c0:s0 on scripts/testbed.sh, a drop rule on EVILSTRING
+over plain TCP streams.  Every case uses a fresh connection (new source port), crafts its
+segments with scapy, and asserts a verdict:
+
+  block    both ends get an RST from the middlebox and the receiver never gets EVILSTRING;
+  pass     no RST, and the receiver got exactly the bytes the middlebox inspected.
+
+The middlebox's guarantees (docs in tests/adversarial/README.md): bytes it inspected and bytes
+the receiver accepts never differ without the session being blocked — a conflicting copy of
+any byte (overlap, retransmission, a FIN contradicted by data) blocks; segments the receiver
+drops (bad checksum) are not inspected; urgent data is delivered in band (URG cleared).
+
+Run: tests/adversarial/run.sh (root; exit 77 = skip).  ONLY=name1,name2 runs some cases;
+KEEP=1 keeps the work directory (eve.json, mmtlsd.log, recv_<port> files).
+"""
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import advlib  # noqa: E402
+from advlib import EVIL, Conn, describe, observe  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(HERE))
+BUILD = os.environ.get("MMTLS_BUILDDIR", os.path.join(ROOT, "build"))
+PREFIX = os.environ.get("ADV_PREFIX", "adt")
+
+
+def benign(n, tag=b"b"):
+    """n bytes of harmless text, different per tag."""
+    base = (b"harmless-" + tag + b"-payload-0123456789 ")
+    return (base * (n // len(base) + 1))[:n]
+
+
+def expect_block(o, what):
+    """Blocked: an RST reached both ends, EVIL never reached the receiver."""
+    if EVIL in o["received"]:
+        return "EVASION: the receiver got EVILSTRING (%s); expected block. got: %s" % (
+            what, describe(o))
+    if o["rst_client"] < 1 or o["rst_server"] < 1:
+        return "expected block (RST to both ends) for %s; got: %s" % (what, describe(o))
+    return None
+
+
+def expect_pass(o, want, what):
+    """Passed and inspected as the receiver saw it: no RST, the receiver got exactly want."""
+    if o["rst_client"] or o["rst_server"]:
+        return "expected pass for %s; got: %s" % (what, describe(o))
+    if o["received"] != want:
+        return "expected the receiver to get %d bytes %r...; got %d bytes %r... (%s)" % (
+            len(want), want[:40], len(o["received"]), o["received"][:40], describe(o))
+    return None
+
+
+def connect(bed, **kw):
+    c = Conn(bed, **kw)
+    if not c.connect():
+        raise RuntimeError("no SYN-ACK for port %d" % c.sport)
+    return c
+
+
+def stream(c, data, start=0, seg=1000, flags="PA"):
+    """Sends data from offset start in segments of seg bytes, keeping at most 32 KB in flight
+    (the receiver's window) by waiting for its ACKs."""
+    off = start
+    while off < start + len(data):
+        if off - c.acked() > 32768:
+            if not c.wait_acked(off - 16384, 2.0):
+                raise RuntimeError("the receiver stopped acknowledging at %d" % c.acked())
+        n = min(seg, start + len(data) - off)
+        c.send(off, data[off - start:off - start + n], flags=flags)
+        off += n
+    return off
+
+
+# ------------------------------------------------------------------------------------------
+# Baselines: the rule blocks, clean data passes.
+
+
+def case_baseline_clean(bed):
+    c = connect(bed)
+    d = benign(3000)
+    end = stream(c, d)
+    c.wait_acked(end)
+    c.close(end)
+    return expect_pass(observe(bed, c), d, "a clean 3000-byte stream")
+
+
+def case_baseline_evil(bed):
+    c = connect(bed)
+    c.send(0, b"hello " + EVIL + b" world")
+    return expect_block(observe(bed, c), "EVILSTRING in one segment")
+
+
+# ------------------------------------------------------------------------------------------
+# Overlaps (Ptacek & Newsham §4.2: the receiver's overlap policy is unknown to the middlebox;
+# any conflicting copy blocks, whichever copy the receiver keeps).
+
+
+def case_overlap_old_benign_new_evil(bed):
+    """Out-of-order [5,15) benign first, then [0,20) carrying EVIL over it: a receiver that
+    keeps the newer copy (last wins) would get EVIL."""
+    c = connect(bed)
+    c.send(5, b"XXXXXXXXXX")
+    time.sleep(0.05)
+    c.send(0, b"abcde" + EVIL + b"fghij")
+    return expect_block(observe(bed, c), "a new segment overlapping older bytes with EVIL")
+
+
+def case_overlap_old_evil_new_benign(bed):
+    """Out-of-order [5,15) = EVIL first, then [0,20) benign over it: a first-wins receiver
+    would get EVIL."""
+    c = connect(bed)
+    c.send(5, EVIL)
+    time.sleep(0.05)
+    c.send(0, b"abcdeXXXXXXXXXXfghij")
+    return expect_block(observe(bed, c), "EVIL first, benign overlap later")
+
+
+def case_overlap_inside_earlier(bed):
+    """A later segment wholly inside an earlier buffered one, with different bytes."""
+    c = connect(bed)
+    c.send(5, benign(40))
+    time.sleep(0.05)
+    c.send(15, EVIL)
+    time.sleep(0.05)
+    c.send(0, b"01234")
+    return expect_block(observe(bed, c), "a segment inside an earlier one, conflicting")
+
+
+def case_overlap_fin_data(bed):
+    """A FIN segment whose data overlaps earlier buffered bytes with other content."""
+    c = connect(bed)
+    c.send(10, b"YYYYYYYYYYYYYYYYYYYY")
+    time.sleep(0.05)
+    c.send(10, b"YYYYY" + EVIL + b"YYYYY", flags="FPA")
+    time.sleep(0.05)
+    c.send(0, b"0123456789")
+    return expect_block(observe(bed, c), "FIN+data overlapping with other content")
+
+
+def case_retrans_identical(bed):
+    """Identical retransmissions and overlaps are normal TCP: no block, exact delivery."""
+    c = connect(bed)
+    d = benign(3000)
+    c.send(1000, d[1000:2000])
+    c.send(1500, d[1500:2500])
+    c.send(0, d[0:1200])
+    c.send(0, d[0:1000])
+    c.send(2500, d[2500:])
+    c.wait_acked(3000)
+    c.send(2000, d[2000:])
+    c.close(3000)
+    return expect_pass(observe(bed, c), d, "identical retransmissions")
+
+
+# ------------------------------------------------------------------------------------------
+# The receiver's window (Ptacek & Newsham §4.3: data the receiver drops must not be taken as
+# delivered; where the middlebox kept it, the real bytes conflict and block).
+
+
+def case_below_window_acked(bed):
+    """Old, acknowledged bytes re-sent with other content: the receiver drops them (below
+    RCV.NXT), so they are harmless; the middlebox must not block or inspect them."""
+    c = connect(bed)
+    d = benign(30)
+    c.send(0, d)
+    if not c.wait_acked(30):
+        return "the receiver did not acknowledge the first 30 bytes"
+    c.send(0, b"0123456789" + EVIL + b"0123456789")
+    time.sleep(0.1)
+    d2 = benign(20, b"c")
+    c.send(30, d2)
+    c.wait_acked(50)
+    c.close(50)
+    return expect_pass(observe(bed, c), d + d2, "a re-sent acknowledged range with EVIL")
+
+
+def case_beyond_window_insertion(bed):
+    """Benign bytes far beyond the receiver's window (it drops them), then the real stream
+    with EVIL at that offset: the middlebox must not keep the dropped copy as the stream."""
+    c = connect(bed)
+    far = max(c.win, 1024) + 4096
+    c.send(far, b"XXXXXXXXXX")
+    time.sleep(0.05)
+    d = benign(far) + EVIL + benign(100)
+    try:
+        stream(c, d)
+    except RuntimeError:
+        pass  # blocked midway: no more ACKs
+    return expect_block(observe(bed, c, 1.0), "EVIL where a beyond-window copy was benign")
+
+
+def case_beyond_window_evil_never_filled(bed):
+    """EVIL beyond the window and never made contiguous: neither side ever delivers it; the
+    clean data before it passes."""
+    c = connect(bed)
+    far = max(c.win, 1024) + 4096
+    c.send(far, EVIL)
+    d = benign(2000)
+    end = stream(c, d)
+    c.wait_acked(end)
+    c.close(end)
+    o = observe(bed, c)
+    if o["rst_client"] or o["rst_server"]:
+        return "expected pass; got: %s" % describe(o)
+    if not o["received"].startswith(d) or EVIL in o["received"]:
+        return "the receiver got %r..." % o["received"][:40]
+    return None
+
+
+# ------------------------------------------------------------------------------------------
+# Checksums (§4.1: the receiver drops a bad checksum; the middlebox must not reassemble it).
+
+
+def case_bad_csum_evil_then_good(bed):
+    """EVIL with a bad TCP checksum (the receiver drops it), then the real benign bytes: the
+    middlebox inspects what the receiver gets — the session passes."""
+    c = connect(bed)
+    c.send(0, b"0123456789" + EVIL, bad_csum=True)
+    time.sleep(0.1)
+    d = b"0123456789" + b"harmless!!"
+    c.send(0, d)
+    c.wait_acked(len(d))
+    c.close(len(d))
+    return expect_pass(observe(bed, c), d, "a bad-checksum EVIL copy then the real bytes")
+
+
+def case_bad_csum_benign_then_evil(bed):
+    """The insertion: a benign bad-checksum copy first, then EVIL with a good checksum."""
+    c = connect(bed)
+    c.send(0, b"0123456789harmless!!", bad_csum=True)
+    time.sleep(0.1)
+    c.send(0, b"0123456789" + EVIL)
+    return expect_block(observe(bed, c), "EVIL after a bad-checksum benign copy")
+
+
+def case_bad_csum_decoy_syn(bed):
+    """A decoy SYN with a bad checksum and another ISN before the real one: the middlebox must
+    follow the ISN of the connection the receiver accepted."""
+    c = Conn(bed)
+    decoy = Conn(bed, sport=c.sport, isn=(c.isn + 0x40000000) & 0xFFFFFFFF)
+    bed.send(decoy.seg(-1, flags="S", seq=decoy.isn, bad_csum=True))
+    time.sleep(0.05)
+    if not c.connect():
+        return "no SYN-ACK"
+    c.send(0, b"hi " + EVIL)
+    return expect_block(observe(bed, c), "EVIL after a bad-checksum decoy SYN")
+
+
+# ------------------------------------------------------------------------------------------
+# TTL (§4.1: a low-TTL insertion expires before the receiver; on this one-hop testbed it
+# arrives, so the guarantee is the conflict rule: whichever copy the receiver keeps, a
+# different copy blocks).
+
+
+def case_low_ttl_insertion(bed):
+    c = connect(bed)
+    c.send(10, b"XXXXXXXXXX", ttl=1)
+    time.sleep(0.05)
+    c.send(0, b"0123456789" + EVIL + b"tail")
+    return expect_block(observe(bed, c), "EVIL over a low-TTL benign insertion")
+
+
+# ------------------------------------------------------------------------------------------
+# RST and FIN injection.
+
+
+def case_rst_out_of_window(bed):
+    """An RST with a sequence number the receiver does not accept (RFC 5961 §3.2) must not end
+    inspection, even after the middlebox's closed-flow timeout (10 s)."""
+    c = connect(bed)
+    c.send(0, b"0123456789")
+    c.wait_acked(10)
+    c.send(0, flags="R", seq=c.seq(0) + 100000)
+    c.send(0, flags="R", seq=c.seq(0) + 5)  # in the window but not RCV.NXT: challenge ACK
+    time.sleep(11)
+    c.send(10, b"more " + EVIL)
+    return expect_block(observe(bed, c), "EVIL after forged out-of-window RSTs + 11 s")
+
+
+def case_rst_valid_ends_flow(bed):
+    """A valid RST (exact RCV.NXT) ends the connection at the receiver; a new connection on
+    the same 4-tuple with a new ISN is inspected from its start."""
+    c = connect(bed)
+    c.send(0, b"0123456789")
+    c.wait_acked(10)
+    c.send(10, flags="R")
+    time.sleep(0.3)
+    if not os.path.exists(os.path.join(bed.w, "recv_%d.closed" % c.sport)):
+        return "the receiver did not see the valid RST"
+    c2 = Conn(bed, sport=c.sport, isn=(c.isn + 0x50000000) & 0xFFFFFFFF)
+    if not c2.connect():
+        return "no SYN-ACK for the reused 4-tuple"
+    c2.send(0, b"again " + EVIL)
+    o = observe(bed, c2)
+    o["received"] = o["received"][len(b"0123456789"):]  # the file holds both connections
+    return expect_block(o, "EVIL on a reused 4-tuple after a valid RST")
+
+
+def blocked_then_reused(bed, second):
+    """c sends EVIL (blocked, both ends reset), then a new connection from the same port with a
+    new ISN sends `second`; returns (observation of the new connection, error or None)."""
+    c = connect(bed)
+    c.send(0, b"hello " + EVIL + b" world")
+    o = observe(bed, c)
+    err = expect_block(o, "EVILSTRING before the port is reused")
+    if err:
+        return None, err
+    c2 = Conn(bed, sport=c.sport, isn=(c.isn + 0x40000000) & 0xFFFFFFFF)
+    if not c2.connect():
+        return None, "no SYN-ACK for the reused 4-tuple of a blocked connection"
+    end = stream(c2, second)
+    c2.wait_acked(end, 1.0)
+    o2 = observe(bed, c2)
+    o2["received"] = o2["received"][len(o["received"]):]  # the watchers and file are per port
+    o2["rst_client"] -= o["rst_client"]
+    o2["rst_server"] -= o["rst_server"]
+    return o2, None
+
+
+def case_blocked_then_port_reused(bed):
+    """A blocked connection (both ends reset by the middlebox), then a new connection from the
+    same source port (the client's stack frees a reset port at once): it must get through and
+    be inspected from its own SYN, not dropped as part of the blocked flow (the soak test found
+    clients hanging in SYN-SENT this way)."""
+    d = benign(2000, b"reuse")
+    o, err = blocked_then_reused(bed, d)
+    if err:
+        return err
+    err = expect_pass(o, d, "a clean connection on the reused 4-tuple")
+    if err:
+        return err
+    o, err = blocked_then_reused(bed, b"again " + EVIL)
+    return err or expect_block(o, "EVIL on the reused 4-tuple")
+
+
+def case_fin_then_data(bed):
+    """A FIN in order, then data after it: the receiver ignores data beyond its FIN (and
+    resets the sender once closed); the middlebox ignores it too.  Consistent: no block needed,
+    the receiver must not get EVIL."""
+    c = connect(bed)
+    c.send(0, b"0123456789")
+    c.send(10, flags="FA")
+    time.sleep(0.05)
+    c.send(10, b"after-fin " + EVIL)
+    o = observe(bed, c)
+    if EVIL in o["received"]:
+        return "EVASION: the receiver got EVIL after the FIN: " + describe(o)
+    if o["received"] != b"0123456789" or o["rst_server"]:
+        return "expected the receiver to get the 10 bytes before the FIN, no RST from the " \
+            "middlebox; got: " + describe(o)
+    return None
+
+
+def case_fin_spanned_by_buffered(bed):
+    """A segment buffered out of order, then a FIN inside it, then the hole: the receiver
+    delivers the buffered segment whole (it starts before the FIN) and drops the FIN."""
+    c = connect(bed)
+    c.send(5, EVIL + b"fghij")
+    time.sleep(0.05)
+    c.send(8, flags="FA")
+    time.sleep(0.05)
+    c.send(0, b"abcde")
+    return expect_block(observe(bed, c), "EVIL in a segment spanning a later FIN")
+
+
+def case_fin_ooo_then_data(bed):
+    """A FIN ahead of the data (out of order), then data covering it: a receiver that
+    delivers the data past the stale FIN gets EVIL; the middlebox must not cut the stream at
+    the FIN and miss it."""
+    c = connect(bed)
+    c.send(8, flags="FA")
+    time.sleep(0.05)
+    c.send(0, b"abcde" + EVIL + b"fghij")
+    return expect_block(observe(bed, c), "EVIL across an out-of-order FIN")
+
+
+# ------------------------------------------------------------------------------------------
+# Fragmentation of the pattern over segments.
+
+
+def case_one_byte_segments(bed):
+    c = connect(bed)
+    d = b"xx" + EVIL + b"yy"
+    for i in range(len(d)):
+        c.send(i, d[i:i + 1])
+    return expect_block(observe(bed, c), "EVIL one byte per segment")
+
+
+def case_split_out_of_order(bed):
+    c = connect(bed)
+    d = b"head-" + EVIL + b"-tail"
+    cuts = [(11, len(d)), (7, 11), (3, 7), (0, 3)]
+    for a, b in cuts:
+        c.send(a, d[a:b])
+        time.sleep(0.01)
+    return expect_block(observe(bed, c), "EVIL split over out-of-order segments")
+
+
+def case_long_stream_1000_clean(bed):
+    c = connect(bed)
+    d = benign(48000, b"L")
+    end = stream(c, d, seg=48)
+    c.wait_acked(end, 3.0)
+    c.close(end)
+    return expect_pass(observe(bed, c), d, "1000 segments of 48 bytes")
+
+
+def case_long_stream_1000_evil(bed):
+    c = connect(bed)
+    d = bytearray(benign(48000, b"M"))
+    d[43195:43205] = EVIL  # straddles segments 899 and 900
+    try:
+        stream(c, bytes(d), seg=48)
+    except RuntimeError:
+        pass
+    return expect_block(observe(bed, c, 1.0), "EVIL at byte 43195 of 1000 segments")
+
+
+# ------------------------------------------------------------------------------------------
+# SYNs.
+
+
+def case_syn_with_data(bed):
+    """Data on the SYN (TCP Fast Open delivers it; a server without TFO drops it and the
+    client sends it again): the middlebox inspects it, and a different copy later conflicts."""
+    c = Conn(bed)
+    c.bed.send(c.seg(-1, b"syn " + EVIL, flags="S", seq=c.isn))
+    time.sleep(0.3)
+    o = observe(bed, c, 0.2)
+    if c.synack() is not None:
+        return "expected the SYN carrying EVIL to be dropped; the server answered: %s" % (
+            describe(o))
+    if EVIL in o["received"]:
+        return "EVASION: the receiver got EVIL from the SYN"
+    return None
+
+
+def case_syn_benign_data_then_evil(bed):
+    """Benign SYN data the server drops (no TFO), then EVIL at offset 0."""
+    c = Conn(bed)
+    if not c.connect(syn_data=b"0123456789"):
+        return "no SYN-ACK"
+    c.send(0, b"0123" + EVIL)
+    return expect_block(observe(bed, c), "EVIL after benign SYN data")
+
+
+def case_second_syn_other_isn(bed):
+    """Two SYNs with different ISNs on one 4-tuple: the middlebox follows the ISN the server
+    acknowledged, so the data is inspected."""
+    c = Conn(bed)
+    first = Conn(bed, sport=c.sport, isn=(c.isn + 0x3000000) & 0xFFFFFFFF)
+    bed.send(first.seg(-1, flags="S", seq=first.isn))
+    time.sleep(0.05)
+    bed.send(c.seg(-1, flags="S", seq=c.isn))
+    end = time.monotonic() + 2
+    use = None
+    while time.monotonic() < end and use is None:
+        for t in c.server_pkts():
+            if t.flags & advlib.F_SYN and t.flags & advlib.F_ACK:
+                use = c if t.ack == c.seq(0) else first if t.ack == first.seq(0) else None
+                if use is not None:
+                    use.srv_isn, use.ack = t.seq, (t.seq + 1) & 0xFFFFFFFF
+                    break
+        time.sleep(0.01)
+    if use is None:
+        return "no SYN-ACK"
+    use.send(0, flags="A")
+    use.send(0, b"second-syn " + EVIL)
+    return expect_block(observe(bed, use), "EVIL after two SYNs (server chose %s)" %
+                        ("the first" if use is first else "the second"))
+
+
+# ------------------------------------------------------------------------------------------
+# Urgent data: with the default (RFC 6093 §3.4: BSD) semantics the receiver takes the byte
+# before the urgent pointer out of band, so "EVIxLSTRING" with x urgent reads "EVILSTRING".
+
+
+def case_urgent_byte(bed):
+    c = connect(bed)
+    d = b"EVI" + b"x" + b"LSTRING"
+    c.send(0, d, flags="PAU", urgptr=4)
+    o = observe(bed, c)
+    if EVIL in o["received"]:
+        return "EVASION: the receiver read EVILSTRING around an urgent byte: " + describe(o)
+    if o["rst_client"] or o["rst_server"]:
+        return None  # blocking urgent data is acceptable too
+    if o["received"] != d:
+        return "expected the urgent byte in band (%r); got %r" % (d, o["received"])
+    return None
+
+
+CASES = [
+    ("baseline_clean", case_baseline_clean, None),
+    ("baseline_evil", case_baseline_evil, None),
+    ("overlap_old_benign_new_evil", case_overlap_old_benign_new_evil, None),
+    ("overlap_old_evil_new_benign", case_overlap_old_evil_new_benign, None),
+    ("overlap_inside_earlier", case_overlap_inside_earlier, None),
+    ("overlap_fin_data", case_overlap_fin_data, None),
+    ("retrans_identical", case_retrans_identical, None),
+    ("below_window_acked", case_below_window_acked, None),
+    ("beyond_window_insertion", case_beyond_window_insertion, None),
+    ("beyond_window_never_filled", case_beyond_window_evil_never_filled, None),
+    ("bad_csum_evil_then_good", case_bad_csum_evil_then_good, None),
+    ("bad_csum_benign_then_evil", case_bad_csum_benign_then_evil, None),
+    ("bad_csum_decoy_syn", case_bad_csum_decoy_syn, None),
+    ("low_ttl_insertion", case_low_ttl_insertion, None),
+    ("fin_then_data", case_fin_then_data, None),
+    ("fin_ooo_then_data", case_fin_ooo_then_data, None),
+    ("fin_spanned_by_buffered", case_fin_spanned_by_buffered, None),
+    ("one_byte_segments", case_one_byte_segments, None),
+    ("split_out_of_order", case_split_out_of_order, None),
+    ("long_stream_1000_clean", case_long_stream_1000_clean, None),
+    ("long_stream_1000_evil", case_long_stream_1000_evil, None),
+    ("syn_with_data", case_syn_with_data, None),
+    ("syn_benign_data_then_evil", case_syn_benign_data_then_evil, None),
+    ("second_syn_other_isn", case_second_syn_other_isn, None),
+    ("urgent_byte", case_urgent_byte, None),
+    ("rst_valid_ends_flow", case_rst_valid_ends_flow, None),
+    ("rst_out_of_window", case_rst_out_of_window, None),
+    ("blocked_then_port_reused", case_blocked_then_port_reused, None),
+]
+
+
+def main():
+    bed = advlib.Bed(PREFIX, ROOT, BUILD)
+    only = [s for s in os.environ.get("ONLY", "").split(",") if s]
+    t0 = time.monotonic()
+    try:
+        bed.start()
+        res = advlib.run_cases(bed, CASES, only)
+    except advlib.Skip as e:
+        print("[adv-tcp] SKIP: %s" % e)
+        bed.stop()
+        bed.cleanup(False)
+        return 77
+    except Exception as e:
+        print("[adv-tcp] FAIL: harness: %s" % e)
+        bed.stop()
+        bed.cleanup(True)
+        return 1
+    bed.stop()
+    print("[adv-tcp] %d passed, %d failed, %d expected failures (%.0f s)" %
+          (len(res.passes), len(res.fails), len(res.xfails), time.monotonic() - t0))
+    bed.cleanup(bool(os.environ.get("KEEP")) or bool(res.fails))
+    return 1 if res.fails else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+/* Issue 7 (TLS- and key-level evasions), the engine fixes, on a real TLS 1.3 capture replayed
+ * inline (client frames on port 0, server frames on port 1):
+ *  - a TCP retransmission of a frame held for keys is dropped, never forwarded ahead of it;
+ *  - a decrypted TLS 1.3 record reports its content length as max_plain_len (padding is not
+ *    counted: --inspect-depth counts plaintext);
+ *  - inline, a record of an unknown content type blocks the session (fail closed);
+ *  - inline, records that do not verify with the keys the client shared block the session.
+ * The adversarial end-to-end tests are tests/adversarial/test_tls_evasion.py and
+ * test_keys_evasion.py. */
+#include "engine_capture_fixture.h"
+
+struct ev_result {
+    struct result r;
+    int decrypted, len_mismatch;
+};
+
+static int count_plain(struct mmtls_session *s, const struct mmtls_event_info *ev, void *arg)
+{
+    struct ev_result *er = arg;
+    const uint8_t *p;
+    size_t n;
+
+    if (ev->ev == MMTLS_EV_NEW_RECORD && ev->rec->encrypted && ev->rec->decryptable &&
+        mmtls_record_plaintext(s, &p, &n) == 0) {
+        er->decrypted++;
+        if (ev->rec->max_plain_len != n)
+            er->len_mismatch++;
+    }
+    return on_event(s, ev, &er->r);
+}
+
+static void tx_none(void *ud, int port, const uint8_t *frame, size_t len, const uint8_t *meta,
+                    size_t meta_len, bool built)
+{
+    struct ev_result *er = ud;
+
+    (void)port;
+    (void)frame;
+    (void)len;
+    (void)meta;
+    (void)meta_len;
+    if (built)
+        er->r.built++;
+}
+
+static struct mmtls_engine *new_inline(struct ev_result *er, uint32_t wait_ms)
+{
+    struct mmtls_engine_opts o;
+    struct mmtls_engine *e;
+    struct mmtls_app app = {
+        .sz = sizeof(app), .name = "t", .events = MMTLS_EV_ALL, .on_event = count_plain, .arg = er};
+    struct mmtls_engine_tx tx = {.ud = er, .send = tx_none};
+
+    memset(er, 0, sizeof(*er));
+    mmtls_engine_opts_default(&o);
+    o.key_wait_ms = wait_ms;
+    o.on_missing_keys = MMTLS_MISSING_BLOCK;
+    assert_int_equal(mmtls_engine_new(&e, &o), 0);
+    assert_int_equal(mmtls_engine_app_register(e, &app, NULL), 0);
+    mmtls_engine_set_tx(e, &tx);
+    return e;
+}
+
+static int port_of(const struct pkt *p)
+{
+    const uint8_t *ip = p->data + 14;
+    uint16_t sport = (uint16_t)(ip[20] << 8 | ip[21]);
+
+    return sport == 4433 ? 1 : 0;
+}
+
+/* Offset of the TCP payload in an Ethernet/IPv4/TCP frame, or 0 if there is none. */
+static size_t payload_off(const struct pkt *p)
+{
+    size_t ihl = (size_t)(p->data[14] & 0x0f) * 4;
+    size_t thl = (size_t)(p->data[14 + ihl + 12] >> 4) * 4;
+    size_t off = 14 + ihl + thl;
+
+    return off < p->len ? off : 0;
+}
+
+static int feed(struct mmtls_engine *e, const struct pkt *p)
+{
+    return mmtls_engine_packet_inline(e, port_of(p), p->data, p->len, p->ts, NULL, 0);
+}
+
+static void test_retransmitted_held_frame_dropped(void **state)
+{
+    struct ev_result er;
+    struct mmtls_engine *e = new_inline(&er, 60000);
+    int held = 0, repeat_fwd = 0;
+
+    (void)state;
+    for (size_t i = 0; i < npkts; i++) {
+        if (feed(e, &pkts[i]) != MMTLS_PKT_HOLD)
+            continue;
+        held++;
+        /* the sender's retransmission of the same segment, before any key came */
+        if (feed(e, &pkts[i]) == MMTLS_PKT_FORWARD)
+            repeat_fwd++;
+    }
+    mmtls_engine_flush(e);
+    mmtls_engine_free(e);
+    assert_true(held > 0);
+    assert_int_equal(repeat_fwd, 0);
+}
+
+static void test_decrypted_len_is_content(void **state)
+{
+    struct ev_result er;
+    struct mmtls_engine *e = new_inline(&er, 500);
+
+    (void)state;
+    assert_true(mmtls_ring_push(mmtls_engine_key_ring(e), keymsg(false, false, false)));
+    for (size_t i = 0; i < npkts; i++)
+        (void)feed(e, &pkts[i]);
+    mmtls_engine_flush(e);
+    mmtls_engine_free(e);
+    assert_int_equal(er.r.status, MMTLS_KEYS_DECRYPTED);
+    assert_true(er.decrypted > 0);
+    assert_int_equal(er.len_mismatch, 0);
+}
+
+/* The capture with its last client record's content type replaced by `type`. */
+static void run_with_client_type(struct ev_result *er, uint8_t type, bool tamper_keys,
+                                 bool *blocked)
+{
+    struct mmtls_engine *e = new_inline(er, 500);
+    size_t last = npkts;
+    uint8_t saved = 0;
+    size_t off = 0;
+
+    for (size_t i = 0; i < npkts; i++) {
+        size_t o = payload_off(&pkts[i]);
+        if (port_of(&pkts[i]) == 0 && o != 0 && pkts[i].data[o] == MMTLS_CT_APPLICATION_DATA) {
+            last = i;
+            off = o;
+        }
+    }
+    assert_true(last < npkts);
+    if (type != 0) {
+        saved = pkts[last].data[off];
+        pkts[last].data[off] = type;
+    }
+    assert_true(mmtls_ring_push(mmtls_engine_key_ring(e), keymsg(tamper_keys, false, false)));
+    for (size_t i = 0; i < npkts; i++)
+        (void)feed(e, &pkts[i]);
+    *blocked = mmtls_engine_get_stats(e)->blocked_sessions > 0;
+    mmtls_engine_flush(e);
+    mmtls_engine_free(e);
+    if (type != 0)
+        pkts[last].data[off] = saved;
+}
+
+static void test_unknown_type_blocks(void **state)
+{
+    struct ev_result er;
+    bool blocked;
+
+    (void)state;
+    run_with_client_type(&er, 0, false, &blocked);
+    assert_false(blocked); /* the capture as it is */
+    assert_int_equal(er.r.built, 0);
+    run_with_client_type(&er, 0x50, false, &blocked);
+    assert_true(blocked);
+    assert_true(er.r.built >= 2); /* an RST to each end */
+}
+
+static void test_keys_that_do_not_verify_block(void **state)
+{
+    struct ev_result er;
+    bool blocked;
+
+    (void)state;
+    run_with_client_type(&er, 0, true, &blocked); /* a wrong client application secret */
+    assert_true(blocked);
+    assert_true(er.r.built >= 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_retransmitted_held_frame_dropped),
+        cmocka_unit_test(test_decrypted_len_is_content),
+        cmocka_unit_test(test_unknown_type_blocks),
+        cmocka_unit_test(test_keys_that_do_not_verify_block),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,182 @@
+/* Unit tests for the secure-memory pool (util_secmem.c): zeroed allocations, wiping on free,
+ * reuse of freed objects, large objects, and the MADV_DONTDUMP flag as the kernel reports it in
+ * /proc/self/smaps ("dd" in VmFlags). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+#include "util/util.h"
+
+static bool all_zero(const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The VmFlags line of the smaps entry whose range holds p; false when not found. */
+static bool smaps_flags(const void *p, char *flags, size_t cap)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    char line[512];
+    bool in = false, found = false;
+    uintptr_t a = (uintptr_t)p;
+
+    if (f == NULL) {
+        return false;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        unsigned long lo, hi;
+
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+            in = a >= lo && a < hi;
+        } else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+            snprintf(flags, cap, "%s", line + 8);
+            found = true;
+            break;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+static void test_secmem_zero_and_wipe(void **state)
+{
+    /* sizes around the class boundaries (16-byte header + payload) */
+    static const size_t sizes[] = {1, 47, 48, 49, 100, 2400, 16384, 65520, 65521, 200000};
+
+    (void)state;
+    for (size_t i = 0; i < MMTLS_ARRAY_SIZE(sizes); i++) {
+        uint8_t *p = mmtls_secmem_alloc(sizes[i]);
+        uint8_t *q;
+
+        assert_non_null(p);
+        assert_true(((uintptr_t)p & 15) == 0);
+        assert_true(all_zero(p, sizes[i]));
+        memset(p, 0xa5, sizes[i]);
+        mmtls_secmem_free(p);
+        /* same class: the freed object comes back first, and wiped */
+        q = mmtls_secmem_alloc(sizes[i]);
+        assert_non_null(q);
+        if (sizes[i] <= 65520) {
+            assert_ptr_equal(q, p);
+            assert_true(mmtls_secmem_owns(q));
+        }
+        assert_true(all_zero(q, sizes[i]));
+        mmtls_secmem_free(q);
+    }
+    mmtls_secmem_free(NULL);
+    assert_null(mmtls_secmem_alloc(0));
+    assert_null(mmtls_secmem_calloc(SIZE_MAX / 2, 4));
+}
+
+static void test_secmem_many(void **state)
+{
+    enum { N = 5000 };
+    static void *p[N];
+    struct mmtls_secmem_stats st0, st;
+
+    (void)state;
+    mmtls_secmem_stats_get(&st0);
+    for (int i = 0; i < N; i++) {
+        p[i] = mmtls_secmem_calloc(1, 2400); /* a key set */
+        assert_non_null(p[i]);
+        memset(p[i], i & 0xff, 2400);
+    }
+    mmtls_secmem_stats_get(&st);
+    assert_int_equal(st.live_objects, st0.live_objects + N);
+    /* pooled: 4096-byte class objects in 256 KiB chunks, not one mapping per key */
+    assert_true(st.mappings - st0.mappings <= N / 60 + 2);
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j < 2400; j += 599) {
+            assert_int_equal(((uint8_t *)p[i])[j], i & 0xff); /* no overlap */
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        mmtls_secmem_free(p[i]);
+    }
+    mmtls_secmem_stats_get(&st);
+    assert_int_equal(st.live_objects, st0.live_objects);
+    /* the pool does not grow when the same number is allocated again */
+    for (int i = 0; i < N; i++) {
+        p[i] = mmtls_secmem_alloc(2400);
+        assert_true(all_zero(p[i], 2400));
+    }
+    {
+        struct mmtls_secmem_stats st2;
+
+        mmtls_secmem_stats_get(&st2);
+        assert_int_equal(st2.mapped_bytes, st.mapped_bytes);
+    }
+    for (int i = 0; i < N; i++) {
+        mmtls_secmem_free(p[i]);
+    }
+}
+
+static void test_secmem_dontdump(void **state)
+{
+    char flags[512];
+    void *small = mmtls_secmem_alloc(64);
+    void *big = mmtls_secmem_alloc(1 << 20);
+    void *heap = malloc(64);
+
+    (void)state;
+    assert_non_null(small);
+    assert_non_null(big);
+    assert_true(smaps_flags(small, flags, sizeof(flags)));
+    assert_non_null(strstr(flags, " dd"));
+    assert_true(smaps_flags(big, flags, sizeof(flags)));
+    assert_non_null(strstr(flags, " dd"));
+    /* the check can fail: ordinary heap memory is dumped */
+    assert_true(smaps_flags(heap, flags, sizeof(flags)));
+    assert_null(strstr(flags, " dd"));
+    free(heap);
+    mmtls_secmem_free(small);
+    mmtls_secmem_free(big);
+}
+
+static void test_secmem_lock(void **state)
+{
+    struct mmtls_secmem_stats st;
+    void *p;
+
+    (void)state;
+    /* best effort: with a small RLIMIT_MEMLOCK the allocation still succeeds */
+    mmtls_secmem_set_lock(true);
+    p = mmtls_secmem_alloc(100000);
+    assert_non_null(p);
+    mmtls_secmem_stats_get(&st);
+    mmtls_secmem_free(p);
+    mmtls_secmem_set_lock(false);
+}
+
+/* Runs last: after the exit wipe every pooled byte is zero and frees are no-ops. */
+static void test_secmem_wipe_all(void **state)
+{
+    uint8_t *p = mmtls_secmem_alloc(300);
+
+    (void)state;
+    assert_non_null(p);
+    memset(p, 0x5a, 300);
+    mmtls_secmem_wipe_all();
+    assert_true(all_zero(p - 16, 316));
+    mmtls_secmem_free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_secmem_zero_and_wipe), cmocka_unit_test(test_secmem_many),
+        cmocka_unit_test(test_secmem_dontdump),      cmocka_unit_test(test_secmem_lock),
+        cmocka_unit_test(test_secmem_wipe_all),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
