@@ -254,6 +254,12 @@ static void block_end(struct mmtls_http *h, enum mmtls_http_dir dir)
     d->in_block = false;
     if (d->hpack_broken || s == NULL || d->block_kind == H2B_IGNORE)
         return;
+    if (s->ended[dir]) {
+        /* A header block after this side's END_STREAM (RFC 9113 §5.1: half-closed, a
+         * STREAM_CLOSED error): a new message or body would outlive the transaction. */
+        h->st.h2_bad_frames++;
+        return;
+    }
     switch (d->block_kind) {
     case H2B_REQUEST:
         mmtls_http_deliver_request(h, s->id, f, f->raw.p, f->raw.len);
