@@ -67,8 +67,9 @@ static int http_fuzz_run(const uint8_t *data, size_t size, bool allow_alpn)
     mmtls_http_close(h, MMTLS_HTTP_TO_CLIENT);
     mmtls_http_free(h);
     if (col.errors != 0) {
-        fprintf(stderr, "event protocol broken: first at tests/unit/http_test_collect.h:%d\n"
-                        "events so far:\n%.4000s\n",
+        fprintf(stderr,
+                "event protocol broken: first at tests/unit/http_test_collect.h:%d\n"
+                "events so far:\n%.4000s\n",
                 col.why, col.out != NULL ? col.out : "");
         abort();
     }
