@@ -464,6 +464,12 @@ def observe(bed, c, settle=0.5):
     """What happened to connection c: blocked (RSTs from the middlebox at both ends), the
     receiver's bytes, alerts and anomalies in eve."""
     time.sleep(settle)
+    # A block resets both ends; on a loaded machine one watcher may see its RST later than
+    # the other: give the second up to 3 s more before reporting.
+    for _ in range(30):
+        if bool(c.rst_to_client()) == bool(c.rst_to_server()):
+            break
+        time.sleep(0.1)
     ev = bed.eve(c.sport)
     return {
         "rst_client": len(c.rst_to_client()),

@@ -136,9 +136,13 @@ client timeout 30 curl -sS -o "$W/got3" http://198.18.4.2:8080/big.bin &&
 # A blocked record: the client is reset and never gets the record; the server sees a reset too
 # (an RST from the client's address arrives in the server's namespace).
 ip netns exec "$P-server" timeout 15 tcpdump -i veth0 --immediate-mode -B 1024 -U -w "$W/rst.pcap" \
-    'tcp[tcpflags] & tcp-rst != 0 and src host 198.18.4.1' 2>/dev/null &
+    'tcp[tcpflags] & tcp-rst != 0 and src host 198.18.4.1' 2>"$W/rst.err" &
 TD=$!
-sleep 1
+# wait until it listens (a loaded machine may take more than a second)
+for _ in $(seq 50); do
+    grep -qs 'listening on' "$W/rst.err" && break
+    sleep 0.1
+done
 client "${KEYS[@]}" "${CURL[@]}" --http1.1 -o "$W/got4" https://server.test/eicar.com 2>"$W/c4"
 rc=$?
 [ $rc = 56 ] && grep -q "reset" "$W/c4" && ! grep -qs EICAR "$W/got4" &&
