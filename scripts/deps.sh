@@ -7,7 +7,8 @@ PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
       chromium libnss3-tools)
 PKGS+=(libnghttp2-dev zlib1g-dev tshark) # HTTP/2 and gzip bodies (src/http); pcap export tests
 PKGS+=(python3-cryptography iptables gdb) # adversarial suite (TLS re-framing), floods, core dumps
-PKGS+=(libxdp-dev libbpf-dev xdp-tools) # AF_XDP back end and the XDP fast path
+PKGS+=(libxdp-dev libbpf-dev xdp-tools) # AF_XDP back end and the kernel fast path
+PKGS+=(libdpdk-dev) # the DPDK back end (net_af_packet in CI, no hugepages)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -112,7 +112,8 @@ void mmtls_afp_get_stats(const struct mmtls_afp *p, struct mmtls_afp_stats *st);
 
 /* ------------------------------------------------------------------------------------------ */
 /* AF_XDP port (inline mode): one AF_XDP socket on one queue of one interface, with its own     */
-/* UMEM (half the frames for receiving, half for sending).  Frames are single buffers of at    */
+/* UMEM, or (mmtls_xdp_open_pair) one UMEM shared by the two ports of a worker, so that a frame */
+/* can be forwarded by descriptor (mmtls_xdp_forward).  Frames are single buffers of at        */
 /* most one UMEM frame (frame_size - 256 bytes of XDP headroom): no GSO super-frames, no       */
 /* virtio_net_hdr, complete checksums; a larger frame is dropped by the kernel and counted     */
 /* (rx_drops_kernel), never truncated.  Without libxdp at build time every call fails with     */
@@ -133,18 +134,22 @@ struct mmtls_xdp_opts {
     uint32_t queue_id;
     enum mmtls_xdp_mode mode;
     uint32_t frame_size; /* UMEM frame: 2048 or 4096 (default 4096) */
-    uint32_t frame_nr;   /* UMEM frames, a power of two >= 64 (default 4096): half RX, half TX */
+    uint32_t frame_nr;   /* UMEM frames, a power of two >= 64 (default 4096): half RX, half TX;
+                          * a pair's UMEM has the frames of both ports */
     /* NULL: libxdp loads its default program (redirect by RX queue into its xsks map) with the
      * first socket on the interface and removes it with the last.  Else the socket is put into
      * this program's map at queue_id (mmtls_xdp_prog_attach). */
     const struct mmtls_xdp_prog *prog; /* borrowed: must outlive the port */
 };
 
-/* A received frame: data borrowed (it points into the UMEM) until mmtls_xdp_rx_done(). */
+/* A received frame: data borrowed (it points into the UMEM) until mmtls_xdp_rx_done() or
+ * mmtls_xdp_forward(). */
 struct mmtls_xdp_frame {
     const uint8_t *data;
     uint32_t len;
     uint64_t ts_us; /* wall clock when the burst was taken (AF_XDP carries no timestamp) */
+    uint64_t addr;  /* for mmtls_xdp_forward: the frame's UMEM address */
+    uint32_t slot;  /* for mmtls_xdp_forward: its place in the burst */
 };
 
 struct mmtls_xdp_stats {
@@ -152,9 +157,15 @@ struct mmtls_xdp_stats {
     uint64_t rx_drops_kernel; /* XDP_STATISTICS rx_dropped (too large, ...) + rx_ring_full */
     uint64_t rx_fill_empty;   /* the kernel found the fill ring empty */
     uint64_t tx_frames, tx_bytes, tx_errors;
-    uint64_t tx_ring_full; /* no free UMEM frame or TX descriptor: frame not sent */
-    uint64_t tx_kicks;     /* sendto() wake-ups */
-    bool zerocopy;         /* the socket runs in zero-copy mode */
+    uint64_t tx_ring_full;  /* no free UMEM frame or TX descriptor: frame not sent */
+    uint64_t tx_kicks;      /* sendto() wake-ups */
+    uint64_t tx_fwd_frames; /* of tx_frames: forwarded by descriptor (no copy) */
+    bool zerocopy;          /* the socket runs in zero-copy mode */
+    bool shared_umem;       /* the UMEM is shared with the other port of a pair */
+    /* The UMEM's frames by place (a pair's ports report the same numbers): they add up to
+     * umem_frames; frame_errors counts refused moves (a frame in two places: a bug). */
+    uint32_t umem_frames, frames_free, frames_fill, frames_rx, frames_tx;
+    uint64_t frame_errors;
 };
 
 /* The program that redirects an interface's frames into AF_XDP sockets by RX queue (own
@@ -170,6 +181,12 @@ MMTLS_MUST_USE int mmtls_xdp_queue_count(const char *ifname, uint32_t *n, char *
 
 MMTLS_MUST_USE int mmtls_xdp_open(struct mmtls_xdp **out, const struct mmtls_xdp_opts *o, char *err,
                                   size_t err_cap);
+/* Two ports on one UMEM (XDP_SHARED_UMEM; the second takes the first's mode): both must be
+ * used from one thread; either may be closed first.  When the second device cannot share it
+ * (a zero-copy first port, a copy-only second), each port gets its own UMEM (stats:
+ * shared_umem false) and mmtls_xdp_forward copies. */
+MMTLS_MUST_USE int mmtls_xdp_open_pair(struct mmtls_xdp *out[2], const struct mmtls_xdp_opts o[2],
+                                       char *err, size_t err_cap);
 void mmtls_xdp_close(struct mmtls_xdp *p);
 /* The fd to poll for readability. */
 int mmtls_xdp_fd(const struct mmtls_xdp *p);
@@ -181,9 +198,103 @@ void mmtls_xdp_rx_done(struct mmtls_xdp *p);
 /* Queues a frame for sending (copied into a free UMEM frame; completions reaped as needed).
  * MMTLS_E_LIMIT when no frame or descriptor is free or the frame does not fit (counted). */
 MMTLS_MUST_USE int mmtls_xdp_tx(struct mmtls_xdp *p, const uint8_t *data, uint32_t len);
+/* Queues frame f of from's current burst, unchanged (f->len bytes), for sending out of `to`
+ * by its address: no copy when the ports share a UMEM (else as mmtls_xdp_tx).  The frame then
+ * belongs to to's TX path (do not touch f->data any more) and returns to the free frames when
+ * the kernel completes it.  MMTLS_E_LIMIT when to's tx ring is full (counted; the frame stays
+ * lent: flush and retry, or leave it to mmtls_xdp_rx_done); MMTLS_E_INVAL when f is not a
+ * frame of the burst or was forwarded already. */
+MMTLS_MUST_USE int mmtls_xdp_forward(struct mmtls_xdp *from, struct mmtls_xdp *to,
+                                     const struct mmtls_xdp_frame *f);
 /* Publishes what is queued and wakes the kernel when it asks for it (XDP_USE_NEED_WAKEUP). */
 void mmtls_xdp_tx_flush(struct mmtls_xdp *p);
 void mmtls_xdp_get_stats(const struct mmtls_xdp *p, struct mmtls_xdp_stats *st);
+
+/* ------------------------------------------------------------------------------------------ */
+/* DPDK port (inline mode, mmtlsd --io dpdk): RX/TX queue q of a DPDK ethdev, used by worker q. */
+/* The process sets DPDK up once (mmtls_dpdk_setup: EAL, devices started with one queue pair   */
+/* per worker, an mbuf pool per worker shared by its queues on every device), each worker opens */
+/* its queue of each device and polls it (no file descriptor to wait on).  Frames are single   */
+/* mbufs: no scatter, no offloads, checksums complete; a frame longer than the mbuf is dropped */
+/* and counted by the device (net_af_packet truncates it: its frame size follows the MTU).     */
+/* Without libdpdk at build time every call fails with MMTLS_E_UNSUPPORTED.                     */
+
+struct mmtls_dpdk;
+
+#define MMTLS_DPDK_MAX_DEVS 8
+#define MMTLS_DPDK_MAX_QUEUES 64
+
+struct mmtls_dpdk_setup_opts {
+    size_t sz;
+    /* eal_args NULL: names are Linux interfaces, each becomes a net_af_packet vdev (qpairs =
+     * nqueues, frame size from its MTU) in an EAL without hugepages or PCI.  Else eal_args
+     * (whitespace-separated) are the EAL arguments, used as given, and names are ethdev names
+     * or decimal port ids. */
+    const char *const *names;
+    int nnames;       /* 1..MMTLS_DPDK_MAX_DEVS */
+    uint16_t nqueues; /* queue pairs per device = workers, 1..MMTLS_DPDK_MAX_QUEUES */
+    const char *eal_args;
+    const char *prog; /* argv[0] of the EAL (NULL: "mmtls") */
+};
+
+/* Initialises the EAL (once per process: MMTLS_E_CONFLICT after a successful call; the calling
+ * thread's CPU affinity is kept; DPDK logs go to stderr), configures and starts the devices:
+ * promiscuous, and with nqueues > 1 symmetric Toeplitz RSS (key 0x6d5a repeated: both
+ * directions of a flow hash alike) when the device hashes, else its own spreading (e.g.
+ * net_af_packet's PACKET_FANOUT_HASH, symmetric).  ports[i] receives names[i]'s port id. */
+MMTLS_MUST_USE int mmtls_dpdk_setup(const struct mmtls_dpdk_setup_opts *o, uint16_t *ports,
+                                    char *err, size_t err_cap);
+/* After every port is closed: logs the devices' counters, stops and closes them, frees the
+ * pools, releases the EAL.  A no-op without a setup. */
+void mmtls_dpdk_teardown(void);
+/* A thread that uses ports registers with the EAL (an lcore id: mempool caches); 0 or
+ * MMTLS_E_LIMIT. */
+MMTLS_MUST_USE int mmtls_dpdk_thread_register(void);
+void mmtls_dpdk_thread_unregister(void);
+
+struct mmtls_dpdk_opts {
+    size_t sz;
+    uint16_t port;    /* from mmtls_dpdk_setup */
+    uint16_t queue;   /* the worker */
+    const char *name; /* for messages (may be NULL) */
+};
+
+/* A received frame: data borrowed (it points into an mbuf) until mmtls_dpdk_rx_done(). */
+struct mmtls_dpdk_frame {
+    const uint8_t *data;
+    uint32_t len;
+    uint64_t ts_us; /* wall clock when the burst was taken */
+};
+
+struct mmtls_dpdk_stats {
+    uint64_t rx_frames, rx_bytes;
+    uint64_t rx_multiseg; /* chained mbufs (never with our setup): dropped */
+    uint64_t tx_frames, tx_bytes;
+    uint64_t tx_zero_copy; /* of tx_frames: received mbufs sent on unchanged */
+    uint64_t tx_dropped;   /* the device took no more after retries, or no mbuf was free */
+    /* the device's counters (all its queues): rte_eth_stats */
+    uint64_t dev_imissed, dev_ierrors, dev_rx_nombuf, dev_oerrors;
+};
+
+MMTLS_MUST_USE int mmtls_dpdk_open(struct mmtls_dpdk **out, const struct mmtls_dpdk_opts *o,
+                                   char *err, size_t err_cap);
+/* Frees what is still queued or borrowed; NULL is a no-op. */
+void mmtls_dpdk_close(struct mmtls_dpdk *p);
+/* Up to max frames (<= 256); 0 when none is ready (never blocks).  At most one burst may be
+ * outstanding: call mmtls_dpdk_rx_done() before the next. */
+int mmtls_dpdk_rx_burst(struct mmtls_dpdk *p, struct mmtls_dpdk_frame *f, int max);
+/* Frees the frames of the last burst that were not forwarded. */
+void mmtls_dpdk_rx_done(struct mmtls_dpdk *p);
+/* Sends frame i of in's outstanding burst out of `out` unchanged, without copying (the mbuf
+ * moves to out's TX batch; same worker, so the same pool).  MMTLS_E_LIMIT when out's batch
+ * stays full (counted; the frame is freed with the burst), MMTLS_E_INVAL for a bad i. */
+MMTLS_MUST_USE int mmtls_dpdk_fwd(struct mmtls_dpdk *in, int i, struct mmtls_dpdk *out);
+/* Queues a copy of a frame for sending.  MMTLS_E_LIMIT when no mbuf is free, the frame does
+ * not fit one, or the batch stays full (counted). */
+MMTLS_MUST_USE int mmtls_dpdk_tx(struct mmtls_dpdk *p, const uint8_t *data, uint32_t len);
+/* Hands the batch to the device (bounded retries; what it refuses is dropped and counted). */
+void mmtls_dpdk_tx_flush(struct mmtls_dpdk *p);
+void mmtls_dpdk_get_stats(const struct mmtls_dpdk *p, struct mmtls_dpdk_stats *st);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Kernel fast path (inline mode, mmtlsd --io fast; docs/FASTPATH.md): TC programs on both      */

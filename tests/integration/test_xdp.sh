@@ -15,6 +15,11 @@
 #   test_zerocopy      --xdp-mode zerocopy on veth (no zero-copy driver): refused with an error
 #   test_big_frame     MTU 5000: 1000-byte pings pass, 4500-byte ones (larger than a UMEM
 #                      frame) are dropped and counted by the kernel, never truncated
+#   test_accounting    the two ports share one UMEM and forward by descriptor: after transfers
+#                      both ways at once (default UMEM, then a 64-frame-per-port one that runs
+#                      out of frames all the time), every frame is back (free + fill = frames,
+#                      none in rx or tx, fill rings full), no frame was ever in two places
+#                      (errors 0), every frame went out by descriptor, sha256 equal
 #
 # Run as root: MMTLS_BUILDDIR=build bash tests/integration/test_xdp.sh [case...]
 # Exit 77 (skip) without root, tools, or AF_XDP (kernel or build without libxdp).
@@ -25,7 +30,8 @@ B=${MMTLS_BUILDDIR:-$SRCDIR/build}
 BRIDGE=${MMTLS_BRIDGE:-$B/tools/mmtls-bridge/mmtls-bridge}
 [ -x "$BRIDGE" ] || BRIDGE=$B/mmtls-bridge
 SIZE_MB=${MMTLS_XDP_SIZE_MB:-100}
-ALL_TESTS="test_ping test_http_down test_tcp_up test_libxdp test_zerocopy test_big_frame"
+ALL_TESTS="test_ping test_http_down test_tcp_up test_libxdp test_zerocopy test_big_frame
+test_accounting"
 
 TAG=mmxdp$$
 NS_C=${TAG}c
@@ -220,6 +226,97 @@ test_big_frame() {
     drops=$(sed -n 's/^mmtls-bridge m0: .*kernel drops \([0-9]*\),.*/\1/p' "$WORK/bridge.log")
     log "kernel drops on m0: ${drops:-?}"
     [ "${drops:-0}" -ge 3 ] || { echo "oversized frames were not counted as kernel drops"; rc=1; }
+    return $rc
+}
+
+# both_ways MB: MB bytes client -> server and server -> client at the same time (raw TCP), sha
+# of both checked.  The bridge must be running.
+both_ways() {
+    local mb=$1 rc=0 up_pid
+    head -c "$((mb * 1024 * 1024))" "$WORK/www/blob" >"$WORK/part"
+    sha256sum "$WORK/part" | cut -d' ' -f1 >"$WORK/part.sha"
+    rm -f "$WORK/up" "$WORK/sink.ready" "$WORK/down" "$WORK/sinkc.ready"
+    timeout 150 ip netns exec "$NS_S" python3 "$WORK/sink.py" 9001 "$WORK/up" "$WORK/sink.ready" &
+    SRV_PID=$!
+    wait_file "$WORK/sink.ready" || { echo "sink did not start"; return 1; }
+    # the other direction: the server connects to a sink in the client namespace
+    timeout 150 ip netns exec "$NS_C" python3 -c '
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("198.18.3.1", 9002))
+s.listen(1)
+open(sys.argv[2], "w").close()
+c, _ = s.accept()
+with open(sys.argv[1], "wb") as f:
+    while True:
+        b = c.recv(1 << 20)
+        if not b:
+            break
+        f.write(b)
+' "$WORK/down" "$WORK/sinkc.ready" &
+    local sinkc=$!
+    wait_file "$WORK/sinkc.ready" || { echo "client sink did not start"; kill $sinkc; return 1; }
+    local send='
+import socket, sys
+s = socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=60)
+with open(sys.argv[1], "rb") as f:
+    s.sendfile(f)
+s.shutdown(socket.SHUT_WR)
+s.recv(1)
+'
+    in_c timeout 120 python3 -c "$send" "$WORK/part" 198.18.3.2 9001 &
+    up_pid=$!
+    in_s timeout 120 python3 -c "$send" "$WORK/part" 198.18.3.1 9002 || { echo "down failed"; rc=1; }
+    wait $up_pid || { echo "up failed"; rc=1; }
+    wait "$SRV_PID"
+    SRV_PID=
+    wait $sinkc
+    for f in up down; do
+        [ "$(sha256sum "$WORK/$f" | cut -d' ' -f1)" = "$(cat "$WORK/part.sha")" ] ||
+            { echo "$f: sha256 mismatch ($(stat -c %s "$WORK/$f") bytes)"; rc=1; }
+    done
+    return $rc
+}
+
+# check_umem FRAMES: the bridge's exit lines say every frame of its one shared UMEM is back.
+check_umem() {
+    local want=$1 line n free fill rx tx errs fwd0 fwd1 txf0 txf1 rc=0
+    line=$(grep '^mmtls-bridge m0 umem:' "$WORK/bridge.log")
+    log "${line:-no umem line}"
+    read -r n free fill rx tx errs <<<"$(echo "$line" |
+        sed -n 's/.*frames \([0-9]*\) free \([0-9]*\) fill \([0-9]*\) rx \([0-9]*\) tx \([0-9]*\) errors \([0-9]*\).*/\1 \2 \3 \4 \5 \6/p')"
+    [ -n "${errs:-}" ] || { echo "no umem line in the bridge's log"; return 1; }
+    echo "$line" | grep -q '(shared)' || { echo "the ports do not share one UMEM"; rc=1; }
+    grep -q '^mmtls-bridge m1 umem:' "$WORK/bridge.log" && { echo "a second UMEM"; rc=1; }
+    [ "$n" = "$want" ] || { echo "UMEM of $n frames, want $want"; rc=1; }
+    [ $((free + fill + rx + tx)) = "$n" ] ||
+        { echo "free $free + fill $fill + rx $rx + tx $tx != $n frames"; rc=1; }
+    [ "$errs" = 0 ] || { echo "$errs frame accounting errors"; rc=1; }
+    [ "$rx" = 0 ] && [ "$tx" = 0 ] || { echo "frames not back at exit: rx $rx tx $tx"; rc=1; }
+    [ "$fill" = $((n / 2)) ] || { echo "fill rings hold $fill frames, want $((n / 2))"; rc=1; }
+    fwd0=$(sed -n 's/^mmtls-bridge m0: .*forwarded by descriptor \([0-9]*\).*/\1/p' "$WORK/bridge.log")
+    fwd1=$(sed -n 's/^mmtls-bridge m1: .*forwarded by descriptor \([0-9]*\).*/\1/p' "$WORK/bridge.log")
+    txf0=$(sed -n 's/^mmtls-bridge m0: .* tx \([0-9]*\) frames.*/\1/p' "$WORK/bridge.log")
+    txf1=$(sed -n 's/^mmtls-bridge m1: .* tx \([0-9]*\) frames.*/\1/p' "$WORK/bridge.log")
+    log "tx frames m0 $txf0 (by descriptor $fwd0), m1 $txf1 (by descriptor $fwd1)"
+    [ "${fwd0:-0}" -gt 1000 ] && [ "${fwd1:-0}" -gt 1000 ] ||
+        { echo "too few frames forwarded by descriptor"; rc=1; }
+    [ "$fwd0" = "$txf0" ] && [ "$fwd1" = "$txf1" ] || { echo "some frames were copied"; rc=1; }
+    return $rc
+}
+
+test_accounting() {
+    local rc=0
+    start_bridge || return 1
+    both_ways 32 || rc=1
+    stop_bridge
+    check_umem 8192 || rc=1
+    # 64 frames per port: 32 in each fill ring, the free stack and the tx rings run dry
+    start_bridge --xdp-frames 64 --burst 16 || return 1
+    both_ways 8 || rc=1
+    stop_bridge
+    check_umem 128 || rc=1
     return $rc
 }
 

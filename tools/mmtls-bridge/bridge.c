@@ -4,24 +4,36 @@
  *
  *   mmtls-bridge IF1 IF2 [--no-vnet] [--burst N] [--qdisc-bypass] [--fanout G]
  *   mmtls-bridge IF1 IF2 --io xdp [--xdp-mode auto|copy|zerocopy] [--xdp-prog own|libxdp]
- *                [--queue Q] [--burst N]
+ *                [--queue Q] [--burst N] [--xdp-frames N]
+ *   mmtls-bridge IF1 IF2 --io dpdk [--dpdk-args STR] [--busy-poll] [--burst N]
  *
  * --no-vnet   no PACKET_VNET_HDR: GSO/GRO super-frames and partial checksums cannot be carried,
  *             so offloads (tso gso gro, and tx checksumming) must be off on the links.
  * --burst N   frames per receive burst (1..256, default 64); TX is flushed after each burst.
  * --io xdp    AF_XDP sockets on queue Q (default 0) of both interfaces (src/io/io_xdp.c): frames
  *             of one UMEM frame (MTU-size), no vnet header; --xdp-prog own (default) attaches
- *             io_xdp's redirect program, libxdp lets libxdp load its default program.
+ *             io_xdp's redirect program, libxdp lets libxdp load its default program.  The two
+ *             sockets share one UMEM: frames are forwarded by descriptor, never copied; at exit
+ *             a second line per UMEM gives its frames by place (free + fill + rx + tx).
+ *             --xdp-frames N: UMEM frames per port (power of two >= 64, default 4096).
+ * --io dpdk   DPDK (src/io/io_dpdk.c): IF1 and IF2 become net_af_packet devices (no hugepages;
+ *             offloads off on the links, as --no-vnet), one queue; frames are forwarded in the
+ *             mbuf they arrived in.  --dpdk-args STR: the EAL arguments as given (real NICs),
+ *             IF1 IF2 are then DPDK port names or ids.  DPDK polls: a full core while frames
+ *             flow (yielding after an empty pass); after 1 ms without any it naps up to 1 ms at
+ *             a time (--busy-poll: neither yields nor naps).
  * SIGINT / SIGTERM: exit 0 after one stats line per port on stderr.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <linux/if_packet.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "io/io.h"
 
@@ -66,18 +78,18 @@ static int forward(struct mmtls_afp *in, struct mmtls_afp *out, int burst, struc
     return n;
 }
 
-/* The same over AF_XDP ports. */
+/* The same over AF_XDP ports: by descriptor (the two ports share one UMEM), no copy. */
 static int forward_xdp(struct mmtls_xdp *in, struct mmtls_xdp *out, int burst, struct fwd_stats *fs)
 {
     struct mmtls_xdp_frame f[BRIDGE_MAX_BURST];
     int n = mmtls_xdp_rx_burst(in, f, burst);
 
     for (int i = 0; i < n; i++) {
-        int rc = mmtls_xdp_tx(out, f[i].data, f[i].len);
+        int rc = mmtls_xdp_forward(in, out, &f[i]);
 
         if (rc == MMTLS_E_LIMIT) {
             mmtls_xdp_tx_flush(out); /* kicks the kernel and reaps completions */
-            rc = mmtls_xdp_tx(out, f[i].data, f[i].len);
+            rc = mmtls_xdp_forward(in, out, &f[i]);
         }
         if (rc != 0) {
             fs->dropped++;
@@ -101,10 +113,39 @@ static void print_xdp_stats(const char *name, struct mmtls_xdp *p, const struct 
             "mmtls-bridge %s: rx %" PRIu64 " frames %" PRIu64 " bytes, kernel drops %" PRIu64
             ", fill ring empty %" PRIu64 ", tx %" PRIu64 " frames %" PRIu64
             " bytes, tx errors %" PRIu64 ", tx ring full %" PRIu64 ", tx kicks %" PRIu64
-            ", dropped %" PRIu64 " (%s)\n",
+            ", dropped %" PRIu64 ", forwarded by descriptor %" PRIu64 " (%s)\n",
             name, st.rx_frames, st.rx_bytes, st.rx_drops_kernel, st.rx_fill_empty, st.tx_frames,
-            st.tx_bytes, st.tx_errors, st.tx_ring_full, st.tx_kicks, fs->dropped,
+            st.tx_bytes, st.tx_errors, st.tx_ring_full, st.tx_kicks, fs->dropped, st.tx_fwd_frames,
             st.zerocopy ? "zero-copy" : "copy");
+}
+
+/* The UMEM's frames by place (free + fill + rx + tx = frames); "frames" once per UMEM. */
+static void print_umem(const char *name, struct mmtls_xdp *p)
+{
+    struct mmtls_xdp_stats st;
+
+    mmtls_xdp_get_stats(p, &st);
+    fprintf(stderr,
+            "mmtls-bridge %s umem: frames %u free %u fill %u rx %u tx %u errors %" PRIu64 " (%s)\n",
+            name, st.umem_frames, st.frames_free, st.frames_fill, st.frames_rx, st.frames_tx,
+            st.frame_errors, st.shared_umem ? "shared" : "own");
+}
+
+/* At exit: lets the kernel send what is queued (bounded) so that every frame is back. */
+static void drain_xdp(struct mmtls_xdp *port[2])
+{
+    for (int k = 0; k < 200; k++) {
+        struct mmtls_xdp_stats st[2];
+
+        mmtls_xdp_tx_flush(port[0]);
+        mmtls_xdp_tx_flush(port[1]);
+        mmtls_xdp_get_stats(port[0], &st[0]);
+        mmtls_xdp_get_stats(port[1], &st[1]);
+        if (st[0].frames_tx == 0 && st[1].frames_tx == 0) {
+            break;
+        }
+        poll(NULL, 0, 1);
+    }
 }
 
 /* --io xdp: the AF_XDP ports and the loop.  Returns the exit status. */
@@ -113,26 +154,30 @@ static int run_xdp(const char *ifn[2], struct mmtls_xdp_opts *xo, bool own_prog,
     struct mmtls_xdp_prog *prog[2] = {NULL, NULL};
     struct mmtls_xdp *port[2] = {NULL, NULL};
     struct fwd_stats fs[2] = {{0}, {0}};
-    struct mmtls_xdp_stats st;
+    struct mmtls_xdp_stats st = {0};
     char err[256];
     int rc = 1;
+
+    struct mmtls_xdp_opts o[2] = {*xo, *xo};
 
     for (int i = 0; i < 2; i++) {
         if (own_prog && mmtls_xdp_prog_attach(&prog[i], ifn[i], err, sizeof(err)) != 0) {
             fprintf(stderr, "mmtls-bridge: %s\n", err);
             goto out;
         }
-        xo->ifname = ifn[i];
-        xo->prog = prog[i];
-        if (mmtls_xdp_open(&port[i], xo, err, sizeof(err)) != 0) {
-            fprintf(stderr, "mmtls-bridge: %s\n", err);
-            goto out;
-        }
+        o[i].ifname = ifn[i];
+        o[i].prog = prog[i];
+    }
+    /* One UMEM for both ports: every frame is forwarded by descriptor. */
+    if (mmtls_xdp_open_pair(port, o, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mmtls-bridge: %s\n", err);
+        goto out;
     }
     mmtls_xdp_get_stats(port[0], &st);
-    fprintf(stderr, "mmtls-bridge: %s <-> %s (AF_XDP queue %u, %s, %s program, burst %d)\n", ifn[0],
-            ifn[1], xo->queue_id, st.zerocopy ? "zero-copy" : "copy", own_prog ? "own" : "libxdp",
-            burst);
+    fprintf(stderr,
+            "mmtls-bridge: %s <-> %s (AF_XDP queue %u, %s, %s program, burst %d, %s UMEM)\n",
+            ifn[0], ifn[1], xo->queue_id, st.zerocopy ? "zero-copy" : "copy",
+            own_prog ? "own" : "libxdp", burst, st.shared_umem ? "shared" : "one per port");
     while (!stop) {
         struct pollfd pfd[2] = {
             {.fd = mmtls_xdp_fd(port[0]), .events = POLLIN},
@@ -148,14 +193,102 @@ static int run_xdp(const char *ifn[2], struct mmtls_xdp_opts *xo, bool own_prog,
         }
     }
     rc = 0;
+    drain_xdp(port);
 out:
     for (int i = 0; i < 2; i++) {
         if (port[i] != NULL) {
             print_xdp_stats(ifn[i], port[i], &fs[i]);
+            if (i == 0 || !st.shared_umem) {
+                print_umem(ifn[i], port[i]);
+            }
         }
+    }
+    for (int i = 0; i < 2; i++) {
         mmtls_xdp_close(port[i]);
         mmtls_xdp_prog_detach(prog[i]);
     }
+    return rc;
+}
+
+/* The same over DPDK ports: the received mbufs themselves go out. */
+static int forward_dpdk(struct mmtls_dpdk *in, struct mmtls_dpdk *out, int burst,
+                        struct fwd_stats *fs)
+{
+    struct mmtls_dpdk_frame f[BRIDGE_MAX_BURST];
+    int n = mmtls_dpdk_rx_burst(in, f, burst);
+
+    for (int i = 0; i < n; i++) {
+        if (mmtls_dpdk_fwd(in, i, out) != 0) {
+            fs->dropped++;
+        }
+    }
+    if (n > 0) {
+        mmtls_dpdk_rx_done(in);
+        mmtls_dpdk_tx_flush(out);
+    }
+    return n;
+}
+
+/* --io dpdk: the devices, the ports and the loop.  Returns the exit status. */
+static int run_dpdk(const char *ifn[2], const char *eal_args, int burst, bool busy_poll)
+{
+    struct mmtls_dpdk_setup_opts so = {.sz = sizeof(so),
+                                       .names = ifn,
+                                       .nnames = 2,
+                                       .nqueues = 1,
+                                       .eal_args = eal_args,
+                                       .prog = "mmtls-bridge"};
+    struct mmtls_dpdk *port[2] = {NULL, NULL};
+    struct fwd_stats fs[2] = {{0}, {0}};
+    uint64_t last_busy = 0;
+    uint16_t pid[2];
+    char err[512];
+    int rc = 1;
+
+    if (mmtls_dpdk_setup(&so, pid, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mmtls-bridge: %s\n", err);
+        return 1;
+    }
+    for (int i = 0; i < 2; i++) {
+        struct mmtls_dpdk_opts o = {.sz = sizeof(o), .port = pid[i], .queue = 0, .name = ifn[i]};
+        if (mmtls_dpdk_open(&port[i], &o, err, sizeof(err)) != 0) {
+            fprintf(stderr, "mmtls-bridge: %s\n", err);
+            goto out;
+        }
+    }
+    fprintf(stderr, "mmtls-bridge: %s <-> %s (DPDK ports %u and %u, %s, burst %d)\n", ifn[0],
+            ifn[1], (unsigned)pid[0], (unsigned)pid[1], busy_poll ? "busy poll" : "adaptive poll",
+            burst);
+    while (!stop) {
+        int got = forward_dpdk(port[0], port[1], burst, &fs[1]);
+        uint64_t now = mmtls_mono_ns() / 1000u;
+
+        got += forward_dpdk(port[1], port[0], burst, &fs[0]);
+        if (got > 0) {
+            last_busy = now;
+        } else if (!busy_poll && now - last_busy >= 1000u) {
+            struct timespec nap = {.tv_sec = 0, .tv_nsec = 1000000};
+            nanosleep(&nap, NULL);
+        } else if (!busy_poll) {
+            sched_yield(); /* a shared core: let others run, back at once if none waits */
+        }
+    }
+    rc = 0;
+out:
+    for (int i = 0; i < 2; i++) {
+        if (port[i] != NULL) {
+            struct mmtls_dpdk_stats st;
+            mmtls_dpdk_get_stats(port[i], &st);
+            fprintf(stderr,
+                    "mmtls-bridge %s: rx %" PRIu64 " frames %" PRIu64 " bytes, tx %" PRIu64
+                    " frames %" PRIu64 " bytes (%" PRIu64 " without copy), tx dropped %" PRIu64
+                    ", device missed %" PRIu64 " no mbuf %" PRIu64 ", dropped %" PRIu64 "\n",
+                    ifn[i], st.rx_frames, st.rx_bytes, st.tx_frames, st.tx_bytes, st.tx_zero_copy,
+                    st.tx_dropped, st.dev_imissed, st.dev_rx_nombuf, fs[i].dropped);
+        }
+        mmtls_dpdk_close(port[i]);
+    }
+    mmtls_dpdk_teardown();
     return rc;
 }
 
@@ -177,14 +310,17 @@ static void usage(void)
     fprintf(stderr, "usage: mmtls-bridge IF1 IF2 [--no-vnet] [--burst N] [--qdisc-bypass] "
                     "[--fanout G]\n"
                     "       mmtls-bridge IF1 IF2 --io xdp [--xdp-mode auto|copy|zerocopy] "
-                    "[--xdp-prog own|libxdp] [--queue Q] [--burst N]\n");
+                    "[--xdp-prog own|libxdp] [--queue Q] [--burst N] [--xdp-frames N]\n"
+                    "       mmtls-bridge IF1 IF2 --io dpdk [--dpdk-args STR] [--busy-poll] "
+                    "[--burst N]\n");
 }
 
 int main(int argc, char **argv)
 {
     struct mmtls_afp_opts o = {.sz = sizeof(o), .vnet_hdr = true};
     struct mmtls_xdp_opts xo = {.sz = sizeof(xo)};
-    bool xdp = false, own_prog = true;
+    bool xdp = false, own_prog = true, dpdk = false, busy_poll = false;
+    const char *dpdk_args = NULL;
     struct mmtls_afp *port[2] = {NULL, NULL};
     struct fwd_stats fs[2] = {{0}, {0}}; /* fs[i]: frames dropped on the way out of port i */
     const char *ifn[2] = {NULL, NULL};
@@ -206,6 +342,8 @@ int main(int argc, char **argv)
             i++;
             if (strcmp(argv[i], "xdp") == 0) {
                 xdp = true;
+            } else if (strcmp(argv[i], "dpdk") == 0) {
+                dpdk = true;
             } else if (strcmp(argv[i], "afpacket") != 0) {
                 usage();
                 return 2;
@@ -223,6 +361,12 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--xdp-prog") == 0 && i + 1 < argc) {
             i++;
             own_prog = strcmp(argv[i], "libxdp") != 0;
+        } else if (strcmp(argv[i], "--xdp-frames") == 0 && i + 1 < argc) {
+            xo.frame_nr = (uint32_t)atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--dpdk-args") == 0 && i + 1 < argc) {
+            dpdk_args = argv[++i];
+        } else if (strcmp(argv[i], "--busy-poll") == 0) {
+            busy_poll = true;
         } else if (strcmp(argv[i], "--queue") == 0 && i + 1 < argc) {
             xo.queue_id = (uint32_t)atoi(argv[++i]);
         } else if (argv[i][0] != '-' && nif < 2) {
@@ -241,6 +385,9 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     if (xdp) {
         return run_xdp(ifn, &xo, own_prog, burst);
+    }
+    if (dpdk) {
+        return run_dpdk(ifn, dpdk_args, burst, busy_poll);
     }
     for (int i = 0; i < 2; i++) {
         o.ifname = ifn[i];

@@ -38,6 +38,7 @@ struct opts {
     bool no_vnet;
     enum mmtlsd_io io;            /* --io */
     enum mmtls_xdp_mode xdp_mode; /* --xdp-mode */
+    const char *dpdk_args;        /* --dpdk-args */
     const char *keylogs[MMTLSD_MAX_KEYLOGS];
     int nkeylogs;
     const char *log_dir;
@@ -100,10 +101,15 @@ static void usage(FILE *fp)
             "                           kernel, only what inspection needs reaches mmtlsd;\n"
             "                           one worker; docs/FASTPATH.md)\n"
             "      --xdp-mode M         AF_XDP: auto (default), copy or zerocopy\n"
+            "      --io dpdk            DPDK: IF1 and IF2 become net_af_packet devices (no\n"
+            "                           hugepages; offloads off on the path), worker k polls\n"
+            "                           queue k (a full core while traffic flows)\n"
+            "      --dpdk-args STR      DPDK: the EAL arguments (real NICs: hugepages, -a PCI);\n"
+            "                           then -i names DPDK ports (ethdev names or ids: -i 0:1)\n"
             "      --test-tamper FROM=TO  TEST ONLY: act as a compromised middlebox that rewrites\n"
             "                           FROM to TO in decrypted records and re-seals them\n"
-            "                           (needs --no-vnet or --io xdp; the private tag's tamper\n"
-            "                           test)\n"
+            "                           (needs --no-vnet or --io xdp|dpdk; the private tag's\n"
+            "                           tamper test)\n"
             "      --on-missing-keys P  block (default), pass or alert when keys do not come\n"
             "                           within --key-wait (default 500 ms inline)\n"
             "      --server-flight M    TLS 1.3 server's first flight, inline: hold (default:\n"
@@ -241,6 +247,7 @@ enum {
     O_NOVNET,
     O_IO,
     O_XDPMODE,
+    O_DPDKARGS,
     O_MISSING,
     O_SFLIGHT,
     O_BLOCKNONTLS,
@@ -288,6 +295,7 @@ static const struct option lopts[] = {
     {"no-vnet", no_argument, NULL, O_NOVNET},
     {"io", required_argument, NULL, O_IO},
     {"xdp-mode", required_argument, NULL, O_XDPMODE},
+    {"dpdk-args", required_argument, NULL, O_DPDKARGS},
     {"on-missing-keys", required_argument, NULL, O_MISSING},
     {"server-flight", required_argument, NULL, O_SFLIGHT},
     {"block-non-tls", no_argument, NULL, O_BLOCKNONTLS},
@@ -378,11 +386,15 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 o->io = MMTLSD_IO_XDP;
             } else if (strcmp(optarg, "fast") == 0) {
                 o->io = MMTLSD_IO_FAST;
+            } else if (strcmp(optarg, "dpdk") == 0) {
+                o->io = MMTLSD_IO_DPDK;
             } else {
-                fprintf(stderr, "mmtlsd: --io wants afpacket, xdp or fast (got '%s')\n", optarg);
+                fprintf(stderr, "mmtlsd: --io wants afpacket, xdp, fast or dpdk (got '%s')\n",
+                        optarg);
                 return -1;
             }
             break;
+        case O_DPDKARGS: o->dpdk_args = optarg; break;
         case O_XDPMODE:
             if (strcmp(optarg, "auto") == 0) {
                 o->xdp_mode = MMTLS_XDP_MODE_AUTO;
@@ -678,13 +690,19 @@ static int check_args(struct opts *o)
         fprintf(stderr, "mmtlsd: --cert/--key/--client-ca/--key-allow-nat need --key-listen\n");
         return -1;
     }
-    /* The tamper test rewrites whole frames: no GSO super-frames (AF_XDP has none). */
-    if (o->eng.tamper_len > 0 && (o->iface == NULL || (!o->no_vnet && o->io != MMTLSD_IO_XDP))) {
-        fprintf(stderr, "mmtlsd: --test-tamper works inline with --no-vnet or --io xdp only\n");
+    /* The tamper test rewrites whole frames: no GSO super-frames (AF_XDP, DPDK have none). */
+    if (o->eng.tamper_len > 0 &&
+        (o->iface == NULL || (!o->no_vnet && o->io != MMTLSD_IO_XDP && o->io != MMTLSD_IO_DPDK))) {
+        fprintf(stderr,
+                "mmtlsd: --test-tamper works inline with --no-vnet, --io xdp or dpdk only\n");
         return -1;
     }
     if (o->workers > 1 && o->iface == NULL) {
         fprintf(stderr, "mmtlsd: --workers applies to inline mode (-i); offline runs one\n");
+        return -1;
+    }
+    if (o->dpdk_args != NULL && o->io != MMTLSD_IO_DPDK) {
+        fprintf(stderr, "mmtlsd: --dpdk-args needs --io dpdk\n");
         return -1;
     }
     if (o->io == MMTLSD_IO_FAST && (o->workers > 1 || o->no_vnet)) {
@@ -1216,15 +1234,22 @@ static int run_inline(const struct opts *o, struct worker *w, int n)
 {
     struct sigaction sa = {.sa_handler = on_signal};
     struct mmtlsd_xdp xdp = {{NULL, NULL}};
+    struct mmtlsd_dpdk dpdk = {{0, 0}, false};
     struct mmtlsd_io_opts io = {.io = o->io,
                                 .vnet = !o->no_vnet,
                                 .fanout_group = n > 1 ? 1 : 0,
                                 .xdp_mode = o->xdp_mode,
-                                .xdp = &xdp};
+                                .xdp = &xdp,
+                                .dpdk = &dpdk};
     char err[512] = "";
     int status = 0;
 
     if (o->io == MMTLSD_IO_XDP && mmtlsd_xdp_setup(&xdp, o->iface, n, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mmtlsd: %s\n", err);
+        return 2;
+    }
+    if (o->io == MMTLSD_IO_DPDK &&
+        mmtlsd_dpdk_setup(&dpdk, o->iface, n, o->dpdk_args, err, sizeof(err)) != 0) {
         fprintf(stderr, "mmtlsd: %s\n", err);
         return 2;
     }
@@ -1243,6 +1268,7 @@ static int run_inline(const struct opts *o, struct worker *w, int n)
     }
     mmtls_log(MMTLS_LOG_INFO, "bridging %s with %d worker%s (%s)", o->iface, n, n > 1 ? "s" : "",
               o->io == MMTLSD_IO_XDP    ? "AF_XDP, one socket per worker and queue"
+              : o->io == MMTLSD_IO_DPDK ? "DPDK, one queue per worker and device, polled"
               : o->io == MMTLSD_IO_FAST ? "kernel fast path: TC programs, divert interface"
               : o->no_vnet              ? "no vnet header"
                                         : "PACKET_VNET_HDR: GSO frames kept");
@@ -1274,7 +1300,8 @@ out:
         mmtlsd_fast_close(w[i].fast);
         w[i].fast = NULL;
     }
-    mmtlsd_xdp_teardown(&xdp); /* after the sockets: the programs redirect into them */
+    mmtlsd_xdp_teardown(&xdp);   /* after the sockets: the programs redirect into them */
+    mmtlsd_dpdk_teardown(&dpdk); /* after the bridges: they hold its queues and mbufs */
     return status;
 }
 

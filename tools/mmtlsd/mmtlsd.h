@@ -15,6 +15,7 @@ enum mmtlsd_io {
     MMTLSD_IO_AFPACKET = 0,
     MMTLSD_IO_XDP,
     MMTLSD_IO_FAST, /* kernel fast path (mmtlsd_fast.c, docs/FASTPATH.md): one worker */
+    MMTLSD_IO_DPDK, /* DPDK ethdevs (src/io/io_dpdk.c): worker k polls queue k */
 };
 
 /* --io xdp: the redirect programs of the two interfaces, shared by the workers. */
@@ -22,12 +23,19 @@ struct mmtlsd_xdp {
     struct mmtls_xdp_prog *prog[2]; /* owned */
 };
 
+/* --io dpdk: the two devices, started for every worker (mmtls_dpdk_setup). */
+struct mmtlsd_dpdk {
+    uint16_t port[2];
+    bool up;
+};
+
 struct mmtlsd_io_opts {
     enum mmtlsd_io io;
     bool vnet;        /* AF_PACKET: PACKET_VNET_HDR */
     int fanout_group; /* AF_PACKET: 0 for one worker, else 1..255 */
     enum mmtls_xdp_mode xdp_mode;
-    const struct mmtlsd_xdp *xdp; /* AF_XDP: borrowed; NULL: libxdp's default program */
+    const struct mmtlsd_xdp *xdp;   /* AF_XDP: borrowed; NULL: libxdp's default program */
+    const struct mmtlsd_dpdk *dpdk; /* DPDK: borrowed */
 };
 
 /* --io xdp: checks that both interfaces of ifpair have exactly nworkers RX queues and attaches
@@ -35,6 +43,13 @@ struct mmtlsd_io_opts {
 MMTLS_MUST_USE int mmtlsd_xdp_setup(struct mmtlsd_xdp *x, const char *ifpair, int nworkers,
                                     char *err, size_t err_cap);
 void mmtlsd_xdp_teardown(struct mmtlsd_xdp *x);
+/* --io dpdk: EAL and devices for nworkers workers over the interfaces of ifpair (net_af_packet
+ * vdevs), or with eal_args (non-NULL: the EAL arguments as given) over the DPDK ports named in
+ * ifpair (ethdev names or port ids, e.g. "0:1").  0, or a negative code with a message. */
+MMTLS_MUST_USE int mmtlsd_dpdk_setup(struct mmtlsd_dpdk *d, const char *ifpair, int nworkers,
+                                     const char *eal_args, char *err, size_t err_cap);
+/* After the bridges are closed. */
+void mmtlsd_dpdk_teardown(struct mmtlsd_dpdk *d);
 
 /* Inline mode: one worker's two ports on the interfaces of ifpair ("IF1:IF2").  AF_PACKET:
  * fanout_group 0 for a single worker; else the same group (1..255) for every worker, whose
