@@ -175,6 +175,9 @@ class Tap:
         from scapy.layers.l2 import Ether  # noqa: F401  (imported after setns)
         with InNs(ns):
             self.s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            # A burst (1,000 segments and their ACKs) while this thread waits for a CPU would
+            # overflow the default buffer (~200 KB): the observer would miss ACKs and RSTs.
+            self.s.setsockopt(socket.SOL_SOCKET, 33, 64 << 20)  # SO_RCVBUFFORCE (root)
             self.s.bind((dev, 0))
         self.s.settimeout(0.2)
         self.src = socket.inet_aton(src)
