@@ -152,10 +152,12 @@ static void engine_send(void *ud, int port, const uint8_t *frame, size_t len, co
 
     if (meta != NULL && meta_len == sizeof(m))
         memcpy(&m, meta, sizeof(m));
-    if (m.copy) {
+    if (m.copy && !built) {
         fp->late_release++; /* the kernel forwarded it already */
         return;
     }
+    /* A frame the engine built (an RST) carries the metadata of its direction's last frame,
+     * which may have been a copy: it is sent all the same. */
     if (built) {
         memset(m.vnet, 0, sizeof(m.vnet)); /* a frame we built: no offload, checksums done */
         if (len <= sizeof(rst)) {
