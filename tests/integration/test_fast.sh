@@ -13,15 +13,13 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-BUILD=${MMTLS_BUILDDIR:-$ROOT/build}
-MMTLSD=${MMTLSD:-$BUILD/tools/mmtlsd/mmtlsd}
-SHIM=${MMTLS_PRELOAD:-$BUILD/lib/keyshare/libmmtls-preload.so}
 NAME=test_fast
 PY=/usr/bin/python3
 P=fp$$
 
 # shellcheck source=lib_testbed.sh
 . "$HERE/lib_testbed.sh"
+tb_paths
 [ "$(id -u)" = 0 ] || skip "needs root"
 for c in ip nginx curl openssl timeout python3; do command -v $c >/dev/null || skip "no $c"; done
 [ -x "$MMTLSD" ] && [ -f "$SHIM" ] || { echo "[$NAME] FAIL: build first"; exit 1; }
@@ -39,7 +37,7 @@ cleanup() {
 trap cleanup EXIT
 tb_up "$W"
 
-mkdir -p "$W/www" "$W/nginx"
+mkdir -p "$W/www"
 EICAR='X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
 head -c 1048576 /dev/urandom >"$W/www/1m.bin"
 head -c 30000000 /dev/urandom >"$W/www/big.bin"
@@ -48,21 +46,7 @@ printf '%s' "$EICAR" >"$W/www/eicar.com"
 { head -c 409600 /dev/urandom; printf '%s' "$EICAR"; head -c 4096 /dev/urandom; } >"$W/www/deep.bin"
 # EICAR at the start of a 4 MB response: what the server has in flight after the block
 { printf '%s' "$EICAR"; head -c 4194304 /dev/urandom; } >"$W/www/head.bin"
-cat >"$W/nginx.conf" <<EOF
-daemon off; pid $W/nginx.pid; error_log $W/nginx/error.log; worker_processes 1;
-events { worker_connections 1024; }
-http {
-    access_log off; keepalive_requests 1000;
-    client_body_temp_path $W/nginx/b; proxy_temp_path $W/nginx/p; fastcgi_temp_path $W/nginx/f;
-    uwsgi_temp_path $W/nginx/u; scgi_temp_path $W/nginx/s;
-    server {
-        listen 198.18.4.2:443 ssl; server_name server.test; root $W/www;
-        ssl_certificate $W/pki/rsa.crt; ssl_certificate_key $W/pki/rsa.key;
-        ssl_protocols TLSv1.2 TLSv1.3;
-    }
-}
-EOF
-ip netns exec "$P-server" nginx -c "$W/nginx.conf" -p "$W/nginx" 2>"$W/nginx.err" &
+tb_nginx --http 'keepalive_requests 1000;'
 (cd "$W/www" && exec ip netns exec "$P-server" timeout 120 python3 -m http.server 8080 \
     --bind 198.18.4.2 >/dev/null 2>&1) &
 HTTP_PID=$!
@@ -71,30 +55,14 @@ sleep 1
 start_mbox() {
     local tag=$1
     shift
-    ip netns exec "$P-mbox" timeout 120 "$MMTLSD" -i c0:s0 --io fast \
-        --key-listen 198.18.6.2:4433 \
-        --cert "$W/pki/mbox.crt" --key "$W/pki/mbox.key" --client-ca "$W/pki/ca.crt" \
-        -l "$W/$tag" --block-eicar -v "$@" 2>"$W/$tag.log" &
-    MB=$!
-    for _ in $(seq 50); do
-        grep -q bridging "$W/$tag.log" 2>/dev/null && break
-        sleep 0.1
-    done
-    grep -q bridging "$W/$tag.log" || { echo "mmtlsd did not start: $(cat "$W/$tag.log")"; exit 1; }
-}
-stop_mbox() {
-    kill -INT "$MB" 2>/dev/null
-    wait "$MB" 2>/dev/null
-    MB=
+    tb_mbox_start "$W/$tag.log" 120 --io fast -l "$W/$tag" --block-eicar -v "$@"
 }
 # counter TAG WORDS: the number before WORDS in the fast path's summary lines
 counter() {
     grep 'fast path:' "$W/$1.log" | sed -n "s/.* \([0-9][0-9]*\) $2.*/\1/p" | head -1
 }
-KEYS=(env LD_PRELOAD="$SHIM" MMTLS_KEYSERVER=198.18.6.2:4433 MMTLS_CA="$W/pki/ca.crt"
-    MMTLS_CERT="$W/pki/client.crt" MMTLS_KEY="$W/pki/client.key")
+tb_keys
 CURL=(timeout 30 curl -sS --http1.1 --resolve server.test:443:198.18.4.2 --cacert "$W/pki/ca.crt")
-client() { ip netns exec "$P-client" "$@"; }
 
 # 1. Three 1 MB responses on one connection, then EICAR on the same connection.
 start_mbox run1 --inspect-depth 65536
@@ -108,7 +76,7 @@ cmp -s "$W/a1" "$W/www/1m.bin" && cmp -s "$W/a2" "$W/www/1m.bin" &&
 [ $rc = 56 ] && ! grep -qs EICAR "$W/a4" &&
     pass "EICAR after two skipped responses on the same connection: blocked (resumed in step)" ||
     fail "EICAR after skips not blocked (curl rc $rc)"
-stop_mbox
+tb_mbox_stop
 fwd=$(counter run1 'bytes uncopied')
 copied=$(counter run1 'bytes with a copy')
 divb=$(counter run1 'bytes; dropped')
@@ -185,7 +153,7 @@ for i in range(3):
 PYEOF
     sleep 0.3
 fi
-stop_mbox
+tb_mbox_stop
 drop=$(grep 'fast path: kernel' "$W/run2.log" | sed -n 's/.*dropped \([0-9]*\);.*/\1/p')
 [ "${drop:-0}" -ge 1 ] && pass "blocked flow: $drop later frames dropped in the kernel" ||
     fail "no frame dropped in the kernel"
@@ -194,7 +162,7 @@ drop=$(grep 'fast path: kernel' "$W/run2.log" | sed -n 's/.*dropped \([0-9]*\);.
 start_mbox run3
 client timeout 30 curl -sS -o "$W/p1" http://198.18.4.2:8080/big.bin &&
     cmp -s "$W/p1" "$W/www/big.bin" && pass "plain HTTP 30 MB: byte-exact" || fail "plain HTTP"
-stop_mbox
+tb_mbox_stop
 fwd=$(counter run3 'bytes uncopied')
 [ "${fwd:-0}" -gt 25000000 ] && pass "plain HTTP forwarded in the kernel uncopied ($fwd B)" ||
     fail "plain HTTP: kernel forwarded uncopied ${fwd:-?} B"

@@ -19,10 +19,6 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-BUILD=${MMTLS_BUILDDIR:-$ROOT/build}
-MMTLSD=${MMTLSD:-$BUILD/tools/mmtlsd/mmtlsd}
-SHIM=${MMTLS_PRELOAD:-$BUILD/lib/keyshare/libmmtls-preload.so}
-KA=${MMTLS_KEYAGENT:-$BUILD/tools/mmtls-keyagent/mmtls-keyagent}
 PY=/usr/bin/python3
 NAME=test_floods
 P=${TB_PREFIX:-cap}
@@ -30,6 +26,7 @@ FLOOD_IP=198.18.4.10
 
 # shellcheck source=lib_testbed.sh
 . "$HERE/lib_testbed.sh"
+tb_paths
 [ "$(id -u)" = 0 ] || skip "needs root"
 for c in ip nginx curl openssl timeout; do command -v $c >/dev/null || skip "no $c"; done
 $PY -c 'import scapy.all' 2>/dev/null || skip "no python3-scapy"
@@ -53,23 +50,9 @@ trap cleanup EXIT
 
 tb_up "$W"
 ip netns exec "$P-client" ip addr add "$FLOOD_IP/24" dev veth0 || skip "cannot add $FLOOD_IP"
-mkdir -p "$W/www" "$W/nginx" "$W/eve"
+mkdir -p "$W/www" "$W/eve"
 head -c 1000000 /dev/urandom >"$W/www/mid.bin"
-cat >"$W/nginx.conf" <<EOF
-daemon off; pid $W/nginx.pid; error_log $W/nginx/error.log; worker_processes 1;
-events { worker_connections 2048; }
-http {
-    access_log off;
-    client_body_temp_path $W/nginx/b; proxy_temp_path $W/nginx/p; fastcgi_temp_path $W/nginx/f;
-    uwsgi_temp_path $W/nginx/u; scgi_temp_path $W/nginx/s;
-    server {
-        listen 198.18.4.2:443 ssl; server_name server.test; root $W/www;
-        ssl_certificate $W/pki/rsa.crt; ssl_certificate_key $W/pki/rsa.key;
-        ssl_protocols TLSv1.2 TLSv1.3;
-    }
-}
-EOF
-ip netns exec "$P-server" timeout 300 nginx -c "$W/nginx.conf" -p "$W/nginx" 2>"$W/nginx.err" &
+tb_nginx --conns 2048 --timeout 300
 
 # The caps (per worker; one worker here).  The RSS bound below is derived from them.
 MAX_FLOWS=256
@@ -78,26 +61,16 @@ REASM_MEMCAP=4194304
 HOLD_TOTAL=4194304
 PENDING_MAX=1024
 MAX_CHANNELS=64
-ip netns exec "$P-mbox" timeout 300 "$MMTLSD" -i c0:s0 --key-listen 198.18.6.2:4433 \
-    --cert "$W/pki/mbox.crt" --key "$W/pki/mbox.key" --client-ca "$W/pki/ca.crt" \
-    -l "$W/eve" --max-flows $MAX_FLOWS --flow-timeout 3 --flow-closed-timeout 1 \
-    --max-handshake $MAX_HS --reasm-memcap $REASM_MEMCAP --key-hold-total $HOLD_TOTAL \
-    --key-pending-max $PENDING_MAX --key-pending-wait 2000 --key-max-channels $MAX_CHANNELS \
-    --midstream-grace 0 --stats-interval 1 -v 2>"$W/mbox.log" &
-MB=$!
-for _ in $(seq 50); do
-    grep -q bridging "$W/mbox.log" 2>/dev/null && break
-    sleep 0.1
-done
-grep -q bridging "$W/mbox.log" || { echo "mmtlsd did not start: $(cat "$W/mbox.log")"; exit 1; }
-MPID=$(pgrep -P "$MB" mmtlsd | head -1)
-[ -n "$MPID" ] || MPID=$MB
+tb_mbox_start "$W/mbox.log" 300 -l "$W/eve" --max-flows $MAX_FLOWS --flow-timeout 3 \
+    --flow-closed-timeout 1 --max-handshake $MAX_HS --reasm-memcap $REASM_MEMCAP \
+    --key-hold-total $HOLD_TOTAL --key-pending-max $PENDING_MAX --key-pending-wait 2000 \
+    --key-max-channels $MAX_CHANNELS \
+    --midstream-grace 0 --stats-interval 1 -v
+MPID=${MBPID:-$MB}
 EVE="$W/eve/eve.json"
 
-KEYS=(env LD_PRELOAD="$SHIM" MMTLS_KEYSERVER=198.18.6.2:4433 MMTLS_CA="$W/pki/ca.crt"
-    MMTLS_CERT="$W/pki/client.crt" MMTLS_KEY="$W/pki/client.key")
+tb_keys
 CURL=(timeout 30 curl -sS --retry 0 --resolve server.test:443:198.18.4.2 --cacert "$W/pki/ca.crt")
-client() { ip netns exec "$P-client" "$@"; }
 # legit TAG: a 1 MB download with keys, byte-exact
 legit() {
     local t0=$SECONDS
@@ -327,9 +300,7 @@ MAX_KB=$(sort -n "$W/rss.txt" | tail -1)
 [ -n "$MAX_KB" ] && [ "$MAX_KB" -le "$BOUND_KB" ] &&
     pass "VmRSS peak $((MAX_KB / 1024)) MB <= bound $((BOUND_KB / 1024)) MB (baseline $((BASE_KB / 1024)) MB)" ||
     fail "VmRSS peak ${MAX_KB:-?} kB over the bound $BOUND_KB kB (baseline $BASE_KB kB)"
-kill -INT "$MB" 2>/dev/null
-wait "$MB" 2>/dev/null
-MB=
+tb_mbox_stop
 $PY - "$EVE" "$W/mbox.log" <<'EOF' || fail "eve and log checks"
 import json, re, sys
 from collections import Counter

@@ -16,15 +16,13 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-BUILD=${MMTLS_BUILDDIR:-$ROOT/build}
-MMTLSD=${MMTLSD:-$BUILD/tools/mmtlsd/mmtlsd}
-SHIM=${MMTLS_PRELOAD:-$BUILD/lib/keyshare/libmmtls-preload.so}
 NAME=test_hygiene
 P=${MMTLS_TB_PREFIX:-mmtls-hy$$}
 PY=/usr/bin/python3
 
 # shellcheck source=lib_testbed.sh
 . "$HERE/lib_testbed.sh"
+tb_paths
 [ "$(id -u)" = 0 ] || skip "needs root"
 for c in ip nginx curl openssl timeout gcore ss; do command -v $c >/dev/null || skip "no $c"; done
 id nobody >/dev/null 2>&1 || skip "no user nobody"
@@ -44,24 +42,10 @@ cleanup() {
 trap cleanup EXIT
 
 tb_up "$W"
-mkdir -p "$W/www" "$W/nginx"
+mkdir -p "$W/www"
 head -c 20000000 /dev/urandom >"$W/www/big.bin"
 head -c 1000000 /dev/urandom >"$W/www/mid.bin"
-cat >"$W/nginx.conf" <<EOF
-daemon off; pid $W/nginx.pid; error_log $W/nginx/error.log; worker_processes 1;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path $W/nginx/b; proxy_temp_path $W/nginx/p; fastcgi_temp_path $W/nginx/f;
-    uwsgi_temp_path $W/nginx/u; scgi_temp_path $W/nginx/s;
-    server {
-        listen 198.18.4.2:443 ssl; server_name _; root $W/www;
-        ssl_certificate $W/pki/rsa.crt; ssl_certificate_key $W/pki/rsa.key;
-        ssl_protocols TLSv1.2 TLSv1.3;
-    }
-}
-EOF
-ip netns exec "$P-server" nginx -c "$W/nginx.conf" -p "$W/nginx" 2>"$W/nginx.err" &
+tb_nginx --conns 256 --name _
 
 # 64 pinned secrets (32 TLS 1.2 master secrets, 32 TLS 1.3 traffic secrets) nobody will use.
 $PY - "$W/pinned.keys" "$W/pinned.hex" <<'EOF'
@@ -80,27 +64,11 @@ MARK=cmdline-marker-$$-$RANDOM
 start_mbox() {
     local tag=$1
     shift
-    ip netns exec "$P-mbox" timeout 120 "$MMTLSD" -i c0:s0 --key-listen 198.18.6.2:4433 \
-        --cert "$W/pki/mbox.crt" --key "$W/pki/mbox.key" --client-ca "$W/pki/ca.crt" \
-        --keylog "$W/pinned.keys" -l "$W/$tag" --log-http --bypass-allow "$MARK" -v "$@" \
-        2>"$W/$tag.log" &
-    MB=$!
-    for _ in $(seq 50); do
-        grep -q bridging "$W/$tag.log" 2>/dev/null && break
-        sleep 0.1
-    done
-    grep -q bridging "$W/$tag.log" || { echo "mmtlsd did not start: $(cat "$W/$tag.log")"; exit 1; }
-    MBPID=$(pgrep -P "$MB" mmtlsd | head -1)
+    tb_mbox_start "$W/$tag.log" 120 --keylog "$W/pinned.keys" -l "$W/$tag" --log-http \
+        --bypass-allow "$MARK" -v "$@"
 }
-stop_mbox() {
-    kill -INT "$MB" 2>/dev/null
-    wait "$MB" 2>/dev/null
-    MB=
-}
-KEYS=(env LD_PRELOAD="$SHIM" MMTLS_KEYSERVER=198.18.6.2:4433 MMTLS_CA="$W/pki/ca.crt"
-    MMTLS_CERT="$W/pki/client.crt" MMTLS_KEY="$W/pki/client.key")
+tb_keys
 CURL=(timeout 60 curl -sS --resolve "$SNI:443:198.18.4.2" --cacert "$W/pki/ca.crt" -k)
-client() { ip netns exec "$P-client" "$@"; }
 
 # key_port_check TAG: only 198.18.6.2:4433 listens, and it is mmtlsd's
 key_port_check() {
@@ -168,7 +136,7 @@ for p in "${CPIDS[@]}"; do wait "$p"; done
 CPIDS=()
 cmp -s "$W/got13" "$W/www/big.bin" && cmp -s "$W/got12" "$W/www/big.bin" &&
     pass "both downloads completed byte-exact across the gcore pause" || fail "downloads"
-stop_mbox
+tb_mbox_stop
 
 # ---- run 2: the default (not dumpable) ----
 start_mbox run2 --user nobody
@@ -181,7 +149,7 @@ key_port_check run2
 client "${KEYS[@]}" "${CURL[@]}" -o "$W/got2" "https://$SNI/mid.bin" &&
     cmp -s "$W/got2" "$W/www/mid.bin" && pass "run 2: download with keys byte-exact" ||
     fail "run 2 download"
-stop_mbox
+tb_mbox_stop
 $PY - "$W/run1/eve.json" "$W/run2/eve.json" <<'EOF' || fail "eve: sessions not decrypted"
 import json, sys
 for f, n in ((sys.argv[1], 2), (sys.argv[2], 1)):

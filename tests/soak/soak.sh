@@ -23,9 +23,6 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-BUILD=${MMTLS_BUILDDIR:-$ROOT/build}
-MMTLSD=${MMTLSD:-$BUILD/tools/mmtlsd/mmtlsd}
-SHIM=${MMTLS_PRELOAD:-$BUILD/lib/keyshare/libmmtls-preload.so}
 SOAK_SECONDS=${SOAK_SECONDS:-600}
 SOAK_SAMPLE=${SOAK_SAMPLE:-3}
 NAME=soak
@@ -34,6 +31,7 @@ PY=/usr/bin/python3
 OUT=${SOAK_OUT:-/tmp/mmtls-soak.$$}
 
 . "$ROOT/tests/integration/lib_testbed.sh"
+tb_paths
 [ "$(id -u)" = 0 ] || skip "needs root"
 for c in ip nginx curl openssl timeout; do command -v $c >/dev/null || skip "no $c"; done
 [ -x "$MMTLSD" ] && [ -f "$SHIM" ] || { echo "[$NAME] FAIL: build first ($MMTLSD)"; exit 1; }
@@ -55,38 +53,16 @@ cleanup() {
 trap cleanup EXIT
 
 tb_up "$W"
-mkdir -p "$W/www" "$W/nginx"
+mkdir -p "$W/www"
 head -c 16384 /dev/urandom >"$W/www/small.bin"
 head -c 4000000 /dev/urandom >"$W/www/long.bin"
-cat >"$W/nginx.conf" <<EOF
-daemon off; pid $W/nginx.pid; error_log $W/nginx/error.log; worker_processes 1;
-events { worker_connections 1024; }
-http {
-    access_log off; keepalive_requests 1000;
-    client_body_temp_path $W/nginx/b; proxy_temp_path $W/nginx/p; fastcgi_temp_path $W/nginx/f;
-    uwsgi_temp_path $W/nginx/u; scgi_temp_path $W/nginx/s;
-    server {
-        listen 198.18.4.2:443 ssl http2; server_name server.test; root $W/www;
-        ssl_certificate $W/pki/rsa.crt; ssl_certificate_key $W/pki/rsa.key;
-        ssl_protocols TLSv1.2 TLSv1.3;
-    }
-}
-EOF
-ip netns exec "$P-server" nginx -c "$W/nginx.conf" -p "$W/nginx" 2>"$W/nginx.err" &
+tb_nginx --http2 --http 'keepalive_requests 1000;'
 (cd "$W/www" && exec ip netns exec "$P-server" timeout $((SOAK_SECONDS + 300)) \
     $PY -m http.server 8080 --bind 198.18.4.2 >/dev/null 2>&1) &
 HTTP_PID=$!
 
-ip netns exec "$P-mbox" timeout $((SOAK_SECONDS + 300)) "$MMTLSD" -i c0:s0 --workers 2 \
-    --key-listen 198.18.6.2:4433 --cert "$W/pki/mbox.crt" --key "$W/pki/mbox.key" \
-    --client-ca "$W/pki/ca.crt" --eve "$OUT/eve.json" --log-http -v 2>"$OUT/mmtlsd.log" &
-MB=$!
-for _ in $(seq 50); do
-    grep -q bridging "$OUT/mmtlsd.log" 2>/dev/null && break
-    sleep 0.1
-done
-grep -q bridging "$OUT/mmtlsd.log" || { echo "mmtlsd did not start: $(cat "$OUT/mmtlsd.log")"; exit 1; }
-MBPID=$(pgrep -P "$MB" mmtlsd | head -1)
+tb_mbox_start "$OUT/mmtlsd.log" $((SOAK_SECONDS + 300)) --workers 2 --eve "$OUT/eve.json" \
+    --log-http -v
 
 # VmRSS sampler: "seconds_since_start rss_kb", bounded by the soak time
 T0=$(date +%s)
@@ -100,11 +76,9 @@ T0=$(date +%s)
 ) >"$OUT/rss.tsv" &
 SAMPLER=$!
 
-KEYS=(env LD_PRELOAD="$SHIM" MMTLS_KEYSERVER=198.18.6.2:4433 MMTLS_CA="$W/pki/ca.crt"
-    MMTLS_CERT="$W/pki/client.crt" MMTLS_KEY="$W/pki/client.key")
+tb_keys
 CURL=(curl -sS --resolve server.test:443:198.18.4.2 --cacert "$W/pki/ca.crt"
     -o /dev/null -w '%{num_connects} %{http_code} %{size_download} %{local_port}\n')
-client() { ip netns exec "$P-client" "$@"; }
 # stacks PID: the threads' stacks of PID's descendants into $OUT/hung-*.txt (a client about to
 # be killed by its timeout: the evidence of where it hung).
 stacks() {
@@ -205,9 +179,7 @@ sleep "$SOAK_SAMPLE"
 kill "$SAMPLER" 2>/dev/null
 wait "$SAMPLER" 2>/dev/null
 SAMPLER=
-kill -INT "$MB" 2>/dev/null
-wait "$MB" 2>/dev/null
-MB=
+tb_mbox_stop
 
 cp "$W/results" "$OUT/results.txt"
 $PY - "$OUT/rss.tsv" "$OUT/results.txt" "$OUT/eve.json" <<'EOF' | tee "$OUT/summary.txt"
