@@ -80,25 +80,6 @@ static void put32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
-/* RFC 1071: the 16-bit ones' complement sum, accumulated over big-endian words. */
-static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t n)
-{
-    size_t i;
-
-    for (i = 0; i + 1 < n; i += 2)
-        sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-    if (i < n)
-        sum += (uint32_t)p[i] << 8; /* odd length: padded with a zero byte */
-    return sum;
-}
-
-static uint16_t csum_fold(uint32_t sum)
-{
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
-}
-
 int mmtls_pcapout_frame(const struct mmtls_pcapout_seg *sg, uint8_t *buf, size_t cap, size_t *len)
 {
     size_t iplen = sg->ip_version == 4 ? 20 : 40;
@@ -131,7 +112,7 @@ int mmtls_pcapout_frame(const struct mmtls_pcapout_seg *sg, uint8_t *buf, size_t
         put16(ip + 10, 0);
         memcpy(ip + 12, sg->src_ip, 4);
         memcpy(ip + 16, sg->dst_ip, 4);
-        put16(ip + 10, csum_fold(csum_add(0, ip, 20)));
+        put16(ip + 10, mmtls_csum_finish(mmtls_csum_add(0, ip, 20)));
     } else {
         /* RFC 8200 §3: version 6, traffic class and flow label 0. */
         put32(ip, 0x60000000u);
@@ -161,18 +142,18 @@ int mmtls_pcapout_frame(const struct mmtls_pcapout_seg *sg, uint8_t *buf, size_t
         memcpy(tcp + thl, sg->payload, sg->len);
     /* Checksum over the pseudo-header (RFC 9293 §3.1 for IPv4, RFC 8200 §8.1 for IPv6: both
      * addresses, the protocol and the TCP length) and the segment. */
-    sum = csum_add(0, sg->src_ip, alen);
-    sum = csum_add(sum, sg->dst_ip, alen);
+    sum = mmtls_csum_add(0, sg->src_ip, alen);
+    sum = mmtls_csum_add(sum, sg->dst_ip, alen);
     put16(pseudo, 6);
     put16(pseudo + 2, (uint16_t)tcplen);
     if (sg->ip_version == 6) {
         uint8_t p6[8] = {0, 0, (uint8_t)(tcplen >> 8), (uint8_t)tcplen, 0, 0, 0, 6};
-        sum = csum_add(sum, p6, sizeof(p6));
+        sum = mmtls_csum_add(sum, p6, sizeof(p6));
     } else {
-        sum = csum_add(sum, pseudo, sizeof(pseudo));
+        sum = mmtls_csum_add(sum, pseudo, sizeof(pseudo));
     }
-    sum = csum_add(sum, tcp, tcplen);
-    put16(tcp + 16, csum_fold(sum));
+    sum = mmtls_csum_add(sum, tcp, tcplen);
+    put16(tcp + 16, mmtls_csum_finish(sum));
     *len = need;
     return 0;
 }

@@ -86,31 +86,6 @@ enum mmtls_decode_csum mmtls_decode_vnet_csum(const uint8_t *vnet, size_t len)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Internet checksum (RFC 1071): 32-bit accumulation of 16-bit big-endian words, folded.        */
-
-static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
-{
-    /* Callers pass at most 65535 + 40 bytes, so 32 bits cannot overflow before the fold. */
-    while (len >= 2) {
-        sum += mmtls_be16(p);
-        p += 2;
-        len -= 2;
-    }
-    if (len == 1) {
-        sum += (uint32_t)p[0] << 8;
-    }
-    return sum;
-}
-
-static uint16_t csum_fold(uint32_t sum)
-{
-    while (sum >> 16) {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    return (uint16_t)sum;
-}
-
-/* ------------------------------------------------------------------------------------------ */
 /* TCP (RFC 9293 §3.1)                                                                          */
 
 /* Walks the TCP options (RFC 9293 §3.1 "Options"): kind 0 ends the list, kind 1 is one byte of
@@ -167,12 +142,12 @@ static bool tcp_csum_ok(const struct mmtls_pkt *pkt, const uint8_t *final_dst, c
     uint32_t sum = 0;
     size_t alen = pkt->ip_version == 4 ? 4 : 16;
 
-    sum = csum_add(sum, pkt->src, alen);
-    sum = csum_add(sum, final_dst, alen);
+    sum = mmtls_csum_add(sum, pkt->src, alen);
+    sum = mmtls_csum_add(sum, final_dst, alen);
     sum += IPPROTO_TCP_;
     sum += (uint32_t)(len >> 16) + (uint32_t)(len & 0xffff);
-    sum = csum_add(sum, seg, len);
-    return csum_fold(sum) == 0xffff;
+    sum = mmtls_csum_add(sum, seg, len);
+    return mmtls_csum_fold(sum) == 0xffff;
 }
 
 static enum mmtls_decode_event decode_tcp(const uint8_t *p, size_t len,
@@ -273,7 +248,8 @@ static enum mmtls_decode_event decode_ipv4(const uint8_t *p, size_t len,
     if (!ipv4_options_ok(p + IPV4_HLEN_MIN, hlen - IPV4_HLEN_MIN)) {
         return MMTLS_DEC_IPV4_BAD_OPTIONS;
     }
-    if (opts != NULL && opts->verify_ip_csum && csum_fold(csum_add(0, p, hlen)) != 0xffff) {
+    if (opts != NULL && opts->verify_ip_csum &&
+        mmtls_csum_fold(mmtls_csum_add(0, p, hlen)) != 0xffff) {
         return MMTLS_DEC_IPV4_BAD_CSUM;
     }
 

@@ -16,8 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len);
-static uint16_t csum_fold(uint32_t sum);
 static uint8_t *tcp_header(const struct mmtls_pkt *pkt);
 
 void mmtls_engine_set_tx(struct mmtls_engine *e, const struct mmtls_engine_tx *tx)
@@ -92,18 +90,18 @@ static void split_fix(uint8_t *l3, bool v4, uint8_t *tcp, size_t plen, bool part
         size_t ihl = (size_t)(l3[0] & 0x0f) * 4;
         mmtls_put_be16(l3 + 2, (uint16_t)(ihl + tcp_len));
         l3[10] = l3[11] = 0;
-        mmtls_put_be16(l3 + 10, csum_fold(csum_add(0, l3, ihl)));
+        mmtls_put_be16(l3 + 10, mmtls_csum_finish(mmtls_csum_add(0, l3, ihl)));
     } else {
         mmtls_put_be16(l3 + 4, (uint16_t)tcp_len);
     }
     tcp[16] = tcp[17] = 0;
-    sum = csum_add(0, v4 ? l3 + 12 : l3 + 8, v4 ? 8 : 32) + 6 + (uint32_t)tcp_len;
+    sum = mmtls_csum_add(0, v4 ? l3 + 12 : l3 + 8, v4 ? 8 : 32) + 6 + (uint32_t)tcp_len;
     if (partial) {
-        mmtls_put_be16(tcp + 16, (uint16_t)~csum_fold(sum));
+        mmtls_put_be16(tcp + 16, mmtls_csum_fold(sum));
         return;
     }
-    sum = csum_add(sum, tcp, tcp_len);
-    mmtls_put_be16(tcp + 16, csum_fold(sum));
+    sum = mmtls_csum_add(sum, tcp, tcp_len);
+    mmtls_put_be16(tcp + 16, mmtls_csum_finish(sum));
 }
 
 /* A held frame carries inspected records followed by the first record of its direction that
@@ -241,23 +239,6 @@ void eng_inline_note(struct mmtls_engine *e, struct eng_flow *ef, int dir,
         clear_urgent(e, pkt);
 }
 
-/* RFC 1071 one's-complement sum. */
-static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
-{
-    for (size_t i = 0; i + 1 < len; i += 2)
-        sum += (uint32_t)p[i] << 8 | p[i + 1];
-    if (len & 1)
-        sum += (uint32_t)p[len - 1] << 8;
-    return sum;
-}
-
-static uint16_t csum_fold(uint32_t sum)
-{
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
-}
-
 /* Where the TCP header of a decoded frame starts (IPv4 with options; IPv6 without extension
  * headers only), or NULL. */
 static uint8_t *tcp_header(const struct mmtls_pkt *pkt)
@@ -303,7 +284,7 @@ static void clear_urgent(struct mmtls_engine *e, const struct mmtls_pkt *pkt)
     sum = (uint16_t)~hc;
     sum += (uint16_t)~old_w6 + (uint32_t)mmtls_be16(tcp + 12);
     sum += (uint16_t)~old_w9 + 0u;
-    mmtls_put_be16(tcp + 16, csum_fold(sum));
+    mmtls_put_be16(tcp + 16, mmtls_csum_finish(sum));
 }
 
 /* Builds and sends an RST from endpoint `from_dir`'s side to the other end: the frame looks as
@@ -360,7 +341,7 @@ static void send_rst(struct mmtls_engine *e, struct eng_flow *ef, int from_dir)
         ip[9] = 6;
         memcpy(ip + 12, fl->key.addr[sender], 4);
         memcpy(ip + 16, fl->key.addr[!sender], 4);
-        mmtls_put_be16(ip + 10, csum_fold(csum_add(0, ip, 20)));
+        mmtls_put_be16(ip + 10, mmtls_csum_finish(mmtls_csum_add(0, ip, 20)));
     } else {
         ip[0] = 0x60;
         mmtls_put_be16(ip + 4, 20);
@@ -378,10 +359,10 @@ static void send_rst(struct mmtls_engine *e, struct eng_flow *ef, int from_dir)
     tcp[12] = 5 << 4;
     tcp[13] = MMTLS_TCP_RST | (ef->have_ack[from_dir] ? MMTLS_TCP_ACK : 0);
     /* pseudo-header (RFC 793 §3.1, RFC 8200 §8.1) */
-    sum = csum_add(0, v4 ? ip + 12 : ip + 8, v4 ? 8 : 32);
+    sum = mmtls_csum_add(0, v4 ? ip + 12 : ip + 8, v4 ? 8 : 32);
     sum += 6 + 20;
-    sum = csum_add(sum, tcp, 20);
-    mmtls_put_be16(tcp + 16, csum_fold(sum));
+    sum = mmtls_csum_add(sum, tcp, 20);
+    mmtls_put_be16(tcp + 16, mmtls_csum_finish(sum));
     /* It leaves by the port the direction's frames leave by. */
     e->tx.send(e->tx.ud, out_port, fr, off + ipl + 20, meta, meta_len, true);
     e->st.rst_sent++;
@@ -408,10 +389,10 @@ static bool tamper_write(const struct mmtls_pkt *pkt, uint64_t poff, uint64_t co
     memcpy((uint8_t *)(uintptr_t)pkt->payload + (coff - poff), c, clen);
     seg_len = (size_t)(pkt->payload + pkt->payload_len - tcp);
     tcp[16] = tcp[17] = 0;
-    sum = csum_add(0, v4 ? pkt->l3 + 12 : pkt->l3 + 8, v4 ? 8 : 32);
+    sum = mmtls_csum_add(0, v4 ? pkt->l3 + 12 : pkt->l3 + 8, v4 ? 8 : 32);
     sum += 6 + (uint32_t)seg_len;
-    sum = csum_add(sum, tcp, seg_len);
-    mmtls_put_be16(tcp + 16, csum_fold(sum));
+    sum = mmtls_csum_add(sum, tcp, seg_len);
+    mmtls_put_be16(tcp + 16, mmtls_csum_finish(sum));
     return true;
 }
 

@@ -456,6 +456,27 @@ void *mmtls_ring_pop(struct mmtls_ring *r)
     return p;
 }
 
+uint32_t mmtls_csum_add(uint32_t sum, const uint8_t *p, size_t len)
+{
+    for (; len >= 2; p += 2, len -= 2)
+        sum += (uint32_t)p[0] << 8 | p[1];
+    if (len == 1)
+        sum += (uint32_t)p[0] << 8;
+    return sum;
+}
+
+uint16_t mmtls_csum_fold(uint32_t sum)
+{
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)sum;
+}
+
+uint16_t mmtls_csum_finish(uint32_t sum)
+{
+    return (uint16_t)~mmtls_csum_fold(sum);
+}
+
 uint64_t mmtls_mono_ns(void)
 {
     struct timespec ts;

@@ -241,6 +241,14 @@ enum mmtls_log_level mmtls_log_get_level(void);
 
 /* CLOCK_MONOTONIC in nanoseconds (durations, timeouts). */
 uint64_t mmtls_mono_ns(void);
+
+/* The Internet checksum (RFC 1071): mmtls_csum_add accumulates 16-bit big-endian words (an odd
+ * last byte padded with zero) into a 32-bit sum, which holds 64 KiB + headers without
+ * overflow; mmtls_csum_fold folds it to the 16-bit ones' complement sum (0xffff over data that
+ * includes a correct checksum); mmtls_csum_finish is the value a checksum field gets. */
+uint32_t mmtls_csum_add(uint32_t sum, const uint8_t *p, size_t len);
+uint16_t mmtls_csum_fold(uint32_t sum);
+uint16_t mmtls_csum_finish(uint32_t sum);
 void mmtls_log(enum mmtls_log_level lvl, const char *fmt, ...) MMTLS_PRINTF(2, 3);
 /* Formats a one-line error message into err (cap bytes, always NUL-terminated); err NULL or cap
  * 0: nothing.  Used by functions that report "file:line: what" to their caller. */

@@ -95,15 +95,6 @@ void mmtlsd_fast_flow_state(void *ud, const struct mmtls_flow_key *key, const ui
         fp->set_fail++; /* the kernel keeps diverting the flow: slower, never unsafe */
 }
 
-static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
-{
-    for (size_t i = 0; i + 1 < len; i += 2)
-        sum += (uint32_t)p[i] << 8 | p[i + 1];
-    if (len & 1)
-        sum += (uint32_t)p[len - 1] << 8;
-    return sum;
-}
-
 /* An RST the engine built (a session is blocked): the kernel drops the flow from now on, and
  * the RST carries the next sequence number the receiver expects, which includes what the
  * kernel forwarded (RFC 5961 §3.2). */
@@ -133,13 +124,10 @@ static void rst_prepare(struct mmtlsd_fast *fp, uint8_t *fr, size_t len)
     tcp[4] = (uint8_t)(si.fwd_end >> 24), tcp[5] = (uint8_t)(si.fwd_end >> 16);
     tcp[6] = (uint8_t)(si.fwd_end >> 8), tcp[7] = (uint8_t)si.fwd_end;
     tcp[16] = tcp[17] = 0;
-    sum = csum_add(0, p.ip_version == 4 ? p.l3 + 12 : p.l3 + 8, p.ip_version == 4 ? 8 : 32);
+    sum = mmtls_csum_add(0, p.ip_version == 4 ? p.l3 + 12 : p.l3 + 8, p.ip_version == 4 ? 8 : 32);
     sum += 6 + 20;
-    sum = csum_add(sum, tcp, 20);
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    tcp[16] = (uint8_t)(~sum >> 8);
-    tcp[17] = (uint8_t)~sum;
+    sum = mmtls_csum_add(sum, tcp, 20);
+    mmtls_put_be16(tcp + 16, mmtls_csum_finish(sum));
     fp->rst_fixed++;
 }
 
