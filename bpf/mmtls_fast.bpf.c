@@ -10,6 +10,10 @@
  *  - in SKIP (past the inspection depth) frames are forwarded uncopied while the record
  *    framing is still followed, so that inspection can resume at a record boundary, with the
  *    number of records skipped (their AEAD sequence numbers);
+ *  - in INSPECT with a wire budget the kernel counts the application-data records it reads and
+ *    starts the skip itself once they reach the budget (the engine counts the same way and
+ *    pauses no later, engine_fast.c), so that the sender's window past the inspection depth
+ *    is not copied while user space catches up;
  *  - BYPASS forwards (copies of SYN/FIN/RST only), BLOCK drops.
  * The kernel walks record headers itself (5 bytes each, RFC 8446 §5.1 / RFC 5246 §6.2.1) on
  * in-order frames; any surprise (reordering, a header that is not TLS, too many records in a
@@ -239,6 +243,7 @@ struct walk {
     __u8 resume;    /* 1: a skip ends at resume_at; 2: it ends without framing */
     __u8 entered;   /* a skip starts with this frame */
     __u8 rearmed;   /* the side's framing was taken from user space at this frame */
+    __u8 kentered;  /* the kernel's own skip (wire budget) starts with this frame */
     __u32 resume_at;
 };
 
@@ -314,11 +319,29 @@ __noinline int mmtls_fast_hdr_step(struct __sk_buff *skb, struct mmtls_fast_side
             /* Not application data: the skip cannot start before it. */
             w->skipping = 0;
             out->entered = 0;
+            if (w->kself) {
+                /* the kernel's own skip: try again from the next frame */
+                w->kself = 0;
+                w->kpend = 1;
+                w->kfrom = e;
+                out->kentered = 0;
+            }
         } else {
             w->nskip++;
         }
     }
     nre = hs + 5 + len;
+    /* The wire budget: application-data records read (not skipped), 5 + length each. */
+    if (w->bon && type == 23 && (!w->skipping || out->resume == 1)) {
+        if (w->bleft > 5 + len) {
+            w->bleft -= 5 + len;
+        } else {
+            w->bleft = 0;
+            w->bon = 0;
+            w->kpend = 1;
+            w->kfrom = nre;
+        }
+    }
     if (SEQ_LEQ(nre, e))
         out->completes = 1;
     w->rec_end = nre;
@@ -350,7 +373,20 @@ static __noinline void walk_frame(struct __sk_buff *skb, struct mmtls_fast_side 
         w->skipping = 1;
         w->acted_gen = out->gen;
         w->nskip = 0;
+        w->kself = 0;
+        w->kpend = 0;
         out->entered = 1;
+        out->want_resume = 0;
+    } else if (!w->skipping && w->kpend && !out->retrans && SEQ_LEQ(w->kfrom, s)) {
+        /* The wire budget was spent by a record that ended before this frame: skip as if user
+         * space had asked for it under the budget's generation (it pauses there itself). */
+        w->skipping = 1;
+        w->kself = 1;
+        w->kpend = 0;
+        w->acted_gen = w->barm_gen;
+        w->nskip = 0;
+        out->entered = 1;
+        out->kentered = 1;
         out->want_resume = 0;
     }
     /* The record in progress ends in this frame. */
@@ -380,8 +416,8 @@ int mmtls_fast_port(struct __sk_buff *skb)
     struct mmtls_fast_side w;
     struct walk wk = {0};
     struct pinfo pi = {0};
-    int port, rc, mode, fin, want_resume, want_skip, kind;
-    __u32 ver;
+    int port, rc, mode, fin, want_resume, want_skip, kind, oskip;
+    __u32 ver, budget = 0;
 
     if (cfg == NULL)
         return TC_ACT_OK;
@@ -401,8 +437,10 @@ int mmtls_fast_port(struct __sk_buff *skb)
 
     ctl = bpf_map_lookup_elem(&mmtls_ctl, &pi.key);
     mode = ctl != NULL ? ctl->mode[pi.side & 1] : MMTLS_FAST_DIVERT;
-    if (ctl != NULL)
+    if (ctl != NULL) {
         gen = ctl->gen[pi.side & 1];
+        budget = ctl->budget[pi.side & 1];
+    }
     if (mode == MMTLS_FAST_BLOCK) {
         count(MMTLS_FAST_C_DROP, 1);
         return TC_ACT_SHOT;
@@ -430,6 +468,9 @@ int mmtls_fast_port(struct __sk_buff *skb)
             st->side[pi.side & 1].hacc = 0;
             st->side[pi.side & 1].lost = 0;
             st->side[pi.side & 1].skipping = 0;
+            st->side[pi.side & 1].bon = 0;
+            st->side[pi.side & 1].kpend = 0;
+            st->side[pi.side & 1].kself = 0;
             st->side[pi.side & 1].valid = 1;
             st->side[pi.side & 1].ver++;
             bpf_spin_unlock(&st->lock);
@@ -447,6 +488,7 @@ int mmtls_fast_port(struct __sk_buff *skb)
     for (int attempt = 0; attempt < 3 && !rc; attempt++) {
         bpf_spin_lock(&st->lock);
         w = st->side[pi.side & 1];
+        oskip = st->side[(pi.side & 1) ^ 1].skipping;
         bpf_spin_unlock(&st->lock);
         ver = w.ver;
         __builtin_memset(&wk, 0, sizeof(wk));
@@ -463,8 +505,25 @@ int mmtls_fast_port(struct __sk_buff *skb)
             w.hacc = 0;
             wk.rearmed = 1;
         }
+        if (mode == MMTLS_FAST_INSPECT && budget != 0) {
+            if (!w.bvalid || w.barm_gen != gen) {
+                /* a new count (a new response): from this frame's headers on */
+                w.bvalid = 1;
+                w.barm_gen = gen;
+                w.bleft = budget;
+                w.bon = 1;
+                w.kpend = 0;
+            }
+        } else if (mode != MMTLS_FAST_SKIP) {
+            w.bon = 0;
+            w.kpend = 0;
+        }
         want_skip = mode == MMTLS_FAST_SKIP;
-        want_resume = w.skipping && (!want_skip || gen != w.acted_gen);
+        /* A skip ends when user space asks (no SKIP any more, or a new generation); the
+         * kernel's own skip goes on in INSPECT, with a budget, until the generation changes. */
+        want_resume =
+            w.skipping && (gen != w.acted_gen ||
+                           (!want_skip && !(w.kself && mode == MMTLS_FAST_INSPECT && budget != 0)));
         wk.want_skip = (__u8)want_skip;
         wk.want_resume = (__u8)want_resume;
         wk.fin = (__u8)fin;
@@ -478,6 +537,7 @@ int mmtls_fast_port(struct __sk_buff *skb)
         }
         if (wk.resume) {
             w.skipping = 0;
+            w.kself = 0;
             w.resume_seq = wk.resume_at;
             w.resume_nskip = w.nskip;
             w.resume_lost = wk.resume == 2;
@@ -495,6 +555,13 @@ int mmtls_fast_port(struct __sk_buff *skb)
         }
         if (pi.plen == 0 && kind == 0)
             kind = MMTLS_FAST_K_COPY; /* acknowledgements: the engine follows both directions */
+        if (pi.plen == 0 && kind == MMTLS_FAST_K_COPY && oskip &&
+            !(pi.flags & (TCP_SYN | TCP_FIN | TCP_RST))) {
+            /* A pure ACK of bytes the other side is skipping: the engine has nothing of that
+             * stream to free or to judge (a lost copy before the skip shows at the diverted
+             * frame that completes its record, by the in-order mark). */
+            kind = 0;
+        }
         if ((kind == 0 || kind == MMTLS_FAST_K_COPY) && pi.plen > 0 &&
             (!w.fwd_valid || SEQ_LT(w.fwd_end, pi.seq + pi.plen))) {
             w.fwd_end = pi.seq + pi.plen; /* what an RST must start after */
@@ -525,6 +592,8 @@ int mmtls_fast_port(struct __sk_buff *skb)
         count(MMTLS_FAST_C_RESUME, 1);
     if (wk.rearmed)
         count(MMTLS_FAST_C_REARM, 1);
+    if (wk.kentered)
+        count(MMTLS_FAST_C_KSKIP, 1);
     if (kind == 0)
         return fwd(skb, cfg, port);
     if (kind == MMTLS_FAST_K_COPY)

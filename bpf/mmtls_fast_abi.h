@@ -31,6 +31,11 @@ struct mmtls_fast_ctl {
      * up to rearm_end and the next record header starts at rearm_hdr.  The kernel adopts it
      * once (rearm_gen, 0: none) if nothing it saw of the side ends beyond rearm_end. */
     unsigned int rearm_gen[2], rearm_end[2], rearm_hdr[2];
+    /* In INSPECT: from the first frame after a new generation, the kernel counts the bytes of
+     * the application-data records whose headers it reads (5 + length); once they reach
+     * budget, it skips by itself from the first frame that starts after the record that
+     * reached it, as if user space had asked for SKIP under that generation (0: no count). */
+    unsigned int budget[2];
 };
 
 /* The kernel's view of one side's TCP stream (its record framing), kernel-written. */
@@ -55,6 +60,11 @@ struct mmtls_fast_side {
     unsigned int hi;         /* end of the furthest frame of the side seen (valid: hi_valid) */
     unsigned int rearm_seen; /* the last rearm_gen adopted */
     unsigned long long skipped_bytes, copied_bytes;
+    /* The wire budget (ctl.budget): counted since generation barm_gen (bon: counting), bleft
+     * left; kpend: spent, the kernel skips from the first frame starting at or after kfrom (the
+     * end of the record that spent it); kself: the skip in progress is the kernel's own. */
+    unsigned int barm_gen, bleft, kfrom;
+    unsigned char bvalid, bon, kpend, kself;
 };
 
 struct mmtls_fast_state {
@@ -100,6 +110,7 @@ enum {
     MMTLS_FAST_C_OTHER, /* not TCP: forwarded */
     MMTLS_FAST_C_RACE,  /* concurrent updates of one side: diverted */
     MMTLS_FAST_C_REARM, /* lost sides re-armed from user space */
+    MMTLS_FAST_C_KSKIP, /* skips the kernel started itself (wire budget spent) */
     MMTLS_FAST_C_N
 };
 

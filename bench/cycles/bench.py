@@ -348,8 +348,10 @@ class Middle:
                     "--client-ca", W + "/pki/ca.crt", "-l", self.evedir, "-q"]
             if k == "mmtlsd-xdp":
                 args += ["--io", "xdp", "--xdp-mode", "copy"]
-            elif k == "mmtlsd-fast":
+            elif k in ("mmtlsd-fast", "mmtlsd-fastw"):
                 args += ["--io", "fast"]
+            if k == "mmtlsd-fastw":
+                args += ["--depth-count", "wire"]  # the kernel applies the depth itself
             if self.depth:
                 args += ["--inspect-depth", str(self.depth)]
             if self.workers != 1:
@@ -431,17 +433,17 @@ HOOKS = re.compile(r"\b(br_handle_frame|tpacket_rcv|packet_rcv|sch_handle_ingres
                    r"tc_run)\b")
 
 
-def attrib_run(mid, server_pids, mb):
-    """fwd_run under `perf record -a -g -e cpu-clock`: the middle's own cost = samples of its
-    processes + samples whose kernel call chain passes its receive hook (br_handle_frame for
-    the bridge, tpacket_rcv/packet_rcv for AF_PACKET, the TC ingress hook for --io fast),
-    wherever they ran (the sender's softirq, ksoftirqd, a foreign task)."""
+def attrib_run(mid, server_pids, mb, run=None):
+    """fwd_run (or run()) under `perf record -a -g -e cpu-clock`: the middle's own cost =
+    samples of its processes + samples whose kernel call chain passes its receive hook
+    (br_handle_frame for the bridge, tpacket_rcv/packet_rcv for AF_PACKET, the TC ingress hook
+    for --io fast), wherever they ran (the sender's softirq, ksoftirqd, a foreign task)."""
     data = os.path.join(W, "perf-attrib.data")
     pr = subprocess.Popen(["perf", "record", "-q", "-a", "-g", "-e", "cpu-clock", "-F", "999",
                            "-o", data], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)
     try:
-        rec = fwd_run(mid, server_pids, mb)
+        rec = run() if run is not None else fwd_run(mid, server_pids, mb)
     finally:
         pr.send_signal(signal.SIGINT)
         pr.wait(timeout=60)
@@ -721,7 +723,8 @@ def main():
                         "ok" if rec["ok"] else "FAIL " + rec.get("err", "")))
                     save()
             if "tls64k" in PARTS:
-                for kind in rotate(["direct", "bridge", "mmtlsd-afp", "mmtlsd-fast"], rnd - 1):
+                for kind in rotate(["direct", "bridge", "mmtlsd-afp", "mmtlsd-fast", "mmtlsd-fastw"],
+                                   rnd - 1):
                     mid = Middle(kind, "tls64k-%s-r%d" % (kind, rnd), depth=65536)
                     rec = with_middle(mid, lambda: h2_run(mid, server_pids, 8))
                     rec["round"] = rnd
@@ -730,6 +733,21 @@ def main():
                         rnd, kind, rec["h2_bytes"] * 8e-9 / (rec["h2_secs"] or 1), rec["total"],
                         rec["middle_proc"], rec.get("eve", {}).get("key_status", ""),
                         "ok" if rec["ok"] else "FAIL " + rec.get("err", "")))
+                    save()
+            if "tlsattrib" in PARTS:
+                for kind in rotate(["bridge", "mmtlsd-afp", "mmtlsd-fast", "mmtlsd-fastw"],
+                                   rnd - 1):
+                    mid = Middle(kind, "tlsattrib-%s-r%d" % (kind, rnd), depth=65536)
+                    mid.last_pids = []
+                    rec = with_middle(mid, lambda: attrib_run(
+                        mid, server_pids, 0, run=lambda: h2_run(mid, server_pids, 8)))
+                    rec["round"] = rnd
+                    res.setdefault("tlsattrib", []).append(rec)
+                    log("r%d tlsattrib %-12s %5.2f Gbit/s proc %.3f s hook %.3f s (of %.3f s "
+                        "sampled) %s" % (rnd, kind, rec["h2_bytes"] * 8e-9 / (rec["h2_secs"] or 1),
+                                         rec["attrib_proc"], rec["attrib_hook"],
+                                         rec["attrib_all"],
+                                         "ok" if rec["ok"] else "FAIL " + rec.get("err", "")))
                     save()
             if "scale" in PARTS:
                 for kind, wk in rotate([("bridge", 1), ("mmtlsd-afp", 1), ("mmtlsd-afp", 2)],

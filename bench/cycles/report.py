@@ -16,6 +16,7 @@ NAMES = {
     "bare-afp": "mmtls-bridge AF_PACKET (bare)",
     "mmtlsd-afp": "mmtlsd AF_PACKET",
     "mmtlsd-fast": "mmtlsd --io fast",
+    "mmtlsd-fastw": "mmtlsd --io fast --depth-count wire (kernel depth)",
     "bare-xdp": "mmtls-bridge AF_XDP copy (bare)",
     "mmtlsd-xdp": "mmtlsd AF_XDP copy",
     "direct": "direct veth (reference)",
@@ -81,6 +82,32 @@ def fwd_table(res):
                     if b["middle_proc"] > 0:
                         e["ratio_proc"].append((a["middle_proc"] / a["rx_bytes"]) /
                                                (b["middle_proc"] / b["rx_bytes"]))
+    return out
+
+
+def tlsattrib_table(res):
+    """TLS 1 MB objects inspected to 64 KB, attributed as attrib_table: the middle's processes
+    (schedstat) + kernel samples under its receive hook, scaled by schedstat/sampled of
+    mmtlsd AF_PACKET in the same round; ratio to the bridge's attributed cost per byte"""
+    out = {}
+    for rnd in sorted({r["round"] for r in res.get("tlsattrib", [])}):
+        recs = {r["middle"]: r for r in res["tlsattrib"] if r["round"] == rnd and r["ok"]}
+        sc = [r["middle_proc"] / r["attrib_proc"] for m, r in recs.items()
+              if m == "mmtlsd-afp" and r["attrib_proc"] > 0]
+        scale = statistics.mean(sc) if sc else 1.0
+        per_b = {}
+        for m, r in recs.items():
+            c = r["middle_proc"] + r["attrib_hook"] * scale
+            per_b[m] = c * 1e9 / r["rx_bytes"]
+            e = out.setdefault(m, {k: [] for k in ("nspb", "hook_nspb", "proc_nspb", "gbps",
+                                                   "ratio")})
+            e["nspb"].append(per_b[m])
+            e["hook_nspb"].append(r["attrib_hook"] * scale * 1e9 / r["rx_bytes"])
+            e["proc_nspb"].append(r["middle_proc"] * 1e9 / r["rx_bytes"])
+            e["gbps"].append(r["h2_bytes"] * 8e-9 / r["h2_secs"] if r["h2_secs"] else None)
+        for m in per_b:
+            if m != "bridge" and per_b.get("bridge"):
+                out[m]["ratio"].append(per_b[m] / per_b["bridge"])
     return out
 
 
@@ -251,7 +278,7 @@ def model(fw, off, tls, cfg, at=None, depth=65536, obj=1 << 20, gbit=100.0, core
                      "core_gbps": 8 / per_b if per_b > 0 else None,
                      "cores": bps * per_b / 1e9})
     # the end-to-end TLS 64 KB measurement (incremental CPU per GB over the direct link)
-    for m in ("bridge", "mmtlsd-afp", "mmtlsd-fast"):
+    for m in ("bridge", "mmtlsd-afp", "mmtlsd-fast", "mmtlsd-fastw"):
         e = tls.get(m)
         if e and e["inc_spg"]:
             per_b = med(e["inc_spg"])  # s/GB == ns/B
@@ -344,6 +371,30 @@ def main():
                                                r["attrib_proc"], r["attrib_hook"],
                                                r["attrib_all"]))
         L.append("```\n")
+    ta = tlsattrib_table(res) if res.get("tlsattrib") else {}
+    if ta:
+        L.append("## TLS, 1 MB objects inspected to 64 KB, attributed (perf record -a -g)\n")
+        L.append("h2load, 8 connections. Middle cost = its processes (schedstat) + kernel CPU "
+                 "whose call chain passes its receive hook (br_handle_frame, tpacket_rcv/"
+                 "packet_rcv, TC ingress), as in the forwarding-only attribution; the end "
+                 "hosts' own costs are left out.\n")
+        L.append("| middle | Gbit/s | ns/B | of which kernel hook ns/B | process ns/B | "
+                 "vs bridge |")
+        L.append("|---|---:|---:|---:|---:|---:|")
+        for m in ("bridge", "mmtlsd-afp", "mmtlsd-fast", "mmtlsd-fastw"):
+            e = ta.get(m)
+            if not e:
+                continue
+            L.append("| %s | %s | %s | %s | %s | %s |" % (
+                NAMES[m], f(med(e["gbps"])), f(med(e["nspb"]), 3), f(med(e["hook_nspb"]), 3),
+                f(med(e["proc_nspb"]), 3), f(med(e["ratio"]), 2) if e["ratio"] else ""))
+        L.append("\n```")
+        for r in res["tlsattrib"]:
+            L.append("r%d %-12s ok=%s rx=%d mid(schedstat)=%.3fs sampled: proc=%.3fs "
+                     "hook=%.3fs all=%.3fs" % (r["round"], r["middle"], r["ok"], r["rx_bytes"],
+                                               r["middle_proc"], r["attrib_proc"],
+                                               r["attrib_hook"], r["attrib_all"]))
+        L.append("```\n")
     off = offline_table(res) if res.get("offline") else None
     if off:
         L.append("## Decrypting (offline, %s MB TLS 1.3 AES-256-GCM capture, 16 KB records)\n"
@@ -395,7 +446,7 @@ def main():
         L.append("| middle | Gbit/s | all benchmark CPU s/GB | incremental s/GB (= ns/B) | "
                  "middle process s/GB | incremental / bridge's |")
         L.append("|---|---:|---:|---:|---:|---:|")
-        for m in ("direct", "bridge", "mmtlsd-afp", "mmtlsd-fast"):
+        for m in ("direct", "bridge", "mmtlsd-afp", "mmtlsd-fast", "mmtlsd-fastw"):
             e = tls.get(m)
             if not e:
                 continue

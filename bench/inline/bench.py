@@ -226,10 +226,12 @@ class Middle:
             args = [MMTLSD, "-i", "c0:s0", "--key-listen", "198.18.6.2:4433",
                     "--cert", W + "/pki/mbox.crt", "--key", W + "/pki/mbox.key",
                     "--client-ca", W + "/pki/ca.crt", "-l", self.evedir, "-q"]
-            if k in ("mmtls64k", "mmtlsfast64k"):
+            if k in ("mmtls64k", "mmtlsfast64k", "mmtlsfastw64k"):
                 args += ["--inspect-depth", str(DEPTH)]
-            if k == "mmtlsfast64k":
+            if k in ("mmtlsfast64k", "mmtlsfastw64k"):
                 args += ["--io", "fast"]  # issue 8: the kernel fast path (docs/FASTPATH.md)
+            if k == "mmtlsfastw64k":
+                args += ["--depth-count", "wire"]  # the kernel applies the depth itself
             m = re.match(r"(rules|depth)(\d+)k$", k)
             if m:
                 # issue 6: the Snort 3 community ruleset (rulesNk) against the same inspection

@@ -16,11 +16,13 @@ import sys
 
 NAMES = {"e2e": "E2E (kernel bridge)", "split": "split-TLS (nginx proxy)",
          "mmtls64k": "mmtls, first 64 KB", "mmtlsall": "mmtls, decrypt all",
-         "bare": "bare AF_PACKET forwarder", "mmtlsfast64k": "mmtls --io fast, first 64 KB"}
+         "bare": "bare AF_PACKET forwarder", "mmtlsfast64k": "mmtls --io fast, first 64 KB",
+         "mmtlsfastw64k": "mmtls --io fast, first 64 KB counted on the wire (kernel depth)"}
 SHORT = {"e2e": "E2E\n(kernel bridge)", "split": "split-TLS\n(nginx)",
          "mmtls64k": "mmtls\nfirst 64 KB",
          "mmtlsall": "mmtls\ndecrypt all", "bare": "bare\nAF_PACKET",
-         "mmtlsfast64k": "mmtls fast\nfirst 64 KB"}
+         "mmtlsfast64k": "mmtls fast\nfirst 64 KB",
+         "mmtlsfastw64k": "mmtls fast\nkernel depth"}
 SIZE_B = {"1k": 1024, "16k": 16384, "64k": 65536, "256k": 262144, "1m": 1048576, "4m": 4194304}
 
 
@@ -157,7 +159,7 @@ def main():
     import matplotlib.pyplot as plt
     xs = [SIZE_B[s] / 1024 for s in sizes]
     style = {"e2e": "k-o", "split": "r-s", "mmtls64k": "b-^", "mmtlsall": "c-v", "bare": "g-d",
-             "mmtlsfast64k": "m-x"}
+             "mmtlsfast64k": "m-x", "mmtlsfastw64k": "y-*"}
     fig1, ax = plt.subplots(1, 2, figsize=(11, 4.2))
     for mid in middles:
         ax[0].plot(xs, [m(mid, s, False, "gbps") or float("nan") for s in sizes], style[mid],

@@ -188,6 +188,14 @@ MMTLS_MUST_USE int mmtls_record_plaintext(struct mmtls_session *s, const uint8_t
 void mmtls_session_pause(struct mmtls_session *s, enum mmtls_dir dir, uint64_t nbytes);
 /* Resumes monitoring now. */
 void mmtls_session_resume(struct mmtls_session *s, enum mmtls_dir dir);
+/* Pauses direction `dir` for good (as mmtls_session_pause(s, dir, UINT64_MAX)) once its
+ * application-data records counted from now, as they are on the wire (5-byte header, tag and
+ * padding included), reach `nbytes`: the record that reaches it is inspected whole, what follows
+ * is not.  Calling it again starts a new count and ends a pause this count caused (a new
+ * response); nbytes 0 disarms it.  Unlike the plaintext window of mmtls_session_pause, the kernel
+ * fast path (mmtlsd --io fast) applies this count itself, so that the skipped bytes are never
+ * copied to user space; a sender's padding uses it up as data does (docs/FASTPATH.md). */
+void mmtls_session_pause_after_wire(struct mmtls_session *s, enum mmtls_dir dir, uint64_t nbytes);
 
 /* Blocks the session: inline, the current record's completing packet is dropped and both ends
  * are reset; offline, the session is marked blocked and no further records are dispatched. */

@@ -103,10 +103,13 @@ void mmtls_httpapp_free(struct mmtls_httpapp *a);
 
 /* Inspects only the first `depth` bytes of each response (server-to-client data after each
  * client request); the rest is skipped without decryption.  Register it before other apps.
- * *out (one per engine) is freed with mmtls_depth_free after the engine. */
+ * Bytes are plaintext (padding never counts), or with `wire` the application-data records as
+ * they are on the wire (mmtls_session_pause_after_wire: padding counts, and the kernel fast
+ * path applies the depth itself).  *out (one per engine) is freed with mmtls_depth_free after
+ * the engine. */
 struct mmtls_depth;
 MMTLS_MUST_USE int mmtls_depth_register(struct mmtls_depth **out, struct mmtls_engine *e,
-                                        uint64_t depth);
+                                        uint64_t depth, bool wire);
 void mmtls_depth_free(struct mmtls_depth *d);
 
 /* The IDS app: rules compiled by src/detect, matched on the decrypted raw streams, the HTTP

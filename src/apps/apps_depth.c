@@ -3,7 +3,9 @@
  * (mmtls_session_pause) until the client sends its next request (as the mmTLS paper inspects the
  * first 64 KB of each response).  Registered first, so the pause takes effect for every app.
  * A request is any client application-data record; with HTTP/2 multiplexing this is an
- * approximation (a new client frame resumes inspection). */
+ * approximation (a new client frame resumes inspection).
+ * With `wire` the engine counts and pauses itself (mmtls_session_pause_after_wire, armed at the
+ * session start and again at each request), in record bytes on the wire. */
 #include "apps/apps.h"
 
 #include <stdlib.h>
@@ -15,6 +17,7 @@ struct depth_sess {
 
 struct mmtls_depth {
     uint64_t depth;
+    bool wire;
     int app_id;
 };
 
@@ -40,6 +43,14 @@ static int depth_on_event(struct mmtls_session *s, const struct mmtls_event_info
     struct mmtls_depth *d = arg;
     struct depth_sess *ds = mmtls_session_ctx_get(s, d->app_id);
 
+    if (d->wire) {
+        /* the engine counts; a new response starts a new count */
+        if (ev->ev == MMTLS_EV_SESSION_START ||
+            (ev->ev == MMTLS_EV_NEW_RECORD && ev->rec->dir == MMTLS_DIR_TO_SERVER &&
+             ev->rec->outer_type == MMTLS_CT_APPLICATION_DATA))
+            mmtls_session_pause_after_wire(s, MMTLS_DIR_TO_CLIENT, d->depth);
+        return MMTLS_VERDICT_CONTINUE;
+    }
     switch (ev->ev) {
     case MMTLS_EV_SESSION_START:
         mmtls_session_ctx_set(s, d->app_id, calloc(1, sizeof(struct depth_sess)));
@@ -71,7 +82,8 @@ static int depth_on_event(struct mmtls_session *s, const struct mmtls_event_info
     return MMTLS_VERDICT_CONTINUE;
 }
 
-int mmtls_depth_register(struct mmtls_depth **out, struct mmtls_engine *e, uint64_t depth)
+int mmtls_depth_register(struct mmtls_depth **out, struct mmtls_engine *e, uint64_t depth,
+                         bool wire)
 {
     struct mmtls_depth *d = calloc(1, sizeof(*d));
     struct mmtls_app app = {.sz = sizeof(app),
@@ -85,6 +97,7 @@ int mmtls_depth_register(struct mmtls_depth **out, struct mmtls_engine *e, uint6
     if (d == NULL)
         return MMTLS_E_NOMEM;
     d->depth = depth;
+    d->wire = wire;
     rc = mmtls_engine_app_register(e, &app, &d->app_id);
     if (rc != 0) {
         free(d);

@@ -288,13 +288,32 @@ void mmtls_session_pause(struct mmtls_session *ss, enum mmtls_dir dir, uint64_t 
 {
     struct eng_session *s = (struct eng_session *)ss;
 
-    if (dir == MMTLS_DIR_TO_SERVER || dir == MMTLS_DIR_TO_CLIENT)
+    if (dir == MMTLS_DIR_TO_SERVER || dir == MMTLS_DIR_TO_CLIENT) {
         s->d[dir].pause_left = nbytes;
+        s->d[dir].wire_paused = false;
+    }
 }
 
 void mmtls_session_resume(struct mmtls_session *ss, enum mmtls_dir dir)
 {
     mmtls_session_pause(ss, dir, 0);
+}
+
+void mmtls_session_pause_after_wire(struct mmtls_session *ss, enum mmtls_dir dir, uint64_t nbytes)
+{
+    struct eng_session *s = (struct eng_session *)ss;
+    struct eng_tdir *d;
+
+    if (dir != MMTLS_DIR_TO_SERVER && dir != MMTLS_DIR_TO_CLIENT)
+        return;
+    d = &s->d[dir];
+    if (d->wire_paused) {
+        d->pause_left = 0;
+        d->wire_paused = false;
+    }
+    d->wire_budget = nbytes;
+    d->wire_left = nbytes;
+    d->wire_rearm = true;
 }
 
 void mmtls_session_block(struct mmtls_session *ss, const char *reason)

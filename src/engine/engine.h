@@ -113,11 +113,12 @@ struct mmtls_engine_opts {
     /* Kernel fast path (mmtlsd --io fast, docs/FASTPATH.md): told, on the worker's thread, what
      * the kernel may do with a TCP flow's frames whenever that changes: mode[i] (enum
      * mmtls_fast_mode, src/io/io.h) for the frames endpoint i sends, gen[i] counting the skips
-     * asked for; sync (NULL: none), by endpoint too, after mmtls_engine_fast_sync_next; ended
-     * once the flow is released.  NULL: not called. */
+     * and wire counts asked for, budget[i] the wire count (mmtls_session_pause_after_wire) the
+     * kernel starts at generation gen[i] (0: none); sync (NULL: none), by endpoint too, after
+     * mmtls_engine_fast_sync_next; ended once the flow is released.  NULL: not called. */
     void (*on_flow_state)(void *ud, const struct mmtls_flow_key *key, const uint8_t mode[2],
-                          const uint32_t gen[2], const struct mmtls_engine_fast_sync *sync,
-                          bool ended);
+                          const uint32_t gen[2], const uint32_t budget[2],
+                          const struct mmtls_engine_fast_sync *sync, bool ended);
     void *on_flow_state_ud;
     /* TEST ONLY (mmtlsd --test-tamper, the private tag's tamper test): act as a compromised
      * middlebox.  Inline, in decrypted TLS 1.3 application records that lie wholly inside the

@@ -127,6 +127,18 @@ void eng_fast_resume(struct mmtls_engine *e, struct eng_flow *ef, int dir, uint3
     from = r->next_off;
     if (to <= from)
         return; /* nothing was skipped before this frame */
+    if (s != NULL && s->started && !s->plain && !s->not_tls) {
+        bool asked = s->d[dir].fast_consented;
+        s->d[dir].fast_consented = false;
+        if (!asked && !s->info.blocked) {
+            /* Cannot happen by design (engine_fast.c dir_budget): fail closed if it does. */
+            e->fast_copies_lost++;
+            eng_error(s, MMTLS_TLSERR_GAP, dir, from,
+                      "fast path: the kernel skipped bytes the engine had not paused");
+            mmtls_session_block((struct mmtls_session *)s, "fast path: skip not asked for");
+            return;
+        }
+    }
     if (e->fast_resume.lost || s == NULL || r->ooo != NULL || s->plain || !s->started ||
         s->d[dir].dead || s->d[dir].resync) {
         /* No framing to resume with: the skipped bytes are a gap, resynchronised after. */
@@ -183,19 +195,34 @@ static uint8_t dir_mode(const struct mmtls_engine *e, const struct eng_flow *ef,
     if (d->dead || d->resync)
         return MMTLS_FASTM_DIVERT;
     /* Paused for good (inspection depth), where the engine would skip records whole. */
-    if (d->pause_left == UINT64_MAX && s->started &&
-        (s->tls13 ? d->cur == K_APP : d->rp12 != NULL) &&
-        !(s->version == MMTLS_TLS_V10 && s->suite != NULL &&
-          s->suite->kind == MMTLS_CIPHER_AES_CBC))
+    if (d->pause_left == UINT64_MAX && s->started && eng_dir_skippable(s, dir))
         return MMTLS_FASTM_SKIP;
     return MMTLS_FASTM_INSPECT;
+}
+
+/* The wire count the kernel applies itself (INSPECT only; 0: none).  The kernel counts the
+ * application-data headers it reads from the first frame after it sees a new generation; the
+ * engine counts from the call to mmtls_session_pause_after_wire, which comes earlier in the
+ * stream (frames the kernel reads after this publish reach the engine after it), so the engine
+ * always pauses at or before the record where the kernel stops copying. */
+static uint32_t dir_budget(const struct eng_flow *ef, int dir, uint8_t mode)
+{
+    const struct eng_session *s = ef->s;
+    const struct eng_tdir *d;
+
+    if (mode != MMTLS_FASTM_INSPECT || s == NULL || !s->started || s->plain)
+        return 0;
+    d = &s->d[dir];
+    if (d->wire_budget == 0 || d->wire_left == 0 || !eng_dir_skippable(s, dir))
+        return 0;
+    return (uint32_t)MMTLS_MIN(d->wire_left, (uint64_t)UINT32_MAX);
 }
 
 void eng_fast_publish(struct mmtls_engine *e, struct eng_flow *ef)
 {
     struct mmtls_flow *f = ef->flow;
     uint8_t mode[2];
-    uint32_t gen[2];
+    uint32_t gen[2], budget[2];
     struct mmtls_engine_fast_sync sync[2];
     bool change = !ef->fast_told, want_sync = e->fast_want_sync;
 
@@ -206,12 +233,29 @@ void eng_fast_publish(struct mmtls_engine *e, struct eng_flow *ef)
         /* endpoint index of the sender of direction dir */
         int ep = dir == 0 ? f->client : !f->client;
         uint8_t m = dir_mode(e, ef, dir);
+        struct eng_tdir *d = ef->s != NULL ? &ef->s->d[dir] : NULL;
+        bool wire_paused = d != NULL && d->wire_paused;
+        uint32_t b = dir_budget(ef, dir, m);
         gen[ep] = ef->fast_gen[ep];
-        if (m == MMTLS_FASTM_SKIP &&
-            (ef->fast_mode[ep] != MMTLS_FASTM_SKIP || ef->fast_again[dir] || !ef->fast_told)) {
-            gen[ep]++;
-            change = true;
+        /* the count left when the kernel is told a new generation; unchanged until the next */
+        budget[ep] = b != 0 ? ef->fast_budget[ep] : 0;
+        if (m == MMTLS_FASTM_SKIP) {
+            /* A pause of the wire count keeps the count's generation: the kernel may be
+             * skipping under it already, and a new one would end that skip. */
+            if (wire_paused ? ef->fast_again[dir]
+                            : (ef->fast_mode[ep] != MMTLS_FASTM_SKIP || ef->fast_again[dir] ||
+                               !ef->fast_told))
+                gen[ep]++;
+            if (d != NULL)
+                d->fast_consented = true;
+        } else if (b != 0 && ((d != NULL && d->wire_rearm) || ef->fast_budget[ep] == 0)) {
+            gen[ep]++; /* a new count: the kernel starts counting at its next frame */
+            budget[ep] = b;
         }
+        if (d != NULL && m != MMTLS_FASTM_SKIP)
+            d->wire_rearm = false;
+        if (gen[ep] != ef->fast_gen[ep] || budget[ep] != ef->fast_budget[ep])
+            change = true;
         ef->fast_again[dir] = false;
         if (m != ef->fast_mode[ep])
             change = true;
@@ -224,17 +268,19 @@ void eng_fast_publish(struct mmtls_engine *e, struct eng_flow *ef)
     }
     if (!change)
         return;
-    e->o.on_flow_state(e->o.on_flow_state_ud, &f->key, mode, gen, want_sync ? sync : NULL, false);
+    e->o.on_flow_state(e->o.on_flow_state_ud, &f->key, mode, gen, budget, want_sync ? sync : NULL,
+                       false);
     ef->fast_told = true;
     memcpy(ef->fast_mode, mode, sizeof(mode));
     memcpy(ef->fast_gen, gen, sizeof(gen));
+    memcpy(ef->fast_budget, budget, sizeof(budget));
 }
 
 void eng_fast_flow_end(struct mmtls_engine *e, struct eng_flow *ef)
 {
     if (e->o.on_flow_state == NULL || !ef->fast_told || ef->flow == NULL)
         return;
-    e->o.on_flow_state(e->o.on_flow_state_ud, &ef->flow->key, ef->fast_mode, ef->fast_gen, NULL,
-                       true);
+    e->o.on_flow_state(e->o.on_flow_state_ud, &ef->flow->key, ef->fast_mode, ef->fast_gen,
+                       ef->fast_budget, NULL, true);
     ef->fast_told = false;
 }

@@ -49,7 +49,12 @@ struct eng_tdir {
     bool update_after;          /* KeyUpdate seen in the current record */
     bool finished;              /* Finished of the current handshake seen */
     uint64_t pause_left;        /* plaintext bytes still to skip */
-    uint64_t avg_rec;           /* running average of protected record sizes */
+    /* mmtls_session_pause_after_wire: the count (0: none), what is left of it, whether the
+     * pause in force is the count's, and a new count not yet told to the fast path */
+    uint64_t wire_budget, wire_left;
+    bool wire_paused, wire_rearm;
+    bool fast_consented; /* fast path: a skip was asked for since the last resume */
+    uint64_t avg_rec;    /* running average of protected record sizes */
     bool err_once[MMTLS_TLSERR_MAX + 1];
 };
 
@@ -169,6 +174,7 @@ struct eng_flow {
     /* fast path (engine_fast.c): what on_flow_state was last told, by endpoint */
     uint8_t fast_mode[2];
     uint32_t fast_gen[2];
+    uint32_t fast_budget[2];
     bool fast_told, fast_again[2];
     struct mmtls_engine *eng; /* borrowed */
     struct mmtls_flow *flow;  /* borrowed */
@@ -320,6 +326,9 @@ void eng_inline_note(struct mmtls_engine *e, struct eng_flow *ef, int dir,
                      const struct mmtls_pkt *pkt);
 /* A frame of direction dir ending at end_seq went out: the receiver's next expected sequence. */
 void eng_inline_sent(struct eng_flow *ef, int dir, uint32_t end_seq);
+
+/* Direction dir is where a pause can skip application-data records whole (engine_tls.c). */
+bool eng_dir_skippable(const struct eng_session *s, int dir);
 
 /* engine_fast.c (kernel fast path) */
 /* Before the current frame's segment (seq: its sequence number): applies a pending kernel

@@ -798,6 +798,16 @@ static void tls12_ccs(struct eng_session *s, int dir)
 }
 
 /* Handles one complete record of direction dir: rec points at the header, reclen bytes. */
+bool eng_dir_skippable(const struct eng_session *s, int dir)
+{
+    const struct eng_tdir *d = &s->d[dir];
+
+    /* application phase; TLS 1.0 CBC chains each record's IV to the previous one */
+    return (s->tls13 ? d->cur == K_APP : d->rp12 != NULL) &&
+           !(s->version == MMTLS_TLS_V10 && s->suite != NULL &&
+             s->suite->kind == MMTLS_CIPHER_AES_CBC);
+}
+
 static void process_record(struct eng_session *s, int dir, const uint8_t *rec, size_t reclen,
                            uint64_t off)
 {
@@ -806,7 +816,7 @@ static void process_record(struct eng_session *s, int dir, const uint8_t *rec, s
     struct mmtls_tls_hdr h;
     const uint8_t *frag = rec + MMTLS_TLS_HDR_LEN;
     size_t frag_len = reclen - MMTLS_TLS_HDR_LEN;
-    bool prot, t13;
+    bool prot, t13, wire_last = false;
     int used = -1;
 
     if (mmtls_tls_hdr_parse(rec, reclen, &h) != 0)
@@ -888,12 +898,24 @@ static void process_record(struct eng_session *s, int dir, const uint8_t *rec, s
             s->cur.rec.max_plain_len = (uint32_t)mmtls_rprot_max_plain(d->rp12, frag_len);
     }
 
+    /* The wire count (mmtls_session_pause_after_wire) counts every application-data record the
+     * pause could skip, skipped or not, as the kernel fast path counts the headers it reads. */
+    if (h.type == MMTLS_CT_APPLICATION_DATA && d->wire_left > 0 && eng_dir_skippable(s, dir)) {
+        uint64_t w = MMTLS_TLS_HDR_LEN + frag_len;
+        d->wire_left -= MMTLS_MIN(d->wire_left, w);
+        if (d->wire_left == 0) {
+            /* This record is inspected (unless a pause is in force), the next ones are not: a
+             * pause for good, whatever pause was in force, as the kernel fast path skips. */
+            wire_last = d->pause_left == 0;
+            d->pause_left = UINT64_MAX;
+            d->wire_paused = true;
+        }
+    }
+
     /* Paused monitoring: whole application-data records inside the window are skipped without
      * decryption.  max_plain_len over-estimates, so padding can only end the pause early. */
-    if (d->pause_left > 0 && h.type == MMTLS_CT_APPLICATION_DATA &&
-        (t13 ? d->cur == K_APP : d->rp12 != NULL) &&
-        !(s->version == MMTLS_TLS_V10 && s->suite != NULL &&
-          s->suite->kind == MMTLS_CIPHER_AES_CBC)) {
+    if (d->pause_left > 0 && !wire_last && h.type == MMTLS_CT_APPLICATION_DATA &&
+        eng_dir_skippable(s, dir)) {
         uint64_t est = s->cur.rec.max_plain_len;
         if (d->pause_left >= est) {
             if (d->pause_left != UINT64_MAX)

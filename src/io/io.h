@@ -353,7 +353,7 @@ struct mmtls_fast_side_info {
 
 struct mmtls_fast_stats {
     uint64_t fwd, fwd_bytes, copy, copy_bytes, divert, divert_bytes, drop, resume, lost, tx, other,
-        race, rearm;
+        race, rearm, kskip;
 };
 
 /* Creates the divert veth pair, loads and attaches the programs (TC ingress of both ports and
@@ -370,11 +370,12 @@ struct mmtls_fast_rearm {
     uint32_t gen, end_seq, hdr_seq;
 };
 
-/* Sets a flow's modes (by endpoint index of the sender) and skip generations; rearm (NULL:
- * none) by endpoint too. */
+/* Sets a flow's modes (by endpoint index of the sender), generations and wire budgets (bytes of
+ * application-data records the kernel copies from the first frame of a new generation before
+ * it skips by itself; 0: none); rearm (NULL: none) by endpoint too. */
 MMTLS_MUST_USE int mmtls_fast_set(struct mmtls_fast *f, const struct mmtls_fast_flowkey *k,
                                   const uint8_t mode[2], const uint32_t gen[2],
-                                  const struct mmtls_fast_rearm *rearm);
+                                  const uint32_t budget[2], const struct mmtls_fast_rearm *rearm);
 /* Forgets a flow (both maps). */
 void mmtls_fast_del(struct mmtls_fast *f, const struct mmtls_fast_flowkey *k);
 /* The kernel's framing state of endpoint `side`'s stream; MMTLS_E_NOTFOUND when unknown. */

@@ -399,7 +399,8 @@ const char *mmtls_fast_divert_ifname(const struct mmtls_fast *f)
 }
 
 int mmtls_fast_set(struct mmtls_fast *f, const struct mmtls_fast_flowkey *k, const uint8_t mode[2],
-                   const uint32_t gen[2], const struct mmtls_fast_rearm *rearm)
+                   const uint32_t gen[2], const uint32_t budget[2],
+                   const struct mmtls_fast_rearm *rearm)
 {
     struct mmtls_fast_key a;
     struct mmtls_fast_ctl c;
@@ -408,6 +409,7 @@ int mmtls_fast_set(struct mmtls_fast *f, const struct mmtls_fast_flowkey *k, con
     for (int i = 0; i < 2; i++) {
         c.mode[i] = mode[i];
         c.gen[i] = gen[i];
+        c.budget[i] = budget != NULL ? budget[i] : 0;
         if (rearm != NULL) {
             c.rearm_gen[i] = rearm[i].gen;
             c.rearm_end[i] = rearm[i].end_seq;
@@ -485,6 +487,7 @@ void mmtls_fast_get_stats(const struct mmtls_fast *f, struct mmtls_fast_stats *s
     st->other = c[MMTLS_FAST_C_OTHER];
     st->race = c[MMTLS_FAST_C_RACE];
     st->rearm = c[MMTLS_FAST_C_REARM];
+    st->kskip = c[MMTLS_FAST_C_KSKIP];
 }
 
 #else /* !MMTLS_HAVE_FAST */
@@ -510,9 +513,10 @@ const char *mmtls_fast_divert_ifname(const struct mmtls_fast *f)
 }
 
 int mmtls_fast_set(struct mmtls_fast *f, const struct mmtls_fast_flowkey *k, const uint8_t mode[2],
-                   const uint32_t gen[2], const struct mmtls_fast_rearm *rearm)
+                   const uint32_t gen[2], const uint32_t budget[2],
+                   const struct mmtls_fast_rearm *rearm)
 {
-    (void)f, (void)k, (void)mode, (void)gen, (void)rearm;
+    (void)f, (void)k, (void)mode, (void)gen, (void)budget, (void)rearm;
     return MMTLS_E_UNSUPPORTED;
 }
 

@@ -65,37 +65,46 @@ tb_keys
 CURL=(timeout 30 curl -sS --http1.1 --resolve server.test:443:198.18.4.2 --cacert "$W/pki/ca.crt")
 
 # 1. Three 1 MB responses on one connection, then EICAR on the same connection.
-start_mbox run1 --inspect-depth 65536
-client "${KEYS[@]}" "${CURL[@]}" -o "$W/a1" https://server.test/1m.bin -o "$W/a2" \
-    https://server.test/1m.bin -o "$W/a3" https://server.test/1m.bin -o "$W/a4" \
-    https://server.test/eicar.com 2>"$W/c1"
-rc=$?
-cmp -s "$W/a1" "$W/www/1m.bin" && cmp -s "$W/a2" "$W/www/1m.bin" &&
-    cmp -s "$W/a3" "$W/www/1m.bin" && pass "three 1 MB responses on one connection: byte-exact" ||
-    fail "1 MB responses (curl rc $rc: $(cat "$W/c1"))"
-[ $rc = 56 ] && ! grep -qs EICAR "$W/a4" &&
-    pass "EICAR after two skipped responses on the same connection: blocked (resumed in step)" ||
-    fail "EICAR after skips not blocked (curl rc $rc)"
-tb_mbox_stop
-fwd=$(counter run1 'bytes uncopied')
-copied=$(counter run1 'bytes with a copy')
-divb=$(counter run1 'bytes; dropped')
-res=$(counter run1 'resumes')
-late=$(counter run1 '(released')
-lost=$(counter run1 'races')
-echo "   run 1: forwarded uncopied $fwd B, copied $copied B, diverted $divb B, resumes $res," \
-    "fast_late $late"
-# User space sees the first 64 KB of each response plus what the server had in flight when the
-# skip was asked for (a TCP window: a few hundred KB here); the rest passes uncopied.
-[ "${fwd:-0}" -gt 1500000 ] && pass "most of 3 MB forwarded in the kernel uncopied ($fwd B)" ||
-    fail "kernel forwarded uncopied only ${fwd:-?} B"
-[ $((${copied:-9999999} + ${divb:-9999999})) -lt 1500000 ] &&
-    pass "user space saw $((copied + divb)) B of ~3.1 MB (copies + diverted)" ||
-    fail "user space saw ${copied:-?} + ${divb:-?} B"
-[ "${res:-0}" -ge 2 ] && pass "skips ended at the next requests ($res resumes)" ||
-    fail "resumes: ${res:-?}"
-[ "${late:-1}" = 0 ] && pass "fast_late 0: no copy completed a record" || fail "fast_late ${late:-?}"
-python3 - "$W/run1/eve.json" <<'EOF' || fail "run 1 eve"
+#    three_responses TAG MAX_SEEN MIN_KSKIP MBOX_ARGS...: MAX_SEEN bounds the bytes user space
+#    gets (copies + diverted), MIN_KSKIP the skips the kernel starts itself (wire budget).
+three_responses() {
+    local tag=$1 max_seen=$2 min_kskip=$3 rc fwd copied divb res late kskip
+    shift 3
+    start_mbox "$tag" "$@"
+    client "${KEYS[@]}" "${CURL[@]}" -o "$W/a1" https://server.test/1m.bin -o "$W/a2" \
+        https://server.test/1m.bin -o "$W/a3" https://server.test/1m.bin -o "$W/a4" \
+        https://server.test/eicar.com 2>"$W/c1"
+    rc=$?
+    cmp -s "$W/a1" "$W/www/1m.bin" && cmp -s "$W/a2" "$W/www/1m.bin" &&
+        cmp -s "$W/a3" "$W/www/1m.bin" &&
+        pass "$tag: three 1 MB responses on one connection: byte-exact" ||
+        fail "$tag: 1 MB responses (curl rc $rc: $(cat "$W/c1"))"
+    [ $rc = 56 ] && ! grep -qs EICAR "$W/a4" &&
+        pass "$tag: EICAR after two skipped responses on the same connection: blocked" ||
+        fail "$tag: EICAR after skips not blocked (curl rc $rc)"
+    tb_mbox_stop
+    fwd=$(counter "$tag" 'bytes uncopied')
+    copied=$(counter "$tag" 'bytes with a copy')
+    divb=$(counter "$tag" 'bytes; dropped')
+    res=$(counter "$tag" 'resumes')
+    late=$(counter "$tag" '(released')
+    kskip=$(grep 'fast path: kernel' "$W/$tag.log" | sed -n 's/.*wire budget \([0-9]*\);.*/\1/p')
+    echo "   $tag: forwarded uncopied $fwd B, copied $copied B, diverted $divb B, resumes $res," \
+        "skips started by the kernel ${kskip:-?}, fast_late $late"
+    [ "${fwd:-0}" -gt 1500000 ] &&
+        pass "$tag: most of 3 MB forwarded in the kernel uncopied ($fwd B)" ||
+        fail "$tag: kernel forwarded uncopied only ${fwd:-?} B"
+    [ $((${copied:-9999999} + ${divb:-9999999})) -lt "$max_seen" ] &&
+        pass "$tag: user space saw $((copied + divb)) B of ~3.1 MB (< $max_seen)" ||
+        fail "$tag: user space saw ${copied:-?} + ${divb:-?} B (bound $max_seen)"
+    [ "${res:-0}" -ge 2 ] && pass "$tag: skips ended at the next requests ($res resumes)" ||
+        fail "$tag: resumes: ${res:-?}"
+    [ "${kskip:-0}" -ge "$min_kskip" ] &&
+        pass "$tag: ${kskip:-0} skips started by the kernel (>= $min_kskip)" ||
+        fail "$tag: skips started by the kernel: ${kskip:-?} (want >= $min_kskip)"
+    [ "${late:-1}" = 0 ] && pass "$tag: fast_late 0: no copy completed a record" ||
+        fail "$tag: fast_late ${late:-?}"
+    python3 - "$W/$tag/eve.json" "$tag" <<'EOF' || fail "$tag eve"
 import json, sys
 ev = [json.loads(l) for l in open(sys.argv[1])]
 t = [e["tls"] for e in ev if e["event_type"] == "tls"]
@@ -105,10 +114,18 @@ ok = len(t) >= 1 and all(x["key_status"] == "decrypted" and not any(
 # (curl retries the EICAR request once on a new connection after the reset: that one is
 # blocked too)
 for x in t:
-    print("   run 1 session: blocked=%s key_status=%s skipped_toclient=%s errors=%s" % (
-        x["blocked"], x["key_status"], x.get("skipped_bytes_toclient"), x.get("errors")))
+    print("   %s session: blocked=%s key_status=%s skipped_toclient=%s errors=%s" % (
+        sys.argv[2], x["blocked"], x["key_status"], x.get("skipped_bytes_toclient"),
+        x.get("errors")))
 sys.exit(0 if ok else 1)
 EOF
+}
+# User space sees the first 64 KB of each response plus what the server had in flight when the
+# skip was asked for (a TCP window: a few hundred KB here); the rest passes uncopied.
+three_responses run1 1500000 0 --inspect-depth 65536
+# With the wire count the kernel skips by itself: user space sees about the first 64 KB of each
+# response and one frame more.
+three_responses run1w 700000 1 --inspect-depth 65536 --depth-count wire
 
 # 2. EICAR beyond the depth passes; within it (at the start) it is blocked, and the kernel
 #    drops the flow's later frames.

@@ -82,7 +82,7 @@ static void server_cbc(struct synth *y, const uint8_t *content, size_t len, uint
     synth_send(y, 1, rec, n + 16 + body);
 }
 
-static void run(struct seen *z, bool padded)
+static void run(struct seen *z, bool padded, bool wire)
 {
     struct mmtls_engine_opts o;
     struct mmtls_engine *e;
@@ -97,7 +97,7 @@ static void run(struct seen *z, bool padded)
     mmtls_engine_opts_default(&o);
     o.key_wait_ms = 2000;
     assert_int_equal(mmtls_engine_new(&e, &o), 0);
-    assert_int_equal(mmtls_depth_register(&d, e, DEPTH), 0); /* first, as mmtlsd does */
+    assert_int_equal(mmtls_depth_register(&d, e, DEPTH, wire), 0); /* first, as mmtlsd does */
     assert_int_equal(mmtls_engine_app_register(e, &app, NULL), 0);
     assert_true(mmtls_ring_push(mmtls_engine_key_ring(e), synth_keymsg(ms, cr)));
     synth_start(&y, e, CBC_SHA);
@@ -111,6 +111,11 @@ static void run(struct seen *z, bool padded)
             server_cbc(&y, fill, sizeof(fill), 0); /* 235 + 20 + 1 = 256 = 16 blocks */
     }
     server_cbc(&y, (const uint8_t *)"EVIL", 4, 7); /* 4 + 20 + 8 = 32 */
+    if (wire) {
+        /* a second request: its response is inspected from its start again */
+        synth_record(&y, 0, 23, (const uint8_t *)req, sizeof(req) - 1);
+        server_cbc(&y, (const uint8_t *)"AGAIN", 5, 6); /* 5 + 20 + 7 = 32 */
+    }
     synth_end(&y);
     mmtls_engine_flush(e);
     mmtls_engine_free(e);
@@ -126,7 +131,7 @@ static void test_cbc_padding_does_not_use_up_depth(void **state)
     struct seen z;
 
     (void)state;
-    run(&z, true);
+    run(&z, true, false);
     assert_int_equal(z.bad_mac, 0);
     assert_int_equal(z.plain_len, 40 + 4);
     assert_non_null(strstr(z.plain, "EVIL"));
@@ -140,10 +145,39 @@ static void test_cbc_content_reaches_depth(void **state)
     struct seen z;
 
     (void)state;
-    run(&z, false);
+    run(&z, false, false);
     assert_int_equal(z.bad_mac, 0);
     assert_int_equal(z.plain_len, 5 * 235);
     assert_null(strstr(z.plain, "EVIL"));
+}
+
+/* --depth-count wire (mmtls_session_pause_after_wire): records count as sent, 5 + 16 (IV) + 256
+ * = 277 bytes each; the fourth reaches 1024 and is inspected whole, the rest of the response is
+ * skipped; the next request starts a new count, so its response is inspected. */
+static void test_wire_count(void **state)
+{
+    struct seen z;
+
+    (void)state;
+    run(&z, false, true);
+    assert_int_equal(z.bad_mac, 0);
+    assert_int_equal(z.plain_len, 4 * 235 + 5);
+    assert_null(strstr(z.plain, "EVIL"));
+    assert_non_null(strstr(z.plain, "AGAIN"));
+}
+
+/* With the wire count, padding counts as data (the documented cost of letting the kernel fast
+ * path apply the depth): four padded records (4 x 293 bytes) use up 1024, EVIL is skipped. */
+static void test_wire_count_padding_counts(void **state)
+{
+    struct seen z;
+
+    (void)state;
+    run(&z, true, true);
+    assert_int_equal(z.bad_mac, 0);
+    assert_int_equal(z.plain_len, 4 + 5);
+    assert_null(strstr(z.plain, "EVIL"));
+    assert_non_null(strstr(z.plain, "AGAIN"));
 }
 
 int main(void)
@@ -151,6 +185,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cbc_padding_does_not_use_up_depth),
         cmocka_unit_test(test_cbc_content_reaches_depth),
+        cmocka_unit_test(test_wire_count),
+        cmocka_unit_test(test_wire_count_padding_counts),
     };
 
     for (int i = 0; i < 48; i++)

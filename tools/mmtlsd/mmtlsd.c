@@ -55,6 +55,7 @@ struct opts {
     bool log_http;
     uint64_t inspect_depth;
     uint64_t inspect_depth_req;
+    bool depth_wire; /* --depth-count wire */
     const char *bypass_allow[17];
     int nbypass;
     const char *block_content[8];
@@ -131,6 +132,10 @@ static void usage(FILE *fp)
             "                           --rules: 65536); otherwise default: all\n"
             "      --inspect-depth-request N  the same for HTTP request bodies (default: as\n"
             "                           --inspect-depth)\n"
+            "      --depth-count C      what --inspect-depth counts (without --rules and\n"
+            "                           --log-http): plaintext (default; padding never counts)\n"
+            "                           or wire: record bytes as sent, padding included; with\n"
+            "                           --io fast the kernel then applies the depth itself\n"
             "      --block-content STR  block sessions whose decrypted data contains STR\n"
             "                           (repeatable, up to 8)\n"
             "  -r, --read FILE          capture to read (pcap or pcapng; '-' = standard input)\n"
@@ -263,6 +268,7 @@ enum {
     O_EVASION,
     O_KHOLDTOTAL,
     O_DEPTHREQ,
+    O_DEPTHCOUNT,
     O_USER,
     O_ALLOWCORE,
     O_PCAPOUT,
@@ -303,6 +309,7 @@ static const struct option lopts[] = {
     {"log-http", no_argument, NULL, O_LOGHTTP},
     {"inspect-depth", required_argument, NULL, O_DEPTH},
     {"inspect-depth-request", required_argument, NULL, O_DEPTHREQ},
+    {"depth-count", required_argument, NULL, O_DEPTHCOUNT},
     {"user", required_argument, NULL, O_USER},
     {"allow-core-dumps", no_argument, NULL, O_ALLOWCORE},
     {"bypass-allow", required_argument, NULL, O_BYPASS},
@@ -481,6 +488,16 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 o->eng.on_missing_keys = MMTLS_MISSING_ALERT;
             else {
                 fprintf(stderr, "mmtlsd: --on-missing-keys takes block, pass or alert\n");
+                return -1;
+            }
+            break;
+        case O_DEPTHCOUNT:
+            if (strcmp(optarg, "plaintext") == 0)
+                o->depth_wire = false;
+            else if (strcmp(optarg, "wire") == 0)
+                o->depth_wire = true;
+            else {
+                fprintf(stderr, "mmtlsd: --depth-count takes plaintext or wire\n");
                 return -1;
             }
             break;
@@ -703,6 +720,11 @@ static int check_args(struct opts *o)
     }
     if (o->dpdk_args != NULL && o->io != MMTLSD_IO_DPDK) {
         fprintf(stderr, "mmtlsd: --dpdk-args needs --io dpdk\n");
+        return -1;
+    }
+    if (o->depth_wire && (o->inspect_depth == 0 || o->log_http || o->nrules > 0)) {
+        fprintf(stderr, "mmtlsd: --depth-count wire needs --inspect-depth, without --rules and "
+                        "--log-http (those count HTTP bodies)\n");
         return -1;
     }
     if (o->io == MMTLSD_IO_FAST && (o->workers > 1 || o->no_vnet)) {
@@ -1105,7 +1127,7 @@ static int worker_setup(struct worker *w, const struct opts *o, int nworkers,
     /* With the HTTP app, the depth applies per message body (it knows where bodies end);
      * otherwise per response, counted from each client record (the depth app). */
     if (o->inspect_depth > 0 && !o->log_http && o->detect == NULL &&
-        mmtls_depth_register(&w->depth, w->e, o->inspect_depth) != 0) {
+        mmtls_depth_register(&w->depth, w->e, o->inspect_depth, o->depth_wire) != 0) {
         fprintf(stderr, "mmtlsd: cannot register the depth app\n");
         return -1;
     }

@@ -81,7 +81,7 @@ int mmtlsd_fast_run(struct mmtlsd_fast *fp, struct mmtls_engine *e, int key_efd,
                     volatile sig_atomic_t *stop, char *err, size_t err_cap);
 void mmtlsd_fast_close(struct mmtlsd_fast *fp);
 void mmtlsd_fast_flow_state(void *ud, const struct mmtls_flow_key *key, const uint8_t mode[2],
-                            const uint32_t gen[2], const struct mmtls_engine_fast_sync *sync,
-                            bool ended);
+                            const uint32_t gen[2], const uint32_t budget[2],
+                            const struct mmtls_engine_fast_sync *sync, bool ended);
 
 #endif

@@ -65,8 +65,8 @@ static void key_from_pkt(const struct mmtls_pkt *p, struct mmtls_fast_flowkey *k
 }
 
 void mmtlsd_fast_flow_state(void *ud, const struct mmtls_flow_key *key, const uint8_t mode[2],
-                            const uint32_t gen[2], const struct mmtls_engine_fast_sync *sync,
-                            bool ended)
+                            const uint32_t gen[2], const uint32_t budget[2],
+                            const struct mmtls_engine_fast_sync *sync, bool ended)
 {
     struct mmtlsd_fast *fp = ud;
     struct mmtls_fast_flowkey k;
@@ -91,7 +91,7 @@ void mmtlsd_fast_flow_state(void *ud, const struct mmtls_flow_key *key, const ui
         ra[i].hdr_seq = sync[i].hdr_seq;
         any = true;
     }
-    if (mmtls_fast_set(fp->k, &k, mode, gen, any ? ra : NULL) != 0)
+    if (mmtls_fast_set(fp->k, &k, mode, gen, budget, any ? ra : NULL) != 0)
         fp->set_fail++; /* the kernel keeps diverting the flow: slower, never unsafe */
 }
 
@@ -114,7 +114,7 @@ static void rst_prepare(struct mmtlsd_fast *fp, uint8_t *fr, size_t len)
     if (mmtls_decode_frame(MMTLS_LINK_ETHERNET, fr, len, &dopts, &p) != MMTLS_DEC_OK)
         return;
     key_from_pkt(&p, &k, &side);
-    if (mmtls_fast_set(fp->k, &k, block, gen, NULL) != 0)
+    if (mmtls_fast_set(fp->k, &k, block, gen, NULL, NULL) != 0)
         fp->set_fail++;
     if (mmtls_fast_side_get(fp->k, &k, side, &si) != 0 || !si.fwd_valid)
         return;
@@ -208,15 +208,15 @@ void mmtlsd_fast_close(struct mmtlsd_fast *fp)
         mmtls_log(MMTLS_LOG_INFO,
                   "fast path: kernel forwarded %llu frames %llu bytes uncopied, %llu frames "
                   "%llu bytes with a copy; diverted %llu frames %llu bytes; dropped %llu; "
-                  "resumed %llu; lost %llu; re-armed %llu; races %llu; not TCP %llu; sent back "
-                  "%llu",
+                  "resumed %llu; skips started by the wire budget %llu; lost %llu; re-armed %llu; "
+                  "races %llu; not TCP %llu; sent back %llu",
                   (unsigned long long)ks.fwd, (unsigned long long)ks.fwd_bytes,
                   (unsigned long long)ks.copy, (unsigned long long)ks.copy_bytes,
                   (unsigned long long)ks.divert, (unsigned long long)ks.divert_bytes,
                   (unsigned long long)ks.drop, (unsigned long long)ks.resume,
-                  (unsigned long long)ks.lost, (unsigned long long)ks.rearm,
-                  (unsigned long long)ks.race, (unsigned long long)ks.other,
-                  (unsigned long long)ks.tx);
+                  (unsigned long long)ks.kskip, (unsigned long long)ks.lost,
+                  (unsigned long long)ks.rearm, (unsigned long long)ks.race,
+                  (unsigned long long)ks.other, (unsigned long long)ks.tx);
         mmtls_log(MMTLS_LOG_INFO,
                   "fast path: user space got %llu copies, %llu diverted, %llu resumes, %llu "
                   "unmarked; fast_late %llu (released %llu); copies of blocked flows %llu; copies "
