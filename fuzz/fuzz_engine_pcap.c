@@ -23,6 +23,8 @@ static int reader_app(struct mmtls_session *s, const struct mmtls_event_info *ev
             sink ^= p[i]; /* touch the plaintext: ASan checks the bounds */
         if (n > 0 && p[0] == 'P')
             mmtls_session_pause(s, ev->rec->dir, n * 2);
+        if (n > 0 && p[0] == 'W')
+            mmtls_session_pause_after_wire(s, ev->rec->dir, n * 4);
         if (n > 0 && p[0] == 'B')
             mmtls_session_block(s, "fuzz");
     }
