@@ -100,7 +100,7 @@ static void usage(FILE *fp)
             "                           size frames; senders' checksums must be complete) or\n"
             "                           the kernel fast path (TC programs forward in the\n"
             "                           kernel, only what inspection needs reaches mmtlsd;\n"
-            "                           one worker; docs/FASTPATH.md)\n"
+            "                           docs/FASTPATH.md)\n"
             "      --xdp-mode M         AF_XDP: auto (default), copy or zerocopy\n"
             "      --io dpdk            DPDK: IF1 and IF2 become net_af_packet devices (no\n"
             "                           hugepages; offloads off on the path), worker k polls\n"
@@ -727,8 +727,8 @@ static int check_args(struct opts *o)
                         "--log-http (those count HTTP bodies)\n");
         return -1;
     }
-    if (o->io == MMTLSD_IO_FAST && (o->workers > 1 || o->no_vnet)) {
-        fprintf(stderr, "mmtlsd: --io fast runs one worker, with vnet headers\n");
+    if (o->io == MMTLSD_IO_FAST && o->no_vnet) {
+        fprintf(stderr, "mmtlsd: --io fast runs with vnet headers\n");
         return -1;
     }
     /* Exception policies: a resource's own option, else --exception-policy, else closed. */
@@ -1277,7 +1277,8 @@ static int run_inline(const struct opts *o, struct worker *w, int n)
     }
     for (int i = 0; i < n; i++) {
         if (w[i].fast != NULL
-                ? mmtlsd_fast_open(w[i].fast, o->iface, err, sizeof(err)) != 0
+                ? mmtlsd_fast_open(w[i].fast, o->iface, i > 0 ? w[0].fast : NULL, io.fanout_group,
+                                   err, sizeof(err)) != 0
                 : mmtlsd_bridge_open(&w[i].br, o->iface, &io, i, err, sizeof(err)) != 0) {
             fprintf(stderr, "mmtlsd: %s\n", err);
             status = 2;
@@ -1316,7 +1317,7 @@ static int run_inline(const struct opts *o, struct worker *w, int n)
         }
     }
 out:
-    for (int i = 0; i < n; i++) {
+    for (int i = n - 1; i >= 0; i--) { /* worker 0 last: it owns the fast path's programs */
         mmtlsd_bridge_close(w[i].br, i);
         w[i].br = NULL;
         mmtlsd_fast_close(w[i].fast);

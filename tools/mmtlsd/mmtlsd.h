@@ -14,7 +14,7 @@
 enum mmtlsd_io {
     MMTLSD_IO_AFPACKET = 0,
     MMTLSD_IO_XDP,
-    MMTLSD_IO_FAST, /* kernel fast path (mmtlsd_fast.c, docs/FASTPATH.md): one worker */
+    MMTLSD_IO_FAST, /* kernel fast path (mmtlsd_fast.c, docs/FASTPATH.md) */
     MMTLSD_IO_DPDK, /* DPDK ethdevs (src/io/io_dpdk.c): worker k polls queue k */
 };
 
@@ -75,7 +75,10 @@ void mmtlsd_bridge_close(struct mmtlsd_bridge *b, int worker);
 struct mmtlsd_fast;
 struct mmtlsd_fast *mmtlsd_fast_new(void);
 void mmtlsd_fast_engine_opts(struct mmtlsd_fast *fp, struct mmtls_engine_opts *eo);
-MMTLS_MUST_USE int mmtlsd_fast_open(struct mmtlsd_fast *fp, const char *ifpair, char *err,
+/* Worker 0 (owner NULL) loads the programs and makes the divert interface; the others (owner:
+ * worker 0's) share them.  fanout_group != 0 when there are several workers. */
+MMTLS_MUST_USE int mmtlsd_fast_open(struct mmtlsd_fast *fp, const char *ifpair,
+                                    struct mmtlsd_fast *owner, int fanout_group, char *err,
                                     size_t err_cap);
 int mmtlsd_fast_run(struct mmtlsd_fast *fp, struct mmtls_engine *e, int key_efd,
                     volatile sig_atomic_t *stop, char *err, size_t err_cap);

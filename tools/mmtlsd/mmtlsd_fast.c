@@ -3,7 +3,10 @@
  * copies (frames the kernel forwarded already: inspected, never sent) and diverted frames
  * (frames only it has: the engine's verdict applies, and forwarded frames leave through the
  * divert interface tagged with their port).  The engine tells it (on_flow_state) what the
- * kernel may do with each flow; it writes that into the kernel's maps.  One worker. */
+ * kernel may do with each flow; it writes that into the kernel's maps.  Several workers share
+ * the programs and maps (worker 0 owns them) and each reads the divert interface with its own
+ * AF_PACKET socket in one PACKET_FANOUT_HASH group: the symmetric flow hash gives a flow's
+ * copies and diverted frames, both directions, to one worker, which alone writes its entry. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -26,7 +29,8 @@ struct meta {
 };
 
 struct mmtlsd_fast {
-    struct mmtls_fast *k;   /* owned: programs and maps */
+    struct mmtls_fast *k; /* programs and maps: owned by worker 0, borrowed by the others */
+    bool owner;
     struct mmtls_afp *port; /* owned: AF_PACKET on the divert interface */
     char names[2][64];
     uint64_t copies, diverts, resumes, unmarked, late, late_release, tx_full, set_fail, rst_fixed;
@@ -165,14 +169,26 @@ void mmtlsd_fast_engine_opts(struct mmtlsd_fast *fp, struct mmtls_engine_opts *e
     eo->on_flow_state_ud = fp;
 }
 
-int mmtlsd_fast_open(struct mmtlsd_fast *fp, const char *ifpair, char *err, size_t err_cap)
+int mmtlsd_fast_open(struct mmtlsd_fast *fp, const char *ifpair, struct mmtlsd_fast *owner,
+                     int fanout_group, char *err, size_t err_cap)
 {
     const char *colon = strchr(ifpair, ':');
     struct mmtls_fast_opts fo = {.sz = sizeof(fo)};
     /* a deep ring: a copy lost to a full ring blocks its session (mmtls_engine_fast_inorder) */
-    struct mmtls_afp_opts ao = {.sz = sizeof(ao), .vnet_hdr = true, .block_nr = 128};
+    struct mmtls_afp_opts ao = {
+        .sz = sizeof(ao), .vnet_hdr = true, .block_nr = 128, .fanout_group = fanout_group};
     int rc;
 
+    if (owner != NULL) {
+        /* another worker: the same programs, maps and divert interface, its own socket */
+        fp->k = owner->k;
+        ao.ifname = mmtls_fast_divert_ifname(fp->k);
+        rc = mmtls_afp_open(&fp->port, &ao, err, err_cap);
+        if (rc != 0)
+            fp->k = NULL;
+        return rc;
+    }
+    fp->owner = true;
     if (colon == NULL || colon == ifpair || colon[1] == '\0' ||
         (size_t)(colon - ifpair) >= sizeof(fp->names[0]) ||
         strlen(colon + 1) >= sizeof(fp->names[1])) {
@@ -202,9 +218,8 @@ void mmtlsd_fast_close(struct mmtlsd_fast *fp)
 
     if (fp == NULL)
         return;
-    if (fp->k != NULL) {
+    if (fp->k != NULL && fp->owner) {
         mmtls_fast_get_stats(fp->k, &ks);
-        mmtls_afp_get_stats(fp->port, &as);
         mmtls_log(MMTLS_LOG_INFO,
                   "fast path: kernel forwarded %llu frames %llu bytes uncopied, %llu frames "
                   "%llu bytes with a copy; diverted %llu frames %llu bytes; dropped %llu; "
@@ -217,6 +232,9 @@ void mmtlsd_fast_close(struct mmtlsd_fast *fp)
                   (unsigned long long)ks.kskip, (unsigned long long)ks.lost,
                   (unsigned long long)ks.rearm, (unsigned long long)ks.race,
                   (unsigned long long)ks.other, (unsigned long long)ks.tx);
+    }
+    if (fp->k != NULL) {
+        mmtls_afp_get_stats(fp->port, &as);
         mmtls_log(MMTLS_LOG_INFO,
                   "fast path: user space got %llu copies, %llu diverted, %llu resumes, %llu "
                   "unmarked; fast_late %llu (released %llu); copies of blocked flows %llu; copies "
@@ -233,7 +251,8 @@ void mmtlsd_fast_close(struct mmtlsd_fast *fp)
                   (unsigned long long)fp->set_fail, (unsigned long long)fp->rst_fixed);
     }
     mmtls_afp_close(fp->port);
-    mmtls_fast_close(fp->k);
+    if (fp->owner)
+        mmtls_fast_close(fp->k); /* the other workers closed theirs first (run_inline) */
     free(fp);
 }
 
