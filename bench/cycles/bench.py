@@ -58,6 +58,7 @@ FWD_MB = int(os.environ.get("FWD_MB", "2048"))  # group A (GSO frames)
 FWD_MB_B = int(os.environ.get("FWD_MB_B", "512"))  # group B (MTU frames: slower)
 TLS_SECS = float(os.environ.get("TLS_SECS", "4"))
 SCALE_CONNS = int(os.environ.get("SCALE_CONNS", "32"))
+SCALE_FAST = int(os.environ.get("SCALE_FAST", "1"))  # also --io fast with 1 and 2 workers
 PARTS = os.environ.get("PARTS", "offline fwd attrib tls64k scale profile callgrind").split()
 ATTRIB_MB = int(os.environ.get("ATTRIB_MB", "1024"))
 OPENSSL_SECS = int(os.environ.get("OPENSSL_SECS", "1"))
@@ -750,7 +751,8 @@ def main():
                                          "ok" if rec["ok"] else "FAIL " + rec.get("err", "")))
                     save()
             if "scale" in PARTS:
-                for kind, wk in rotate([("bridge", 1), ("mmtlsd-afp", 1), ("mmtlsd-afp", 2)],
+                for kind, wk in rotate([("bridge", 1), ("mmtlsd-afp", 1), ("mmtlsd-afp", 2)] +
+                                       [("mmtlsd-fast", 1), ("mmtlsd-fast", 2)] * SCALE_FAST,
                                        rnd - 1):
                     mid = Middle(kind, "scale-%s-w%d-r%d" % (kind, wk, rnd), depth=0,
                                  workers=wk, cpus=None)
