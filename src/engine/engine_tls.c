@@ -797,7 +797,6 @@ static void tls12_ccs(struct eng_session *s, int dir)
     d->failed = 0;
 }
 
-/* Handles one complete record of direction dir: rec points at the header, reclen bytes. */
 bool eng_dir_skippable(const struct eng_session *s, int dir)
 {
     const struct eng_tdir *d = &s->d[dir];
@@ -808,6 +807,7 @@ bool eng_dir_skippable(const struct eng_session *s, int dir)
              s->suite->kind == MMTLS_CIPHER_AES_CBC);
 }
 
+/* Handles one complete record of direction dir: rec points at the header, reclen bytes. */
 static void process_record(struct eng_session *s, int dir, const uint8_t *rec, size_t reclen,
                            uint64_t off)
 {
