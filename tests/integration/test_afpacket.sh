@@ -36,20 +36,9 @@ SIZE_MB=${MMTLS_AFP_SIZE_MB:-100}
 ALL_TESTS="test_ping test_http_vnet test_http_novnet test_http_slow test_vlan"
 
 TAG=mmafp$$
-NS_C=${TAG}c
-NS_M=${TAG}m
-NS_S=${TAG}s
-WORK=$(mktemp -d /tmp/${TAG}.XXXXXX)
-BRIDGE_PID=
-HTTP_PID=
-
-skip() { echo "SKIP: $*"; exit 77; }
-log() { echo "# $*"; }
-
-[ "$(id -u)" = 0 ] || skip "needs root (network namespaces)"
-for t in ip curl python3 timeout sha256sum ethtool; do
-    command -v $t >/dev/null || skip "$t not installed"
-done
+# shellcheck source=lib_bridge.sh
+. "$(dirname "$0")/lib_bridge.sh"
+bridge_require ip curl python3 timeout sha256sum ethtool
 
 if [ ! -x "$BRIDGE" ]; then
     [ -f "$B/libmmtls_io.a" ] || skip "no $BRIDGE and no $B/libmmtls_io.a to build it from"
@@ -58,35 +47,6 @@ if [ ! -x "$BRIDGE" ]; then
         $(pkg-config --libs libxdp libbpf 2>/dev/null) -o "$B/mmtls-bridge" || { echo "FAIL: cannot build mmtls-bridge"; exit 1; }
     BRIDGE=$B/mmtls-bridge
 fi
-
-cleanup() {
-    [ -n "$BRIDGE_PID" ] && kill "$BRIDGE_PID" 2>/dev/null
-    [ -n "$HTTP_PID" ] && kill "$HTTP_PID" 2>/dev/null
-    wait 2>/dev/null
-    for ns in $NS_C $NS_M $NS_S; do
-        ip netns del "$ns" 2>/dev/null
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-in_c() { ip netns exec "$NS_C" "$@"; }
-in_m() { ip netns exec "$NS_M" "$@"; }
-in_s() { ip netns exec "$NS_S" "$@"; }
-
-setup_topology() {
-    ip netns add "$NS_C" && ip netns add "$NS_M" && ip netns add "$NS_S" || return 1
-    ip link add c0 netns "$NS_C" type veth peer name m0 netns "$NS_M" || return 1
-    ip link add m1 netns "$NS_M" type veth peer name s0 netns "$NS_S" || return 1
-    # The bump in the wire speaks no IP of its own (no IPv6 ND/MLD either).
-    in_m sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-    in_m sysctl -qw net.ipv6.conf.m0.disable_ipv6=1 net.ipv6.conf.m1.disable_ipv6=1
-    for ns in $NS_C $NS_M $NS_S; do ip -n "$ns" link set lo up; done
-    ip -n "$NS_M" link set m0 up && ip -n "$NS_M" link set m1 up || return 1
-    ip -n "$NS_C" addr add 198.18.3.1/24 dev c0 && ip -n "$NS_C" link set c0 up || return 1
-    ip -n "$NS_S" addr add 198.18.3.2/24 dev s0 && ip -n "$NS_S" link set s0 up || return 1
-}
 
 # offloads on|off on the four veth ends (tx checksumming included: without vnet_hdr a frame
 # with a partial checksum cannot be handed on).
@@ -122,7 +82,7 @@ stop_bridge() {
 start_http() {
     timeout 600 ip netns exec "$NS_S" python3 -m http.server --bind "$1" 8080 \
         --directory "$WORK/www" >"$WORK/http.log" 2>&1 &
-    HTTP_PID=$!
+    SRV_PID=$!
     for _ in $(seq 50); do
         in_s bash -c "exec 3<>/dev/tcp/$1/8080" 2>/dev/null && return 0
         sleep 0.1
@@ -132,9 +92,9 @@ start_http() {
 }
 
 stop_http() {
-    [ -n "$HTTP_PID" ] && kill "$HTTP_PID" 2>/dev/null
-    wait "$HTTP_PID" 2>/dev/null
-    HTTP_PID=
+    [ -n "$SRV_PID" ] && kill "$SRV_PID" 2>/dev/null
+    wait "$SRV_PID" 2>/dev/null
+    SRV_PID=
 }
 
 # download SERVER_IP: fetch the blob through the bridge and compare digests.
@@ -311,7 +271,7 @@ test_vlan() {
     return $rc
 }
 
-setup_topology || { echo "FAIL: cannot build the namespaces"; exit 1; }
+bridge_topology || { echo "FAIL: cannot build the namespaces"; exit 1; }
 mkdir -p "$WORK/www"
 head -c "$((SIZE_MB * 1024 * 1024))" /dev/urandom >"$WORK/www/blob"
 sha256sum "$WORK/www/blob" >"$WORK/blob.sha256"
@@ -324,7 +284,7 @@ fi
 
 fails=0
 for t in ${*:-$ALL_TESTS}; do
-    # Not in a subshell: the trap must still see BRIDGE_PID/HTTP_PID if a case fails.
+    # Not in a subshell: the trap must still see BRIDGE_PID/SRV_PID if a case fails.
     if $t >"$WORK/case.log" 2>&1; then
         echo "ok - $t"
     else

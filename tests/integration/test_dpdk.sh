@@ -31,57 +31,17 @@ SIZE_MB=${MMTLS_DPDK_SIZE_MB:-100}
 ALL_TESTS="test_ping test_http_down test_tcp_up test_both_ways test_vlan test_big_mtu test_bad_args"
 
 TAG=mmdpdk$$
-NS_C=${TAG}c
-NS_M=${TAG}m
-NS_S=${TAG}s
-WORK=$(mktemp -d /tmp/${TAG}.XXXXXX)
-BRIDGE_PID=
-SRV_PID=
-
-skip() { echo "SKIP: $*"; exit 77; }
-log() { echo "# $*"; }
-
-[ "$(id -u)" = 0 ] || skip "needs root (network namespaces)"
-for t in ip curl python3 timeout sha256sum ethtool ping tcpdump; do
-    command -v $t >/dev/null || skip "$t not installed"
-done
+# shellcheck source=lib_bridge.sh
+. "$(dirname "$0")/lib_bridge.sh"
+bridge_require ip curl python3 timeout sha256sum ethtool ping tcpdump
 [ -x "$BRIDGE" ] || { echo "FAIL: build mmtls-bridge first ($BRIDGE)"; exit 1; }
 
-cleanup() {
-    [ -n "$BRIDGE_PID" ] && kill "$BRIDGE_PID" 2>/dev/null
-    [ -n "$SRV_PID" ] && kill "$SRV_PID" 2>/dev/null
-    wait 2>/dev/null
-    for ns in $NS_C $NS_M $NS_S; do
-        ip netns del "$ns" 2>/dev/null
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-in_c() { ip netns exec "$NS_C" "$@"; }
-in_m() { ip netns exec "$NS_M" "$@"; }
-in_s() { ip netns exec "$NS_S" "$@"; }
-
 setup_topology() {
-    ip netns add "$NS_C" && ip netns add "$NS_M" && ip netns add "$NS_S" || return 1
-    ip link add c0 netns "$NS_C" type veth peer name m0 netns "$NS_M" || return 1
-    ip link add m1 netns "$NS_M" type veth peer name s0 netns "$NS_S" || return 1
-    in_m sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-    in_m sysctl -qw net.ipv6.conf.m0.disable_ipv6=1 net.ipv6.conf.m1.disable_ipv6=1
-    for ns in $NS_C $NS_M $NS_S; do ip -n "$ns" link set lo up; done
-    ip -n "$NS_M" link set m0 up && ip -n "$NS_M" link set m1 up || return 1
-    ip -n "$NS_C" addr add 198.18.3.1/24 dev c0 && ip -n "$NS_C" link set c0 up || return 1
-    ip -n "$NS_S" addr add 198.18.3.2/24 dev s0 && ip -n "$NS_S" link set s0 up || return 1
+    bridge_topology || return 1
     # no virtio_net_hdr through net_af_packet: complete checksums, MTU-size frames
     in_c ethtool -K c0 tx off tso off gso off gro off >/dev/null &&
         in_s ethtool -K s0 tx off tso off gso off gro off >/dev/null &&
         in_m ethtool -K m0 gro off >/dev/null && in_m ethtool -K m1 gro off >/dev/null
-}
-
-mtu() {
-    ip -n "$NS_C" link set c0 mtu "$1" && ip -n "$NS_M" link set m0 mtu "$1" &&
-        ip -n "$NS_M" link set m1 mtu "$1" && ip -n "$NS_S" link set s0 mtu "$1"
 }
 
 start_bridge() {
