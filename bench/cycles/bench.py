@@ -60,6 +60,7 @@ TLS_SECS = float(os.environ.get("TLS_SECS", "4"))
 SCALE_CONNS = int(os.environ.get("SCALE_CONNS", "32"))
 SCALE_FAST = int(os.environ.get("SCALE_FAST", "1"))  # also --io fast with 1 and 2 workers
 PARTS = os.environ.get("PARTS", "offline fwd attrib tls64k scale profile callgrind").split()
+TLS_KINDS = os.environ.get("TLS_KINDS", "").split()  # middles of tls64k/tlsattrib (default: all)
 ATTRIB_MB = int(os.environ.get("ATTRIB_MB", "1024"))
 OPENSSL_SECS = int(os.environ.get("OPENSSL_SECS", "1"))
 SERVER, DIRECT_S = "198.18.4.2", "198.18.7.2"
@@ -297,13 +298,21 @@ def set_tx(on):
                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
 
 
+def set_rps(mask):
+    """rps_cpus of every RX queue of the middle's ports c0 and s0"""
+    sh(in_ns(NS_M, "sh", "-c", "for q in /sys/class/net/[cs]0/queues/rx-*/rps_cpus; do "
+             "echo %s > $q; done" % mask))
+
+
 class Middle:
-    """kind: direct | bridge | bare-afp | bare-xdp | mmtlsd-afp | mmtlsd-xdp | mmtlsd-fast,
+    """kind: direct | bridge | bridge-rps (with RPS on its ports, as --io fast sets it) | bare-afp
+    | bare-xdp | mmtlsd-afp | mmtlsd-xdp | mmtlsd-fast | mmtlsd-fastw (--depth-count wire),
     with options: depth (bytes, 0 = decrypt all), workers, cpus (taskset list or None)"""
 
     def __init__(self, kind, tag, depth=0, workers=1, cpus="1"):
         self.kind, self.tag, self.depth, self.workers, self.cpus = kind, tag, depth, workers, cpus
         self.proc, self.evedir, self.errf = None, None, None
+        self.quiet = True  # mmtlsd -q: no summary on stderr
 
     @property
     def direct(self):
@@ -323,7 +332,9 @@ class Middle:
         self.errf = os.path.join(W, "mid-%s.err" % self.tag)
         if k == "direct":
             return
-        if k == "bridge":
+        if k in ("bridge", "bridge-rps"):
+            if k == "bridge-rps":  # the RPS that --io fast sets (src/io/io_fast.c), for reference
+                set_rps("3")
             sh(["ip", "-n", NS_M, "link", "add", "br0", "type", "bridge"])
             sh(["ip", "-n", NS_M, "link", "set", "c0", "master", "br0"])
             sh(["ip", "-n", NS_M, "link", "set", "s0", "master", "br0"])
@@ -346,7 +357,8 @@ class Middle:
             os.makedirs(self.evedir, exist_ok=True)
             args = [MMTLSD, "-i", "c0:s0", "--key-listen", "198.18.6.2:4433",
                     "--cert", W + "/pki/mbox.crt", "--key", W + "/pki/mbox.key",
-                    "--client-ca", W + "/pki/ca.crt", "-l", self.evedir, "-q"]
+                    "--client-ca", W + "/pki/ca.crt", "-l", self.evedir] + (
+                        ["-q"] if self.quiet else ["-v"])
             if k == "mmtlsd-xdp":
                 args += ["--io", "xdp", "--xdp-mode", "copy"]
             elif k in ("mmtlsd-fast", "mmtlsd-fastw"):
@@ -376,8 +388,10 @@ class Middle:
         return self.last_pids
 
     def stop(self):
-        if self.kind == "bridge":
+        if self.kind in ("bridge", "bridge-rps"):
             sh(["ip", "-n", NS_M, "link", "del", "br0"])
+            if self.kind == "bridge-rps":
+                set_rps("0")
         elif self.proc is not None:
             stop(self.proc)
         self.proc = None
@@ -432,6 +446,12 @@ def fwd_run(mid, server_pids, mb):
 
 HOOKS = re.compile(r"\b(br_handle_frame|tpacket_rcv|packet_rcv|sch_handle_ingress|tcx_run|"
                    r"tc_run)\b")
+# interrupt and softirq context: the work of whatever frames are pending on the CPU (mostly the
+# end hosts' receive paths), run in the context of the task it interrupted or that re-enabled
+# bottom halves (a sendmsg's __dev_queue_xmit); charged by call chain, not by task
+IRQ = re.compile(r"\b(handle_softirqs|__do_softirq|net_rx_action|asm_sysvec_\w+|"
+                 r"asm_common_interrupt)\b")
+UNRESOLVED = ("handle_softirqs", "net_rx_action", "__irq_exit_rcu")
 
 
 def attrib_run(mid, server_pids, mb, run=None):
@@ -451,22 +471,32 @@ def attrib_run(mid, server_pids, mb, run=None):
     mp = set(mid.pids()) | set(getattr(mid, "last_pids", []))
     r = subprocess.run(["perf", "script", "-i", data, "-F", "pid,period,ip,sym"],
                        capture_output=True, text=True, timeout=300)
-    proc_ns = hook_ns = all_ns = 0
+    ns = dict.fromkeys(("proc", "hook", "all", "proc_irq", "proc_irq_hook", "irq", "irq_hook",
+                        "irq_unres"), 0)
     for blk in r.stdout.split("\n\n"):
         lines = blk.strip("\n").splitlines()
-        if not lines:
+        if len(lines) < 2:
             continue
         head = lines[0].split()
         try:
             pid, period = int(head[0]), int(head[1])
         except (ValueError, IndexError):
             continue
-        all_ns += period
+        hook, irq = bool(HOOKS.search(blk)), bool(IRQ.search(blk))
+        ns["all"] += period
         if pid in mp:
-            proc_ns += period
-        elif HOOKS.search(blk):
-            hook_ns += period
-    rec.update(attrib_proc=proc_ns / 1e9, attrib_hook=hook_ns / 1e9, attrib_all=all_ns / 1e9)
+            ns["proc"] += period
+            if irq:
+                ns["proc_irq"] += period
+                ns["proc_irq_hook"] += period if hook else 0
+        elif hook:
+            ns["hook"] += period
+        if irq:
+            ns["irq"] += period
+            ns["irq_hook"] += period if hook else 0
+            # the sample landed where interrupts were re-enabled: no call chain below
+            ns["irq_unres"] += period if lines[1].split()[-1] in UNRESOLVED else 0
+    rec.update({"attrib_" + k: v / 1e9 for k, v in ns.items()})
     os.unlink(data)
     return rec
 
@@ -594,23 +624,45 @@ def perf_top(data, outtxt):
     return {"dso": dso, "sym": sym[:400]}
 
 
+def profile_inline(server_pids, kind, depth, conns, name):
+    """perf record -g of one middle's process under h2load (1 MB objects), with its syscall
+    counts (perf stat) from a second run: WORK/perf-NAME.txt, WORK/trace-NAME.txt"""
+    out = {}
+    for what in ("perf", "trace"):
+        mid = Middle(kind, "profile-%s-%s" % (name, what), depth=depth, workers=1, cpus="1")
+        mid.quiet = False  # its summary (WORK/mid-profile-*.err) has the fast path's counters
+        mid.start()
+        try:
+            data = os.path.join(W, "%s-%s.data" % (what, name))
+            if what == "perf":
+                cmd = ["perf", "record", "-q", "-e", "cpu-clock", "-F", "1999", "--call-graph",
+                       os.environ.get("PERF_CG", "fp"), "-o", data]
+            else:  # syscall and context-switch counts (perf trace -s loses events here)
+                cmd = ["perf", "stat", "-o", os.path.join(W, "trace-%s.txt" % name), "-e",
+                       ",".join(["syscalls:sys_enter_" + c for c in
+                                 ("sendto", "poll", "ppoll", "bpf", "recvfrom", "recvmsg",
+                                  "epoll_wait", "write")] +
+                                ["raw_syscalls:sys_enter", "context-switches", "cpu-clock"])]
+            pr = subprocess.Popen(cmd + ["-p", str(mid.proc.pid), "--", "sleep",
+                                         str(TLS_SECS + 1)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            rec = h2_run(mid, server_pids, conns)
+            pr.wait(timeout=60)
+        finally:
+            mid.stop()
+        if mid.evedir:
+            rec["eve"] = eve_summary(mid.evedir)
+        out[what + "_run"] = rec
+    out["perf"] = perf_top(os.path.join(W, "perf-%s.data" % name),
+                           os.path.join(W, "perf-%s.txt" % name))
+    return out
+
+
 def profiles(server_pids):
     res = {}
     # 1. inline, decrypting everything, under load (h2load 32 connections, 1 MB objects)
-    mid = Middle("mmtlsd-afp", "profile-inline", depth=0, workers=1, cpus="1")
-    mid.start()
-    try:
-        data = os.path.join(W, "perf-inline.data")
-        pr = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "1999", "-g",
-                               "-o", data, "-p", str(mid.proc.pid), "--", "sleep",
-                               str(TLS_SECS + 1)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        rec = h2_run(mid, server_pids, SCALE_CONNS)
-        pr.wait(timeout=60)
-    finally:
-        mid.stop()
-    res["inline_run"] = rec
-    res["inline"] = perf_top(data, os.path.join(W, "perf-inline.txt"))
+    p = profile_inline(server_pids, "mmtlsd-afp", 0, SCALE_CONNS, "inline")
+    res["inline_run"], res["inline"] = p["perf_run"], p["perf"]
     # 2. offline decrypt of the big capture
     data = os.path.join(W, "perf-offline.data")
     evedir = os.path.join(W, "off-eve")
@@ -724,8 +776,8 @@ def main():
                         "ok" if rec["ok"] else "FAIL " + rec.get("err", "")))
                     save()
             if "tls64k" in PARTS:
-                for kind in rotate(["direct", "bridge", "mmtlsd-afp", "mmtlsd-fast", "mmtlsd-fastw"],
-                                   rnd - 1):
+                for kind in rotate(TLS_KINDS or ["direct", "bridge", "mmtlsd-afp", "mmtlsd-fast",
+                                                 "mmtlsd-fastw"], rnd - 1):
                     mid = Middle(kind, "tls64k-%s-r%d" % (kind, rnd), depth=65536)
                     rec = with_middle(mid, lambda: h2_run(mid, server_pids, 8))
                     rec["round"] = rnd
@@ -736,8 +788,8 @@ def main():
                         "ok" if rec["ok"] else "FAIL " + rec.get("err", "")))
                     save()
             if "tlsattrib" in PARTS:
-                for kind in rotate(["bridge", "mmtlsd-afp", "mmtlsd-fast", "mmtlsd-fastw"],
-                                   rnd - 1):
+                for kind in rotate([k for k in TLS_KINDS if k != "direct"] or
+                                   ["bridge", "mmtlsd-afp", "mmtlsd-fast", "mmtlsd-fastw"], rnd - 1):
                     mid = Middle(kind, "tlsattrib-%s-r%d" % (kind, rnd), depth=65536)
                     mid.last_pids = []
                     rec = with_middle(mid, lambda: attrib_run(
@@ -766,6 +818,10 @@ def main():
                         rec.get("eve", {}).get("key_status", ""),
                         "ok" if rec["ok"] else "FAIL " + rec.get("err", "")))
                     save()
+        if "profilefast" in PARTS:  # the kernel fast path with the wire depth count
+            res["profilefast"] = profile_inline(server_pids, "mmtlsd-fastw", 65536, 8, "fastw")
+            log("profile written: %s/perf-fastw.txt, trace-fastw.txt" % W)
+            save()
         if "profile" in PARTS:
             res["profile"] = profiles(server_pids)
             log("profiles written: %s/perf-inline.txt, perf-offline.txt" % W)

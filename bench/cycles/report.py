@@ -13,6 +13,7 @@ import sys
 
 NAMES = {
     "bridge": "Linux bridge (kernel router)",
+    "bridge-rps": "Linux bridge with RPS on its ports (as --io fast sets it)",
     "bare-afp": "mmtls-bridge AF_PACKET (bare)",
     "mmtlsd-afp": "mmtlsd AF_PACKET",
     "mmtlsd-fast": "mmtlsd --io fast",
@@ -85,6 +86,22 @@ def fwd_table(res):
     return out
 
 
+def chain_cost(r, scale):
+    """the middle's cost with interrupt/softirq samples charged by call chain instead of by task
+    (bench.py IRQ): its processes' own work (schedstat scaled by the share of its samples
+    outside interrupt context) + every sample under its receive hook wherever it ran; and the
+    same plus the hook's share of the softirq samples with no call chain (upper estimate).
+    None for runs recorded before bench.py split the samples."""
+    if "attrib_irq" not in r:
+        return None, None
+    own = r["middle_proc"] * (1 - r["attrib_proc_irq"] / r["attrib_proc"]) \
+        if r["attrib_proc"] > 0 else 0.0
+    c = own + (r["attrib_hook"] + r["attrib_proc_irq_hook"]) * scale
+    resolved = r["attrib_irq"] - r["attrib_irq_unres"]
+    share = r["attrib_irq_hook"] / resolved if resolved > 0 else 0.0
+    return c, c + r["attrib_irq_unres"] * share * scale
+
+
 def tlsattrib_table(res):
     """TLS 1 MB objects inspected to 64 KB, attributed as attrib_table: the middle's processes
     (schedstat) + kernel samples under its receive hook, scaled by schedstat/sampled of
@@ -95,19 +112,31 @@ def tlsattrib_table(res):
         sc = [r["middle_proc"] / r["attrib_proc"] for m, r in recs.items()
               if m == "mmtlsd-afp" and r["attrib_proc"] > 0]
         scale = statistics.mean(sc) if sc else 1.0
-        per_b = {}
+        per_b, chain_b, chain_hi_b = {}, {}, {}
         for m, r in recs.items():
             c = r["middle_proc"] + r["attrib_hook"] * scale
             per_b[m] = c * 1e9 / r["rx_bytes"]
             e = out.setdefault(m, {k: [] for k in ("nspb", "hook_nspb", "proc_nspb", "gbps",
-                                                   "ratio")})
+                                                   "ratio", "chain_nspb", "chain_hi_nspb",
+                                                   "irq_share", "chain_ratio",
+                                                   "chain_hi_ratio")})
             e["nspb"].append(per_b[m])
             e["hook_nspb"].append(r["attrib_hook"] * scale * 1e9 / r["rx_bytes"])
             e["proc_nspb"].append(r["middle_proc"] * 1e9 / r["rx_bytes"])
             e["gbps"].append(r["h2_bytes"] * 8e-9 / r["h2_secs"] if r["h2_secs"] else None)
+            ch, hi = chain_cost(r, scale)
+            if ch is not None:
+                chain_b[m], chain_hi_b[m] = ch * 1e9 / r["rx_bytes"], hi * 1e9 / r["rx_bytes"]
+                e["chain_nspb"].append(chain_b[m])
+                e["chain_hi_nspb"].append(chain_hi_b[m])
+                if r["attrib_proc"] > 0:
+                    e["irq_share"].append(r["attrib_proc_irq"] / r["attrib_proc"])
         for m in per_b:
             if m != "bridge" and per_b.get("bridge"):
                 out[m]["ratio"].append(per_b[m] / per_b["bridge"])
+            if m != "bridge" and chain_b.get("bridge") and m in chain_b:
+                out[m]["chain_ratio"].append(chain_b[m] / chain_b["bridge"])
+                out[m]["chain_hi_ratio"].append(chain_hi_b[m] / chain_hi_b["bridge"])
     return out
 
 
@@ -381,19 +410,46 @@ def main():
         L.append("| middle | Gbit/s | ns/B | of which kernel hook ns/B | process ns/B | "
                  "vs bridge |")
         L.append("|---|---:|---:|---:|---:|---:|")
-        for m in ("bridge", "mmtlsd-afp", "mmtlsd-fast", "mmtlsd-fastw"):
+        for m in ("bridge", "bridge-rps", "mmtlsd-afp", "mmtlsd-fast", "mmtlsd-fastw"):
             e = ta.get(m)
             if not e:
                 continue
             L.append("| %s | %s | %s | %s | %s | %s |" % (
                 NAMES[m], f(med(e["gbps"])), f(med(e["nspb"]), 3), f(med(e["hook_nspb"]), 3),
                 f(med(e["proc_nspb"]), 3), f(med(e["ratio"]), 2) if e["ratio"] else ""))
+        if any(e["chain_nspb"] for e in ta.values()):
+            L.append("\nThe same runs with interrupt and softirq samples charged by call chain "
+                     "instead of by task: a middle that runs in process context has the end "
+                     "hosts' receive work (the softirq its own sendmsg runs on re-enabling "
+                     "bottom halves, and the RPS interrupts that land on its CPU) run on its "
+                     "time, which the bridge's attribution never sees. Here the middle is its "
+                     "processes' time outside interrupt context plus every sample under its "
+                     "receive hook wherever it ran; \"+ unresolved\" adds the hook's share of "
+                     "the softirq samples perf could not resolve (an upper estimate); each ratio "
+                     "is to the bridge's figure in the same column.\n")
+            L.append("| middle | ns/B | vs bridge | + unresolved ns/B | vs bridge | share of "
+                     "process samples in interrupt context |")
+            L.append("|---|---:|---:|---:|---:|---:|")
+            for m in ("bridge", "bridge-rps", "mmtlsd-afp", "mmtlsd-fast", "mmtlsd-fastw"):
+                e = ta.get(m)
+                if not e or not e["chain_nspb"]:
+                    continue
+                L.append("| %s | %s | %s | %s | %s | %s |" % (
+                    NAMES[m], f(med(e["chain_nspb"]), 3),
+                    f(med(e["chain_ratio"]), 2) if e["chain_ratio"] else "",
+                    f(med(e["chain_hi_nspb"]), 3),
+                    f(med(e["chain_hi_ratio"]), 2) if e["chain_hi_ratio"] else "",
+                    f(med(e["irq_share"]) * 100, 0) + "%" if e["irq_share"] else ""))
         L.append("\n```")
         for r in res["tlsattrib"]:
             L.append("r%d %-12s ok=%s rx=%d mid(schedstat)=%.3fs sampled: proc=%.3fs "
                      "hook=%.3fs all=%.3fs" % (r["round"], r["middle"], r["ok"], r["rx_bytes"],
                                                r["middle_proc"], r["attrib_proc"],
-                                               r["attrib_hook"], r["attrib_all"]))
+                                               r["attrib_hook"], r["attrib_all"]) +
+                     (" proc_irq=%.3fs proc_irq_hook=%.3fs irq=%.3fs irq_hook=%.3fs "
+                      "irq_unres=%.3fs" % (r["attrib_proc_irq"], r["attrib_proc_irq_hook"],
+                                           r["attrib_irq"], r["attrib_irq_hook"],
+                                           r["attrib_irq_unres"]) if "attrib_irq" in r else ""))
         L.append("```\n")
     off = offline_table(res) if res.get("offline") else None
     if off:
@@ -446,12 +502,12 @@ def main():
         L.append("| middle | Gbit/s | all benchmark CPU s/GB | incremental s/GB (= ns/B) | "
                  "middle process s/GB | incremental / bridge's |")
         L.append("|---|---:|---:|---:|---:|---:|")
-        for m in ("direct", "bridge", "mmtlsd-afp", "mmtlsd-fast", "mmtlsd-fastw"):
+        for m in ("direct", "bridge", "bridge-rps", "mmtlsd-afp", "mmtlsd-fast", "mmtlsd-fastw"):
             e = tls.get(m)
             if not e:
                 continue
             L.append("| %s | %s | %s | %s | %s | %s |" % (
-                NAMES[m] + ("" if m in ("direct", "bridge") else ", depth 64 KB"),
+                NAMES[m] + ("" if m.startswith(("direct", "bridge")) else ", depth 64 KB"),
                 f(med(e["gbps"])), f(med(e["total_spg"]), 3), f(med(e["inc_spg"]), 3),
                 f(med(e["proc_spg"]), 3), f(med(e["ratio_bridge"]), 2)))
         L.append("")
