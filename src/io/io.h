@@ -96,8 +96,11 @@ struct mmtls_afp_stats {
 MMTLS_MUST_USE int mmtls_afp_open(struct mmtls_afp **out, const struct mmtls_afp_opts *o, char *err,
                                   size_t err_cap);
 void mmtls_afp_close(struct mmtls_afp *p);
-/* The fd to poll for readability. */
+/* The fd to poll for readability (it also sends the TX ring). */
 int mmtls_afp_fd(const struct mmtls_afp *p);
+/* The fd that sends the frames queued by reference (for socket options such as
+ * PACKET_QDISC_BYPASS). */
+int mmtls_afp_tx_fd(const struct mmtls_afp *p);
 /* Up to max frames from the current RX block(s); 0 when none is ready (never blocks). */
 int mmtls_afp_rx_burst(struct mmtls_afp *p, struct mmtls_afp_frame *f, int max);
 /* Gives the frames of the last burst back to the kernel. */
@@ -106,7 +109,12 @@ void mmtls_afp_rx_done(struct mmtls_afp *p);
  * when vlan_valid).  MMTLS_E_LIMIT when the ring is full (counted). */
 MMTLS_MUST_USE int mmtls_afp_tx(struct mmtls_afp *p, const uint8_t *data, uint32_t len,
                                 const uint8_t *vnet, uint16_t vlan_tci, bool vlan_valid);
-/* Kicks the kernel to send what is queued. */
+/* Queues a frame for sending by reference: data must stay valid until mmtls_afp_tx_flush()
+ * (e.g. a received frame, flushed before mmtls_afp_rx_done()); the kernel copies it once.
+ * Frames queued with mmtls_afp_tx and mmtls_afp_tx_ref leave in call order. */
+MMTLS_MUST_USE int mmtls_afp_tx_ref(struct mmtls_afp *p, const uint8_t *data, uint32_t len,
+                                    const uint8_t *vnet, uint16_t vlan_tci, bool vlan_valid);
+/* Kicks the kernel to send what is queued (both ways). */
 void mmtls_afp_tx_flush(struct mmtls_afp *p);
 void mmtls_afp_get_stats(const struct mmtls_afp *p, struct mmtls_afp_stats *st);
 

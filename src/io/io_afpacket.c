@@ -16,6 +16,17 @@
  * it writes TP_STATUS_AVAILABLE back once the skb built from the slot is released.  PACKET_LOSS
  * is on, so a slot the kernel refuses (malformed) is skipped instead of stalling the ring.
  *
+ * TX by reference (mmtls_afp_tx_ref): a frame that is still in the RX ring (or other memory
+ * that outlives the next flush) is queued as an iovec and sent with one sendmmsg() per flush:
+ * packet_snd copies it once into the skb, where the TX ring costs a user-space copy into the
+ * slot and, on veth, a second kernel copy (skb_copy_ubufs: a forwarded skb may not keep the
+ * ring's pages).  A socket with a TX ring sends only from its ring (packet_sendmsg calls
+ * tpacket_snd and ignores the iovec), so these go through a second socket, txfd: bound to the
+ * interface with protocol 0 (it receives nothing), no rings.  The two queues keep their frames
+ * in call order: queueing on one flushes the other first.  packet_snd charges txfd's send
+ * buffer until the skb is released, so it asks for AFP_SNDBUF (SO_SNDBUFFORCE, needs
+ * CAP_NET_ADMIN; SO_SNDBUF otherwise).
+ *
  * vnet_hdr: with PACKET_VNET_HDR the kernel puts a struct virtio_net_hdr (10 bytes) in front of
  * every received frame and expects one in front of every sent frame.  It carries GSO (gso_type,
  * gso_size, hdr_len) and checksum offload (csum_start, csum_offset) state, so GRO/GSO
@@ -66,9 +77,19 @@
  * rounded to 16 bytes: 4 KiB of headroom keeps 15 slots per 1 MiB block. */
 #define AFP_DEF_TX_FRAME_SIZE (65536u + 4096u)
 #define AFP_TX_BLOCK_SIZE (1u << 20)
+#define AFP_TXQ_MAX 64u        /* frames queued by reference per sendmmsg() */
+#define AFP_SNDBUF (16u << 20) /* 64 GSO frames of 64 KiB with room to spare */
+/* vnet header + MAC addresses + 802.1Q tag: what is written in front of a frame's data */
+#define AFP_TX_HDR_MAX (AFP_VNET_LEN + AFP_ETH_ADDRS + AFP_VLAN_LEN)
+
+struct afp_txq_ent {
+    uint8_t hdr[AFP_TX_HDR_MAX];
+    struct iovec iov[2];
+};
 
 struct mmtls_afp {
     int fd;
+    int txfd; /* sends by reference (no rings, receives nothing) */
     int ifindex;
     char ifname[IF_NAMESIZE];
     bool vnet_hdr;
@@ -88,6 +109,11 @@ struct mmtls_afp {
     uint32_t tx_frame_size, tx_frame_nr, tx_per_block;
     uint32_t tx_head;    /* next slot to fill */
     uint32_t tx_pending; /* slots requested since the last flush */
+
+    /* TX by reference: frames borrowed until the next flush */
+    struct afp_txq_ent txq[AFP_TXQ_MAX];
+    struct mmsghdr txq_msg[AFP_TXQ_MAX];
+    uint32_t txq_n;
 
     struct mmtls_afp_stats st;
 };
@@ -149,6 +175,7 @@ int mmtls_afp_open(struct mmtls_afp **out, const struct mmtls_afp_opts *o, char 
     }
     memcpy(p->ifname, ifn, strlen(ifn) + 1);
     p->fd = -1;
+    p->txfd = -1;
     p->vnet_hdr = o->vnet_hdr;
     p->rx_block_size = o->block_size ? o->block_size : AFP_DEF_BLOCK_SIZE;
     p->rx_block_nr = o->block_nr ? o->block_nr : AFP_DEF_BLOCK_NR;
@@ -187,6 +214,20 @@ int mmtls_afp_open(struct mmtls_afp **out, const struct mmtls_afp_opts *o, char 
         mmtls_errf(err, err_cap, "%s: cannot bind AF_PACKET socket: %s", ifn, strerror(errno));
         e = MMTLS_E_IO;
         goto out_close_fd;
+    }
+    /* The socket for sends by reference: protocol 0, so it queues nothing it could receive. */
+    p->txfd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+    sll.sll_protocol = 0;
+    if (p->txfd < 0 || bind(p->txfd, (struct sockaddr *)&sll, sizeof(sll)) != 0 ||
+        (p->vnet_hdr && setopt_int(p->txfd, SOL_PACKET, PACKET_VNET_HDR, 1) != 0)) {
+        mmtls_errf(err, err_cap, "%s: cannot set up the AF_PACKET send socket: %s", ifn,
+                   strerror(errno));
+        e = MMTLS_E_IO;
+        goto out_close_fd;
+    }
+    /* Room for the frames sent by reference (not fatal: a full buffer drops and counts). */
+    if (setopt_int(p->txfd, SOL_SOCKET, SO_SNDBUFFORCE, (int)AFP_SNDBUF) != 0) {
+        (void)setopt_int(p->txfd, SOL_SOCKET, SO_SNDBUF, (int)AFP_SNDBUF);
     }
     /* PACKET_VNET_HDR is refused (EBUSY) once a ring exists: set it first. */
     if (p->vnet_hdr && setopt_int(p->fd, SOL_PACKET, PACKET_VNET_HDR, 1) != 0) {
@@ -283,6 +324,9 @@ int mmtls_afp_open(struct mmtls_afp **out, const struct mmtls_afp_opts *o, char 
 out_unmap:
     munmap(p->map, p->map_len);
 out_close_fd:
+    if (p->txfd >= 0) {
+        close(p->txfd);
+    }
     close(p->fd);
 out_free:
     free(p);
@@ -295,6 +339,7 @@ void mmtls_afp_close(struct mmtls_afp *p)
         return;
     }
     munmap(p->map, p->map_len);
+    close(p->txfd);
     close(p->fd);
     free(p);
 }
@@ -302,6 +347,11 @@ void mmtls_afp_close(struct mmtls_afp *p)
 int mmtls_afp_fd(const struct mmtls_afp *p)
 {
     return p->fd;
+}
+
+int mmtls_afp_tx_fd(const struct mmtls_afp *p)
+{
+    return p->txfd;
 }
 
 int mmtls_afp_rx_burst(struct mmtls_afp *p, struct mmtls_afp_frame *f, int max)
@@ -403,34 +453,15 @@ static void vnet_put_u16(uint8_t *v, size_t off, uint16_t x)
     memcpy(v + off, &x, sizeof(x));
 }
 
-int mmtls_afp_tx(struct mmtls_afp *p, const uint8_t *data, uint32_t len, const uint8_t *vnet,
-                 uint16_t vlan_tci, bool vlan_valid)
+/* Writes what goes in front of a frame's data: the vnet header (when the port has one; offsets
+ * moved by the tag when one is inserted) and, with a VLAN tag, the MAC addresses and the tag.
+ * Returns its length; *skip is how many bytes of data it replaces (the MAC addresses). */
+static uint32_t tx_header(const struct mmtls_afp *p, uint8_t *dst, const uint8_t *data,
+                          const uint8_t *vnet, uint16_t vlan_tci, bool vlan_valid, uint32_t *skip)
 {
-    struct tpacket3_hdr *h = tx_slot(p, p->tx_head);
-    uint32_t status, need, vlen = p->vnet_hdr ? AFP_VNET_LEN : 0;
-    uint8_t *dst;
+    uint32_t n = 0;
 
-    if (vlan_valid && len < AFP_ETH_ADDRS) {
-        p->st.tx_errors++;
-        return MMTLS_E_INVAL;
-    }
-    need = vlen + (vlan_valid ? AFP_VLAN_LEN : 0);
-    if (len > p->tx_frame_size - AFP_TX_DATA_OFF - need) {
-        p->st.tx_errors++;
-        return MMTLS_E_LIMIT;
-    }
-    /* Acquire: pairs with the kernel's smp_wmb() in __packet_set_status(AVAILABLE) from the skb
-     * destructor: the slot is no longer read by the kernel once we see it available. */
-    status = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
-    if (status & TP_STATUS_WRONG_FORMAT) {
-        /* Only without PACKET_LOSS; kept for safety: count it and reuse the slot. */
-        p->st.tx_errors++;
-    } else if (status != TP_STATUS_AVAILABLE) {
-        p->st.tx_ring_full++;
-        return MMTLS_E_LIMIT;
-    }
-    dst = (uint8_t *)h + AFP_TX_DATA_OFF;
-    if (vlen != 0) {
+    if (p->vnet_hdr) {
         if (vnet != NULL) {
             memcpy(dst, vnet, AFP_VNET_LEN);
         } else {
@@ -450,22 +481,69 @@ int mmtls_afp_tx(struct mmtls_afp *p, const uint8_t *data, uint32_t len, const u
                 vnet_put_u16(dst, o_hlen, (uint16_t)(vnet_u16(dst, o_hlen) + AFP_VLAN_LEN));
             }
         }
-        dst += AFP_VNET_LEN;
+        n = AFP_VNET_LEN;
     }
+    *skip = 0;
     if (vlan_valid) {
         /* IEEE 802.1Q §9: TPID 0x8100 and the TCI go right after the two MAC addresses.  The
          * kernel does not report the original TPID here, so an 802.1ad (0x88a8) outer tag is
          * re-inserted as 0x8100. */
-        memcpy(dst, data, AFP_ETH_ADDRS);
-        dst[12] = 0x81;
-        dst[13] = 0x00;
-        dst[14] = (uint8_t)(vlan_tci >> 8);
-        dst[15] = (uint8_t)vlan_tci;
-        memcpy(dst + AFP_ETH_ADDRS + AFP_VLAN_LEN, data + AFP_ETH_ADDRS, len - AFP_ETH_ADDRS);
-    } else {
-        memcpy(dst, data, len);
+        memcpy(dst + n, data, AFP_ETH_ADDRS);
+        dst[n + 12] = 0x81;
+        dst[n + 13] = 0x00;
+        dst[n + 14] = (uint8_t)(vlan_tci >> 8);
+        dst[n + 15] = (uint8_t)vlan_tci;
+        n += AFP_ETH_ADDRS + AFP_VLAN_LEN;
+        *skip = AFP_ETH_ADDRS;
     }
-    h->tp_len = len + need; /* counts the vnet header (tpacket_snd strips it) */
+    return n;
+}
+
+/* Checks a frame to send: MMTLS_E_INVAL / MMTLS_E_LIMIT (counted) or 0. */
+static int tx_check(struct mmtls_afp *p, uint32_t len, bool vlan_valid)
+{
+    uint32_t need = (p->vnet_hdr ? AFP_VNET_LEN : 0) + (vlan_valid ? AFP_VLAN_LEN : 0);
+
+    if (vlan_valid && len < AFP_ETH_ADDRS) {
+        p->st.tx_errors++;
+        return MMTLS_E_INVAL;
+    }
+    if (len > p->tx_frame_size - AFP_TX_DATA_OFF - need) {
+        p->st.tx_errors++;
+        return MMTLS_E_LIMIT;
+    }
+    return 0;
+}
+
+static void ring_flush(struct mmtls_afp *p);
+static void txq_flush(struct mmtls_afp *p);
+
+int mmtls_afp_tx(struct mmtls_afp *p, const uint8_t *data, uint32_t len, const uint8_t *vnet,
+                 uint16_t vlan_tci, bool vlan_valid)
+{
+    struct tpacket3_hdr *h = tx_slot(p, p->tx_head);
+    uint32_t status, hl, skip;
+    uint8_t *dst;
+    int rc = tx_check(p, len, vlan_valid);
+
+    if (rc != 0) {
+        return rc;
+    }
+    txq_flush(p); /* frames queued by reference go first */
+    /* Acquire: pairs with the kernel's smp_wmb() in __packet_set_status(AVAILABLE) from the skb
+     * destructor: the slot is no longer read by the kernel once we see it available. */
+    status = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+    if (status & TP_STATUS_WRONG_FORMAT) {
+        /* Only without PACKET_LOSS; kept for safety: count it and reuse the slot. */
+        p->st.tx_errors++;
+    } else if (status != TP_STATUS_AVAILABLE) {
+        p->st.tx_ring_full++;
+        return MMTLS_E_LIMIT;
+    }
+    dst = (uint8_t *)h + AFP_TX_DATA_OFF;
+    hl = tx_header(p, dst, data, vnet, vlan_tci, vlan_valid, &skip);
+    memcpy(dst + hl, data + skip, len - skip);
+    h->tp_len = hl + len - skip; /* counts the vnet header (tpacket_snd strips it) */
     h->tp_snaplen = 0;
     h->tp_next_offset = 0; /* V3 TX: variable sized slots are refused */
     /* Release: the frame bytes and tp_len are visible before the kernel sees the request
@@ -478,7 +556,38 @@ int mmtls_afp_tx(struct mmtls_afp *p, const uint8_t *data, uint32_t len, const u
     return 0;
 }
 
-void mmtls_afp_tx_flush(struct mmtls_afp *p)
+int mmtls_afp_tx_ref(struct mmtls_afp *p, const uint8_t *data, uint32_t len, const uint8_t *vnet,
+                     uint16_t vlan_tci, bool vlan_valid)
+{
+    struct afp_txq_ent *q;
+    struct msghdr *mh;
+    uint32_t hl, skip;
+    int rc = tx_check(p, len, vlan_valid);
+
+    if (rc != 0) {
+        return rc;
+    }
+    ring_flush(p); /* frames already in the TX ring go first */
+    if (p->txq_n == AFP_TXQ_MAX) {
+        txq_flush(p);
+    }
+    q = &p->txq[p->txq_n];
+    hl = tx_header(p, q->hdr, data, vnet, vlan_tci, vlan_valid, &skip);
+    q->iov[0].iov_base = q->hdr;
+    q->iov[0].iov_len = hl;
+    q->iov[1].iov_base = (void *)(uintptr_t)(data + skip); /* sent, never written */
+    q->iov[1].iov_len = len - skip;
+    mh = &p->txq_msg[p->txq_n].msg_hdr;
+    memset(mh, 0, sizeof(*mh));
+    mh->msg_iov = hl != 0 ? q->iov : q->iov + 1;
+    mh->msg_iovlen = hl != 0 ? 2 : 1;
+    p->txq_n++;
+    p->st.tx_frames++;
+    p->st.tx_bytes += len + (vlan_valid ? AFP_VLAN_LEN : 0);
+    return 0;
+}
+
+static void ring_flush(struct mmtls_afp *p)
 {
     if (p->tx_pending == 0) {
         return;
@@ -490,6 +599,36 @@ void mmtls_afp_tx_flush(struct mmtls_afp *p)
     if (sendto(p->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0 && errno != EAGAIN) {
         p->st.tx_errors++;
     }
+}
+
+/* One sendmmsg() for the queued frames.  A frame the kernel refuses is counted and skipped (a
+ * full send buffer as ring full, anything else as an error), never retried: lost as on a
+ * congested wire.  At most txq_n calls. */
+static void txq_flush(struct mmtls_afp *p)
+{
+    uint32_t done = 0;
+
+    while (done < p->txq_n) {
+        int r = sendmmsg(p->txfd, p->txq_msg + done, p->txq_n - done, MSG_DONTWAIT);
+
+        if (r > 0) {
+            done += (uint32_t)r;
+            continue;
+        }
+        if (errno == EAGAIN || errno == ENOBUFS) {
+            p->st.tx_ring_full++;
+        } else {
+            p->st.tx_errors++;
+        }
+        done++; /* the frame that failed */
+    }
+    p->txq_n = 0;
+}
+
+void mmtls_afp_tx_flush(struct mmtls_afp *p)
+{
+    ring_flush(p);
+    txq_flush(p);
 }
 
 void mmtls_afp_get_stats(const struct mmtls_afp *p, struct mmtls_afp_stats *st)

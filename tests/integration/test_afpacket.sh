@@ -8,9 +8,11 @@
 # Offloads stay at veth's defaults (TSO/GSO/GRO on: the bridge sees 64 KiB super-frames with
 # partial checksums) unless a case turns them off.  Cases (ALL_TESTS, xdp-tools style):
 #   test_ping          ICMP both ways through the bridge
-#   test_http_vnet     100 MB HTTP download, PACKET_VNET_HDR on both ports, sha256 equal
-#   test_http_novnet   same with --no-vnet and offloads off on all four veth ends
-#   test_http_slow     --no-vnet, curl reading at 50 MB/s: received data waits in the client's
+#   test_http_vnet     100 MB HTTP download, PACKET_VNET_HDR on both ports, sha256 equal;
+#                      frames are sent by reference from the RX ring (mmtls_afp_tx_ref)
+#   test_http_ring     same through the TX ring (--tx-ring)
+#   test_http_novnet   same as test_http_vnet with --no-vnet and offloads off on all four ends
+#   test_http_slow     --no-vnet --tx-ring, curl reading at 50 MB/s: data waits in the client's
 #                      socket while the TX ring (zero-copy: skb frags point into ring slots)
 #                      wraps many times; guards against slots reused while still referenced
 #   test_vlan          802.1Q frames (VID 42, PCP 3): the bridge gets them untagged with the TCI
@@ -33,7 +35,7 @@ SRCDIR=$(cd "$(dirname "$0")/../.." && pwd)
 B=${MMTLS_BUILDDIR:-$SRCDIR/build}
 BRIDGE=${MMTLS_BRIDGE:-$B/mmtls-bridge}
 SIZE_MB=${MMTLS_AFP_SIZE_MB:-100}
-ALL_TESTS="test_ping test_http_vnet test_http_novnet test_http_slow test_vlan"
+ALL_TESTS="test_ping test_http_vnet test_http_ring test_http_novnet test_http_slow test_vlan"
 
 TAG=mmafp$$
 # shellcheck source=lib_bridge.sh
@@ -132,6 +134,16 @@ test_http_vnet() {
     return $rc
 }
 
+# The same through the TX ring (a copy into the slot) instead of sends by reference.
+test_http_ring() {
+    offloads on
+    start_bridge --tx-ring || return 1
+    download 198.18.3.2
+    local rc=$?
+    stop_bridge
+    return $rc
+}
+
 test_http_novnet() {
     offloads off
     start_bridge --no-vnet || return 1
@@ -144,7 +156,7 @@ test_http_novnet() {
 
 test_http_slow() {
     offloads off
-    start_bridge --no-vnet || return 1
+    start_bridge --no-vnet --tx-ring || return 1
     CURL_RATE=50M download 198.18.3.2
     local rc=$?
     stop_bridge

@@ -157,7 +157,9 @@ static void test_open_unprivileged(void **state)
     assert_non_null(strstr(err, "lo: cannot create AF_PACKET socket: "));
 }
 
-static void roundtrip(bool vnet)
+/* Five frames out of one port, received in order and intact on another.  by_ref: frames 1, 2
+ * and 4 are sent by reference, 0 and 3 through the TX ring, so the two queues alternate. */
+static void roundtrip(bool vnet, bool by_ref)
 {
     struct mmtls_afp_opts o = small_opts(vnet);
     struct mmtls_afp *tx, *rx;
@@ -165,6 +167,7 @@ static void roundtrip(bool vnet)
     struct mmtls_afp_stats st;
     static uint8_t got[8][2048];
     uint32_t got_len[8];
+    static uint8_t out[5][2048]; /* sent by reference: borrowed until the flush */
     uint8_t f[2048], vh[10] = {0};
     const uint32_t lens[] = {60, 61, 1000, 1514, 64};
     char err[128];
@@ -177,11 +180,17 @@ static void roundtrip(bool vnet)
     assert_int_equal(mmtls_afp_open(&tx, &o, err, sizeof(err)), 0);
     assert_true(mmtls_afp_fd(tx) >= 0);
     for (size_t i = 0; i < MMTLS_ARRAY_SIZE(lens); i++) {
-        uint32_t n = make_frame(f, lens[i], (uint8_t)i);
+        uint32_t n = make_frame(out[i], lens[i], (uint8_t)i);
         bool tagged = i == 4;
 
         /* The last one leaves with an 802.1Q tag (PCP 3, VID 42) re-inserted by the port. */
-        assert_int_equal(mmtls_afp_tx(tx, f, n, vnet ? vh : NULL, tagged ? 0x602a : 0, tagged), 0);
+        if (by_ref && (i == 1 || i == 2 || i == 4)) {
+            assert_int_equal(
+                mmtls_afp_tx_ref(tx, out[i], n, vnet ? vh : NULL, tagged ? 0x602a : 0, tagged), 0);
+        } else {
+            assert_int_equal(
+                mmtls_afp_tx(tx, out[i], n, vnet ? vh : NULL, tagged ? 0x602a : 0, tagged), 0);
+        }
     }
     mmtls_afp_tx_flush(tx);
     assert_int_equal(rx_collect(rx, got, got_len, meta, 5, 64), 5);
@@ -209,13 +218,20 @@ static void roundtrip(bool vnet)
 static void test_roundtrip(void **state)
 {
     (void)state;
-    roundtrip(false);
+    roundtrip(false, false);
 }
 
 static void test_roundtrip_vnet(void **state)
 {
     (void)state;
-    roundtrip(true);
+    roundtrip(true, false);
+}
+
+static void test_roundtrip_by_ref(void **state)
+{
+    (void)state;
+    roundtrip(false, true);
+    roundtrip(true, true);
 }
 
 /* Many more frames than the RX ring's 4 blocks of 4 KiB hold, received in bursts of 3 so
@@ -255,7 +271,7 @@ static void test_rx_blocks_cycle(void **state)
 }
 
 /* A full TX ring refuses (MMTLS_E_LIMIT, counted) instead of blocking; a flush frees it.  An
- * oversized frame is refused as well. */
+ * oversized frame is refused as well, by the ring and by reference. */
 static void test_tx_ring_full(void **state)
 {
     struct mmtls_afp_opts o = small_opts(false);
@@ -289,15 +305,28 @@ static void test_tx_ring_full(void **state)
     mmtls_afp_get_stats(tx, &st);
     assert_int_equal(st.tx_frames, 257);
     assert_int_equal(st.tx_errors, 2);
+    /* By reference: no ring to fill (the queue sends itself every 64 frames); the same checks
+     * refuse the same frames. */
+    for (i = 0; i < 200; i++) {
+        assert_int_equal(mmtls_afp_tx_ref(tx, f, sizeof(f), NULL, 0, false), 0);
+    }
+    assert_int_equal(mmtls_afp_tx_ref(tx, big, sizeof(big), NULL, 0, false), MMTLS_E_LIMIT);
+    assert_int_equal(mmtls_afp_tx_ref(tx, f, 8, NULL, 1, true), MMTLS_E_INVAL);
+    mmtls_afp_tx_flush(tx);
+    mmtls_afp_get_stats(tx, &st);
+    assert_int_equal(st.tx_frames, 457);
+    assert_int_equal(st.tx_errors, 4);
+    assert_int_equal(st.tx_ring_full, 2);
     mmtls_afp_close(tx);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_open_invalid),    cmocka_unit_test(test_open_unprivileged),
-        cmocka_unit_test(test_roundtrip),       cmocka_unit_test(test_roundtrip_vnet),
-        cmocka_unit_test(test_rx_blocks_cycle), cmocka_unit_test(test_tx_ring_full),
+        cmocka_unit_test(test_open_invalid),     cmocka_unit_test(test_open_unprivileged),
+        cmocka_unit_test(test_roundtrip),        cmocka_unit_test(test_roundtrip_vnet),
+        cmocka_unit_test(test_rx_blocks_cycle),  cmocka_unit_test(test_tx_ring_full),
+        cmocka_unit_test(test_roundtrip_by_ref),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,7 @@
  * port is sent out of the other, unchanged, in bursts.  It is the floor the inline middlebox is
  * measured against (same packet I/O, no inspection) and the test bed of src/io/io_afpacket.c.
  *
- *   mmtls-bridge IF1 IF2 [--no-vnet] [--burst N] [--qdisc-bypass] [--fanout G]
+ *   mmtls-bridge IF1 IF2 [--no-vnet] [--burst N] [--qdisc-bypass] [--fanout G] [--tx-ring]
  *   mmtls-bridge IF1 IF2 --io xdp [--xdp-mode auto|copy|zerocopy] [--xdp-prog own|libxdp]
  *                [--queue Q] [--burst N] [--xdp-frames N]
  *   mmtls-bridge IF1 IF2 --io dpdk [--dpdk-args STR] [--busy-poll] [--burst N]
@@ -10,6 +10,9 @@
  * --no-vnet   no PACKET_VNET_HDR: GSO/GRO super-frames and partial checksums cannot be carried,
  *             so offloads (tso gso gro, and tx checksumming) must be off on the links.
  * --burst N   frames per receive burst (1..256, default 64); TX is flushed after each burst.
+ * --tx-ring   send through the TX ring (a copy into the slot); the default sends each frame by
+ *             reference from the RX ring (mmtls_afp_tx_ref: one sendmmsg per burst, the kernel
+ *             copies once), as mmtlsd does.
  * --io xdp    AF_XDP sockets on queue Q (default 0) of both interfaces (src/io/io_xdp.c): frames
  *             of one UMEM frame (MTU-size), no vnet header; --xdp-prog own (default) attaches
  *             io_xdp's redirect program, libxdp lets libxdp load its default program.  The two
@@ -52,15 +55,27 @@ struct fwd_stats {
     uint64_t dropped; /* TX ring still full after a flush */
 };
 
-/* Moves one burst from `in` to `out`.  Returns the number of frames received. */
-static int forward(struct mmtls_afp *in, struct mmtls_afp *out, int burst, struct fwd_stats *fs)
+/* Moves one burst from `in` to `out` (by reference unless ring).  Returns the number of frames
+ * received. */
+static int forward(struct mmtls_afp *in, struct mmtls_afp *out, int burst, bool ring,
+                   struct fwd_stats *fs)
 {
     struct mmtls_afp_frame f[BRIDGE_MAX_BURST];
     int n = mmtls_afp_rx_burst(in, f, burst);
 
     for (int i = 0; i < n; i++) {
-        int rc = mmtls_afp_tx(out, f[i].data, f[i].len, f[i].vnet, f[i].vlan_tci, f[i].vlan_valid);
+        int rc;
 
+        if (!ring) {
+            /* borrowed from in's RX ring: sent by the flush below, before rx_done */
+            rc = mmtls_afp_tx_ref(out, f[i].data, f[i].len, f[i].vnet, f[i].vlan_tci,
+                                  f[i].vlan_valid);
+            if (rc != 0) {
+                fs->dropped++;
+            }
+            continue;
+        }
+        rc = mmtls_afp_tx(out, f[i].data, f[i].len, f[i].vnet, f[i].vlan_tci, f[i].vlan_valid);
         if (rc == MMTLS_E_LIMIT) {
             /* Ring full: hand the queued slots to the kernel (sent synchronously, most slots
              * come back at once) and try once more; then drop, never block. */
@@ -308,7 +323,7 @@ static void print_stats(const char *name, struct mmtls_afp *p, const struct fwd_
 static void usage(void)
 {
     fprintf(stderr, "usage: mmtls-bridge IF1 IF2 [--no-vnet] [--burst N] [--qdisc-bypass] "
-                    "[--fanout G]\n"
+                    "[--fanout G] [--tx-ring]\n"
                     "       mmtls-bridge IF1 IF2 --io xdp [--xdp-mode auto|copy|zerocopy] "
                     "[--xdp-prog own|libxdp] [--queue Q] [--burst N] [--xdp-frames N]\n"
                     "       mmtls-bridge IF1 IF2 --io dpdk [--dpdk-args STR] [--busy-poll] "
@@ -327,13 +342,15 @@ int main(int argc, char **argv)
     struct sigaction sa = {0};
     char err[256];
     int burst = 64, nif = 0, rc = 1;
-    bool bypass = false;
+    bool bypass = false, tx_ring = false;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--no-vnet") == 0) {
             o.vnet_hdr = false;
         } else if (strcmp(argv[i], "--qdisc-bypass") == 0) {
             bypass = true;
+        } else if (strcmp(argv[i], "--tx-ring") == 0) {
+            tx_ring = true;
         } else if (strcmp(argv[i], "--burst") == 0 && i + 1 < argc) {
             burst = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--fanout") == 0 && i + 1 < argc) {
@@ -398,8 +415,11 @@ int main(int argc, char **argv)
         if (bypass) {
             int one = 1;
 
-            /* Straight to the driver, skipping the qdisc layer (packet_direct_xmit). */
+            /* Straight to the driver, skipping the qdisc layer (packet_direct_xmit), from
+             * both sending sockets (the ring's and the one for sends by reference). */
             if (setsockopt(mmtls_afp_fd(port[i]), SOL_PACKET, PACKET_QDISC_BYPASS, &one,
+                           sizeof(one)) != 0 ||
+                setsockopt(mmtls_afp_tx_fd(port[i]), SOL_PACKET, PACKET_QDISC_BYPASS, &one,
                            sizeof(one)) != 0) {
                 fprintf(stderr, "mmtls-bridge: %s: PACKET_QDISC_BYPASS: %s\n", ifn[i],
                         strerror(errno));
@@ -407,17 +427,17 @@ int main(int argc, char **argv)
             }
         }
     }
-    fprintf(stderr, "mmtls-bridge: %s <-> %s (%s, burst %d)\n", ifn[0], ifn[1],
-            o.vnet_hdr ? "vnet_hdr" : "no vnet_hdr", burst);
+    fprintf(stderr, "mmtls-bridge: %s <-> %s (%s, burst %d, tx %s)\n", ifn[0], ifn[1],
+            o.vnet_hdr ? "vnet_hdr" : "no vnet_hdr", burst, tx_ring ? "ring" : "by reference");
 
     while (!stop) {
         struct pollfd pfd[2] = {
             {.fd = mmtls_afp_fd(port[0]), .events = POLLIN},
             {.fd = mmtls_afp_fd(port[1]), .events = POLLIN},
         };
-        int got = forward(port[0], port[1], burst, &fs[1]);
+        int got = forward(port[0], port[1], burst, tx_ring, &fs[1]);
 
-        got += forward(port[1], port[0], burst, &fs[0]);
+        got += forward(port[1], port[0], burst, tx_ring, &fs[0]);
         if (got == 0 && poll(pfd, 2, BRIDGE_POLL_MS) < 0 && errno != EINTR) {
             perror("mmtls-bridge: poll");
             goto out;

@@ -36,6 +36,7 @@ struct mmtlsd_fast {
     uint64_t copies, diverts, resumes, unmarked, late, late_release, tx_full, set_fail, rst_fixed;
     uint64_t copies_lost; /* the engine's count, taken when the loop ends */
     uint64_t late_drop;
+    uint64_t polls, bursts; /* sleeps in poll(), non-empty receive bursts */
     uint32_t rearm_gen;
 };
 
@@ -239,14 +240,15 @@ void mmtlsd_fast_close(struct mmtlsd_fast *fp)
                   "fast path: user space got %llu copies, %llu diverted, %llu resumes, %llu "
                   "unmarked; fast_late %llu (released %llu); copies of blocked flows %llu; copies "
                   "lost %llu; rx %llu frames %llu bytes (kernel "
-                  "drops %llu); tx %llu, tx ring full %llu; map update failures %llu; RSTs "
-                  "moved forward %llu",
+                  "drops %llu) in %llu bursts, %llu polls; tx %llu, tx ring full %llu; map "
+                  "update failures %llu; RSTs moved forward %llu",
                   (unsigned long long)fp->copies, (unsigned long long)fp->diverts,
                   (unsigned long long)fp->resumes, (unsigned long long)fp->unmarked,
                   (unsigned long long)fp->late, (unsigned long long)fp->late_release,
                   (unsigned long long)fp->late_drop, (unsigned long long)fp->copies_lost,
                   (unsigned long long)as.rx_frames, (unsigned long long)as.rx_bytes,
-                  (unsigned long long)as.rx_drops_kernel, (unsigned long long)as.tx_frames,
+                  (unsigned long long)as.rx_drops_kernel, (unsigned long long)fp->bursts,
+                  (unsigned long long)fp->polls, (unsigned long long)as.tx_frames,
                   (unsigned long long)(fp->tx_full + as.tx_ring_full),
                   (unsigned long long)fp->set_fail, (unsigned long long)fp->rst_fixed);
     }
@@ -318,9 +320,11 @@ static void fast_frame(struct mmtlsd_fast *fp, struct mmtls_engine *e,
             fp->late_drop++; /* left before the kernel knew the flow was blocked */
         return;
     }
+    /* By reference: the frame stays in the RX ring until the burst is flushed (the loop flushes
+     * before giving the ring back), and the kernel copies it once. */
     if (v == MMTLS_PKT_FORWARD &&
-        mmtls_afp_tx(fp->port, f->data, f->len, f->vnet, (uint16_t)(MMTLS_FAST_TX_VID + (port ^ 1)),
-                     true) != 0)
+        mmtls_afp_tx_ref(fp->port, f->data, f->len, f->vnet,
+                         (uint16_t)(MMTLS_FAST_TX_VID + (port ^ 1)), true) != 0)
         fp->tx_full++;
 }
 
@@ -339,14 +343,17 @@ int mmtlsd_fast_run(struct mmtlsd_fast *fp, struct mmtls_engine *e, int key_efd,
 
         for (int i = 0; i < n; i++)
             fast_frame(fp, e, &f[i]);
-        if (n > 0)
+        mmtls_afp_tx_flush(fp->port); /* before rx_done: frames are sent from the RX ring */
+        if (n > 0) {
             mmtls_afp_rx_done(fp->port);
-        mmtls_afp_tx_flush(fp->port);
+            fp->bursts++;
+        }
         if (n == 0) {
             /* Idle: let keys, key waits and flow timeouts progress on the wall clock. */
             mmtls_engine_poll_keys(e);
             mmtls_engine_tick(e, wall_us());
             mmtls_afp_tx_flush(fp->port);
+            fp->polls++;
             if (poll(pfd, key_efd >= 0 ? 2 : 1, 10) < 0 && errno != EINTR) {
                 snprintf(err, err_cap, "poll: %s", strerror(errno));
                 rc = MMTLS_E_IO;

@@ -200,7 +200,9 @@ static void tx_frame(struct mmtlsd_bridge *b, int port, const uint8_t *data, siz
 }
 
 /* The engine's FORWARD verdict for frame i of port p's burst: unchanged out of the other port.
- * AF_XDP: by descriptor (the worker's two ports share one UMEM), no copy; else a copy. */
+ * AF_XDP: by descriptor (the worker's two ports share one UMEM), no copy; DPDK: the mbuf;
+ * AF_PACKET: by reference from p's RX ring (the loop flushes the other port before giving the
+ * ring back; the kernel copies once). */
 static void port_forward(struct mmtlsd_bridge *b, int p, int i, const struct mmtls_afp_frame *f,
                          const struct meta *m)
 {
@@ -212,6 +214,12 @@ static void port_forward(struct mmtlsd_bridge *b, int p, int i, const struct mmt
             rc = mmtls_xdp_forward(b->port[p].xdp, to, &b->port[p].xf[i]);
         }
         if (rc != 0)
+            b->tx_full++;
+        return;
+    }
+    if (b->port[p].io == MMTLSD_IO_AFPACKET) {
+        if (mmtls_afp_tx_ref(b->port[p ^ 1].afp, f->data, f->len, b->vnet ? m->vnet : NULL,
+                             (uint16_t)(m->tci[0] << 8 | m->tci[1]), m->vlan_valid != 0) != 0)
             b->tx_full++;
         return;
     }
@@ -473,8 +481,11 @@ int mmtlsd_bridge_run(struct mmtlsd_bridge *b, struct mmtls_engine *e, int key_e
                 if (v == MMTLS_PKT_FORWARD)
                     port_forward(b, p, i, &f[i], &m);
             }
-            if (n > 0)
+            if (n > 0) {
+                if (b->port[p].io == MMTLSD_IO_AFPACKET)
+                    port_flush(&b->port[p ^ 1]); /* frames sent by reference from p's ring */
                 port_rx_done(&b->port[p]);
+            }
             busy += n;
         }
         port_flush(&b->port[0]);
