@@ -125,41 +125,38 @@ test_ping() {
     stop_bridge
 }
 
-test_http_vnet() {
-    offloads on
-    start_bridge || return 1
+# http_through ARGS...: the download through a bridge started with ARGS.
+http_through() {
+    start_bridge "$@" || return 1
     download 198.18.3.2
     local rc=$?
     stop_bridge
     return $rc
+}
+
+test_http_vnet() {
+    offloads on
+    http_through
 }
 
 # The same through the TX ring (a copy into the slot) instead of sends by reference.
 test_http_ring() {
     offloads on
-    start_bridge --tx-ring || return 1
-    download 198.18.3.2
-    local rc=$?
-    stop_bridge
-    return $rc
+    http_through --tx-ring
 }
 
 test_http_novnet() {
     offloads off
-    start_bridge --no-vnet || return 1
-    download 198.18.3.2
+    http_through --no-vnet
     local rc=$?
-    stop_bridge
     offloads on
     return $rc
 }
 
 test_http_slow() {
     offloads off
-    start_bridge --no-vnet --tx-ring || return 1
-    CURL_RATE=50M download 198.18.3.2
+    CURL_RATE=50M http_through --no-vnet --tx-ring
     local rc=$?
-    stop_bridge
     offloads on
     return $rc
 }
