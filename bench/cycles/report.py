@@ -102,6 +102,14 @@ def chain_cost(r, scale):
     return c, c + r["attrib_irq_unres"] * share * scale
 
 
+def tls_rows(L, tab, cells, need=None):
+    """one table row per TLS middle present in tab (and with a non-empty tab[m][need])"""
+    for m in ("bridge", "bridge-rps", "mmtlsd-afp", "mmtlsd-fast", "mmtlsd-fastw"):
+        e = tab.get(m)
+        if e and (need is None or e[need]):
+            L.append("| " + " | ".join([NAMES[m]] + cells(e)) + " |")
+
+
 def tlsattrib_table(res):
     """TLS 1 MB objects inspected to 64 KB, attributed as attrib_table: the middle's processes
     (schedstat) + kernel samples under its receive hook, scaled by schedstat/sampled of
@@ -410,13 +418,9 @@ def main():
         L.append("| middle | Gbit/s | ns/B | of which kernel hook ns/B | process ns/B | "
                  "vs bridge |")
         L.append("|---|---:|---:|---:|---:|---:|")
-        for m in ("bridge", "bridge-rps", "mmtlsd-afp", "mmtlsd-fast", "mmtlsd-fastw"):
-            e = ta.get(m)
-            if not e:
-                continue
-            L.append("| %s | %s | %s | %s | %s | %s |" % (
-                NAMES[m], f(med(e["gbps"])), f(med(e["nspb"]), 3), f(med(e["hook_nspb"]), 3),
-                f(med(e["proc_nspb"]), 3), f(med(e["ratio"]), 2) if e["ratio"] else ""))
+        tls_rows(L, ta, lambda e: [f(med(e["gbps"])), f(med(e["nspb"]), 3),
+                                   f(med(e["hook_nspb"]), 3), f(med(e["proc_nspb"]), 3),
+                                   f(med(e["ratio"]), 2) if e["ratio"] else ""])
         if any(e["chain_nspb"] for e in ta.values()):
             L.append("\nThe same runs with interrupt and softirq samples charged by call chain "
                      "instead of by task: a middle that runs in process context has the end "
@@ -430,16 +434,11 @@ def main():
             L.append("| middle | ns/B | vs bridge | + unresolved ns/B | vs bridge | share of "
                      "process samples in interrupt context |")
             L.append("|---|---:|---:|---:|---:|---:|")
-            for m in ("bridge", "bridge-rps", "mmtlsd-afp", "mmtlsd-fast", "mmtlsd-fastw"):
-                e = ta.get(m)
-                if not e or not e["chain_nspb"]:
-                    continue
-                L.append("| %s | %s | %s | %s | %s | %s |" % (
-                    NAMES[m], f(med(e["chain_nspb"]), 3),
-                    f(med(e["chain_ratio"]), 2) if e["chain_ratio"] else "",
-                    f(med(e["chain_hi_nspb"]), 3),
-                    f(med(e["chain_hi_ratio"]), 2) if e["chain_hi_ratio"] else "",
-                    f(med(e["irq_share"]) * 100, 0) + "%" if e["irq_share"] else ""))
+            tls_rows(L, ta, lambda e: [
+                f(med(e["chain_nspb"]), 3), f(med(e["chain_ratio"]), 2) if e["chain_ratio"] else "",
+                f(med(e["chain_hi_nspb"]), 3),
+                f(med(e["chain_hi_ratio"]), 2) if e["chain_hi_ratio"] else "",
+                f(med(e["irq_share"]) * 100, 0) + "%" if e["irq_share"] else ""], "chain_nspb")
         L.append("\n```")
         for r in res["tlsattrib"]:
             L.append("r%d %-12s ok=%s rx=%d mid(schedstat)=%.3fs sampled: proc=%.3fs "
