@@ -64,19 +64,13 @@ static int forward(struct mmtls_afp *in, struct mmtls_afp *out, int burst, bool 
     int n = mmtls_afp_rx_burst(in, f, burst);
 
     for (int i = 0; i < n; i++) {
-        int rc;
+        /* By reference: borrowed from in's RX ring, sent by the flush below, before rx_done. */
+        int rc =
+            ring ? mmtls_afp_tx(out, f[i].data, f[i].len, f[i].vnet, f[i].vlan_tci, f[i].vlan_valid)
+                 : mmtls_afp_tx_ref(out, f[i].data, f[i].len, f[i].vnet, f[i].vlan_tci,
+                                    f[i].vlan_valid);
 
-        if (!ring) {
-            /* borrowed from in's RX ring: sent by the flush below, before rx_done */
-            rc = mmtls_afp_tx_ref(out, f[i].data, f[i].len, f[i].vnet, f[i].vlan_tci,
-                                  f[i].vlan_valid);
-            if (rc != 0) {
-                fs->dropped++;
-            }
-            continue;
-        }
-        rc = mmtls_afp_tx(out, f[i].data, f[i].len, f[i].vnet, f[i].vlan_tci, f[i].vlan_valid);
-        if (rc == MMTLS_E_LIMIT) {
+        if (ring && rc == MMTLS_E_LIMIT) {
             /* Ring full: hand the queued slots to the kernel (sent synchronously, most slots
              * come back at once) and try once more; then drop, never block. */
             mmtls_afp_tx_flush(out);

@@ -96,13 +96,16 @@ static void port_rx_done(struct port *pt)
         mmtls_afp_rx_done(pt->afp);
 }
 
+/* by_ref (AF_PACKET): data stays valid until the port's next flush, so it is sent by reference
+ * (mmtls_afp_tx_ref) instead of copied into the TX ring. */
 static int port_tx(struct port *pt, const uint8_t *data, uint32_t len, const uint8_t *vnet,
-                   uint16_t vlan_tci, bool vlan_valid)
+                   uint16_t vlan_tci, bool vlan_valid, bool by_ref)
 {
     int rc;
 
     if (pt->io == MMTLSD_IO_AFPACKET)
-        return mmtls_afp_tx(pt->afp, data, len, vnet, vlan_tci, vlan_valid);
+        return by_ref ? mmtls_afp_tx_ref(pt->afp, data, len, vnet, vlan_tci, vlan_valid)
+                      : mmtls_afp_tx(pt->afp, data, len, vnet, vlan_tci, vlan_valid);
     if (pt->io == MMTLSD_IO_DPDK)
         return mmtls_dpdk_tx(pt->dpdk, data, len); /* VLAN tags are inline */
     rc = mmtls_xdp_tx(pt->xdp, data, len);
@@ -184,7 +187,7 @@ static void port_close(struct port *pt, int worker, const char *name)
 }
 
 static void tx_frame(struct mmtlsd_bridge *b, int port, const uint8_t *data, size_t len,
-                     const uint8_t *meta, size_t meta_len, bool built)
+                     const uint8_t *meta, size_t meta_len, bool built, bool by_ref)
 {
     struct meta m = {0};
     int rc;
@@ -194,7 +197,7 @@ static void tx_frame(struct mmtlsd_bridge *b, int port, const uint8_t *data, siz
     if (built)
         memset(m.vnet, 0, sizeof(m.vnet)); /* a frame we built: no offload, checksums done */
     rc = port_tx(&b->port[port], data, (uint32_t)len, b->vnet ? m.vnet : NULL,
-                 (uint16_t)(m.tci[0] << 8 | m.tci[1]), m.vlan_valid != 0);
+                 (uint16_t)(m.tci[0] << 8 | m.tci[1]), m.vlan_valid != 0, by_ref);
     if (rc != 0)
         b->tx_full++;
 }
@@ -217,25 +220,19 @@ static void port_forward(struct mmtlsd_bridge *b, int p, int i, const struct mmt
             b->tx_full++;
         return;
     }
-    if (b->port[p].io == MMTLSD_IO_AFPACKET) {
-        if (mmtls_afp_tx_ref(b->port[p ^ 1].afp, f->data, f->len, b->vnet ? m->vnet : NULL,
-                             (uint16_t)(m->tci[0] << 8 | m->tci[1]), m->vlan_valid != 0) != 0)
-            b->tx_full++;
-        return;
-    }
     if (b->port[p].io == MMTLSD_IO_DPDK) {
         /* the mbuf itself goes out (a worker's queues share one pool) */
         if (mmtls_dpdk_fwd(b->port[p].dpdk, i, b->port[p ^ 1].dpdk) != 0)
             b->tx_full++;
         return;
     }
-    tx_frame(b, p ^ 1, f->data, f->len, (const uint8_t *)m, sizeof(*m), false);
+    tx_frame(b, p ^ 1, f->data, f->len, (const uint8_t *)m, sizeof(*m), false, true);
 }
 
 static void engine_send(void *ud, int port, const uint8_t *frame, size_t len, const uint8_t *meta,
                         size_t meta_len, bool built)
 {
-    tx_frame(ud, port, frame, len, meta, meta_len, built);
+    tx_frame(ud, port, frame, len, meta, meta_len, built, false); /* engine memory: copied */
 }
 
 static uint64_t wall_us(void)
