@@ -102,12 +102,16 @@ def chain_cost(r, scale):
     return c, c + r["attrib_irq_unres"] * share * scale
 
 
-def tls_rows(L, tab, cells, need=None):
-    """one table row per TLS middle present in tab (and with a non-empty tab[m][need])"""
-    for m in ("bridge", "bridge-rps", "mmtlsd-afp", "mmtlsd-fast", "mmtlsd-fastw"):
+TLS_MIDDLES = ("bridge", "bridge-rps", "mmtlsd-afp", "mmtlsd-fast", "mmtlsd-fastw")
+
+
+def table_rows(L, tab, middles, cells, need=None):
+    """one table row per middle present in tab (and with a non-empty tab[m][need]): its name,
+    then cells(m, tab[m])"""
+    for m in middles:
         e = tab.get(m)
         if e and (need is None or e[need]):
-            L.append("| " + " | ".join([NAMES[m]] + cells(e)) + " |")
+            L.append("| " + " | ".join([NAMES[m]] + cells(m, e)) + " |")
 
 
 def tlsattrib_table(res):
@@ -390,16 +394,14 @@ def main():
         L.append("| middle | ns/B | cycles/B | ns/frame | cycles/frame | of which kernel hook "
                  "ns/B | process ns/B | ratio |")
         L.append("|---|---:|---:|---:|---:|---:|---:|---|")
-        for m in ("bridge", "bare-afp", "mmtlsd-afp", "mmtlsd-fast"):
-            e = at.get(m)
-            if not e:
-                continue
+        base = {"mmtlsd-afp": "bare-afp", "mmtlsd-fast": "bridge", "bare-afp": "bridge"}
+
+        def fwd_cells(m, e):
             nb, nf = med(e["nspb"]), med(e["nspf"])
-            base = {"mmtlsd-afp": "bare-afp", "mmtlsd-fast": "bridge", "bare-afp": "bridge"}
-            L.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                NAMES[m], f(nb, 3), f(nb * ghz, 2), f(nf, 0), f(nf * ghz, 0),
-                f(med(e["hook_nspb"]), 3), f(med(e["proc_nspb"]), 3),
-                ("%s x %s" % (f(med(e["ratio"])), base[m])) if e["ratio"] else ""))
+            return [f(nb, 3), f(nb * ghz, 2), f(nf, 0), f(nf * ghz, 0), f(med(e["hook_nspb"]), 3),
+                    f(med(e["proc_nspb"]), 3),
+                    ("%s x %s" % (f(med(e["ratio"])), base[m])) if e["ratio"] else ""]
+        table_rows(L, at, ("bridge", "bare-afp", "mmtlsd-afp", "mmtlsd-fast"), fwd_cells)
         L.append("\n```")
         for r in res["attrib"]:
             L.append("r%d %-12s ok=%s rx=%d frames=%d mid(schedstat)=%.3fs sampled: proc=%.3fs "
@@ -418,9 +420,9 @@ def main():
         L.append("| middle | Gbit/s | ns/B | of which kernel hook ns/B | process ns/B | "
                  "vs bridge |")
         L.append("|---|---:|---:|---:|---:|---:|")
-        tls_rows(L, ta, lambda e: [f(med(e["gbps"])), f(med(e["nspb"]), 3),
-                                   f(med(e["hook_nspb"]), 3), f(med(e["proc_nspb"]), 3),
-                                   f(med(e["ratio"]), 2) if e["ratio"] else ""])
+        table_rows(L, ta, TLS_MIDDLES, lambda m, e: [
+            f(med(e["gbps"])), f(med(e["nspb"]), 3), f(med(e["hook_nspb"]), 3),
+            f(med(e["proc_nspb"]), 3), f(med(e["ratio"]), 2) if e["ratio"] else ""])
         if any(e["chain_nspb"] for e in ta.values()):
             L.append("\nThe same runs with interrupt and softirq samples charged by call chain "
                      "instead of by task: a middle that runs in process context has the end "
@@ -434,7 +436,7 @@ def main():
             L.append("| middle | ns/B | vs bridge | + unresolved ns/B | vs bridge | share of "
                      "process samples in interrupt context |")
             L.append("|---|---:|---:|---:|---:|---:|")
-            tls_rows(L, ta, lambda e: [
+            table_rows(L, ta, TLS_MIDDLES, lambda m, e: [
                 f(med(e["chain_nspb"]), 3), f(med(e["chain_ratio"]), 2) if e["chain_ratio"] else "",
                 f(med(e["chain_hi_nspb"]), 3),
                 f(med(e["chain_hi_ratio"]), 2) if e["chain_hi_ratio"] else "",
