@@ -187,6 +187,8 @@ void mmtls_xdp_prog_detach(struct mmtls_xdp_prog *prog);
 MMTLS_MUST_USE int mmtls_xdp_queue_count(const char *ifname, uint32_t *n, char *err,
                                          size_t err_cap);
 
+/* A queue still bound to another AF_XDP socket is retried for up to 3 s (the kernel unbinds a
+ * closed socket's queue later, on a workqueue), then refused with MMTLS_E_CONFLICT. */
 MMTLS_MUST_USE int mmtls_xdp_open(struct mmtls_xdp **out, const struct mmtls_xdp_opts *o, char *err,
                                   size_t err_cap);
 /* Two ports on one UMEM (XDP_SHARED_UMEM; the second takes the first's mode): both must be

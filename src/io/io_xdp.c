@@ -68,6 +68,8 @@
 
 #define XDP_DEF_FRAME_SIZE 4096u
 #define XDP_DEF_FRAME_NR 4096u
+#define XSK_BUSY_WAIT_MS 3000 /* how long a busy queue is retried on open (busy_retry) */
+#define XSK_BUSY_STEP_MS 50
 #define XDP_MIN_FRAME_NR 64u
 #define XDP_MAX_FRAME_NR (1u << 20)
 /* Bound on wake-ups per flush: copy mode sends at most 32 frames per sendto() (TX_BATCH_SIZE
@@ -526,9 +528,10 @@ static int port_new(struct mmtls_xdp **out, struct xdp_umem *u, int k, struct mm
                                    &p->comp, &sc);
     if (rc != 0) {
         p->xsk = NULL;
-        mmtls_errf(err, err_cap, "%s: cannot create the AF_XDP socket on queue %u (%s mode%s): %s",
-                   ifn, o->queue_id, mode_name(o->mode), k == 1 ? ", shared UMEM" : "",
-                   strerror(-rc));
+        mmtls_errf(err, err_cap,
+                   "%s: cannot create the AF_XDP socket on queue %u (%s mode%s): %s%s", ifn,
+                   o->queue_id, mode_name(o->mode), k == 1 ? ", shared UMEM" : "", strerror(-rc),
+                   rc == -EBUSY ? " (another socket holds the queue)" : "");
         port_free(p);
         return rc == -EBUSY ? MMTLS_E_CONFLICT : MMTLS_E_UNSUPPORTED;
     }
@@ -550,8 +553,8 @@ static int port_new(struct mmtls_xdp **out, struct xdp_umem *u, int k, struct mm
     return 0;
 }
 
-int mmtls_xdp_open(struct mmtls_xdp **out, const struct mmtls_xdp_opts *o, char *err,
-                   size_t err_cap)
+static int open_once(struct mmtls_xdp **out, const struct mmtls_xdp_opts *o, char *err,
+                     size_t err_cap)
 {
     struct xdp_umem *u;
     struct mmtls_xdp *p;
@@ -579,8 +582,8 @@ int mmtls_xdp_open(struct mmtls_xdp **out, const struct mmtls_xdp_opts *o, char 
     return e;
 }
 
-int mmtls_xdp_open_pair(struct mmtls_xdp *out[2], const struct mmtls_xdp_opts o[2], char *err,
-                        size_t err_cap)
+static int open_pair_once(struct mmtls_xdp *out[2], const struct mmtls_xdp_opts o[2], char *err,
+                          size_t err_cap)
 {
     uint32_t frame_size[2], frame_nr[2], ring;
     struct mmtls_xdp *p[2] = {NULL, NULL};
@@ -624,22 +627,77 @@ int mmtls_xdp_open_pair(struct mmtls_xdp *out[2], const struct mmtls_xdp_opts o[
     }
     e = port_new(&out[1], u, 1, p[1], &o[1], frame_nr[1], err, err_cap);
     umem_unref(u);
-    if (e == 0) {
-        return 0;
+    if (e == 0 || e == MMTLS_E_CONFLICT) {
+        if (e != 0) {
+            mmtls_xdp_close(out[0]);
+            out[0] = NULL;
+        }
+        return e;
     }
     /* The second device cannot share the UMEM (say, the first runs zero-copy and the second
      * has no zero-copy driver): a UMEM per port, forwarding copies.  The second open reports
      * its own error (a zero-copy request on a device without it still fails). */
     mmtls_xdp_close(out[0]);
     out[0] = NULL;
-    e = mmtls_xdp_open(&out[0], &o[0], err, err_cap);
+    e = open_once(&out[0], &o[0], err, err_cap);
     if (e == 0) {
-        e = mmtls_xdp_open(&out[1], &o[1], err, err_cap);
+        e = open_once(&out[1], &o[1], err, err_cap);
     }
     if (e != 0) {
         mmtls_xdp_close(out[0]);
         out[0] = NULL;
     }
+    return e;
+}
+
+/* A closed AF_XDP socket unbinds its queue later, on a workqueue under the RTNL lock
+ * (xp_put_pool -> xp_release_deferred -> xp_clear_dev): a port reopened right after the
+ * previous process exited can find the queue busy (bind: EBUSY) for a while, longer when other
+ * work holds the RTNL.  The whole open is retried, with a new UMEM (libxdp's failed create
+ * leaves the first socket's rings set up, so a second bind on it cannot be tried), for up to
+ * XSK_BUSY_WAIT_MS; a queue held by a live socket is still refused after that. */
+static bool busy_retry(int e, uint64_t *deadline_ms)
+{
+    const struct timespec step = {0, XSK_BUSY_STEP_MS * 1000000L};
+    struct timespec ts;
+    uint64_t now_ms;
+
+    if (e != MMTLS_E_CONFLICT) {
+        return false;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    if (*deadline_ms == 0) {
+        *deadline_ms = now_ms + XSK_BUSY_WAIT_MS;
+    }
+    if (now_ms >= *deadline_ms) {
+        return false;
+    }
+    nanosleep(&step, NULL);
+    return true;
+}
+
+int mmtls_xdp_open(struct mmtls_xdp **out, const struct mmtls_xdp_opts *o, char *err,
+                   size_t err_cap)
+{
+    uint64_t deadline_ms = 0;
+    int e;
+
+    do {
+        e = open_once(out, o, err, err_cap);
+    } while (busy_retry(e, &deadline_ms));
+    return e;
+}
+
+int mmtls_xdp_open_pair(struct mmtls_xdp *out[2], const struct mmtls_xdp_opts o[2], char *err,
+                        size_t err_cap)
+{
+    uint64_t deadline_ms = 0;
+    int e;
+
+    do {
+        e = open_pair_once(out, o, err, err_cap);
+    } while (busy_retry(e, &deadline_ms));
     return e;
 }
 

@@ -12,6 +12,10 @@
 #   test_http_down     100 MB server -> client (HTTP), sha256 equal
 #   test_tcp_up        100 MB client -> server (raw TCP), sha256 equal
 #   test_libxdp        ping and the download with libxdp's default program (--xdp-prog libxdp)
+#   test_busy          a second bridge on queues a running one holds is refused (own program:
+#                      at once; libxdp's: after the bounded busy retry, with its message), the
+#                      first still forwards; then five stop/start cycles in a row each forward
+#                      (a closed socket unbinds its queue later: the open retries meanwhile)
 #   test_zerocopy      --xdp-mode zerocopy on veth (no zero-copy driver): refused with an error
 #   test_big_frame     MTU 5000: 1000-byte pings pass, 4500-byte ones (larger than a UMEM
 #                      frame) are dropped and counted by the kernel, never truncated
@@ -30,7 +34,7 @@ B=${MMTLS_BUILDDIR:-$SRCDIR/build}
 BRIDGE=${MMTLS_BRIDGE:-$B/tools/mmtls-bridge/mmtls-bridge}
 [ -x "$BRIDGE" ] || BRIDGE=$B/mmtls-bridge
 SIZE_MB=${MMTLS_XDP_SIZE_MB:-100}
-ALL_TESTS="test_ping test_http_down test_tcp_up test_libxdp test_zerocopy test_big_frame
+ALL_TESTS="test_ping test_http_down test_tcp_up test_libxdp test_busy test_zerocopy test_big_frame
 test_accounting"
 
 TAG=mmxdp$$
@@ -158,6 +162,32 @@ test_libxdp() {
     stop_bridge
     ip -n "$NS_M" link show m0 | grep -q 'prog/xdp' && { echo "libxdp left its program"; return 1; }
     download --xdp-prog libxdp
+}
+
+test_busy() {
+    local rc=0 t0 t1 i
+    start_bridge --xdp-prog libxdp || return 1
+    for prog in own libxdp; do
+        t0=$(date +%s.%N)
+        if timeout 30 ip netns exec "$NS_M" "$BRIDGE" m0 m1 --io xdp --xdp-prog "$prog" \
+            2>"$WORK/bridge2.log"; then
+            echo "a second bridge ($prog program) ran on held queues"; rc=1
+        fi
+        t1=$(date +%s.%N)
+        log "second bridge ($prog program) refused after $(awk -v a="$t0" -v b="$t1" \
+            'BEGIN { printf "%.1f", b - a }') s: $(tail -n 1 "$WORK/bridge2.log")"
+        [ -s "$WORK/bridge2.log" ] || { echo "no error message ($prog program)"; rc=1; }
+    done
+    grep -q 'another socket holds the queue' "$WORK/bridge2.log" ||
+        { echo "libxdp program: no busy-queue message"; rc=1; }
+    in_c ping -c 3 -i 0.2 -W 2 198.18.3.2 >/dev/null || { echo "the first bridge stopped forwarding"; rc=1; }
+    stop_bridge
+    for i in 1 2 3 4 5; do
+        start_bridge --xdp-prog libxdp || { echo "restart $i failed"; return 1; }
+        in_c ping -c 1 -W 2 198.18.3.2 >/dev/null || { echo "no forwarding after restart $i"; rc=1; }
+        stop_bridge >/dev/null
+    done
+    return $rc
 }
 
 test_zerocopy() {
