@@ -4,7 +4,8 @@
  * the list below (modulo its length), bit 4 asks for IPv4 header checksum verification and
  * bit 5 for TCP checksum verification.  With bit 6 set, the rest is a list of frames, each
  * after a 2-byte big-endian length (at most 16), so that one input can carry all the
- * fragments of a datagram in any order.  A frame that decodes to a fragment is fed to a
+ * fragments of a datagram in any order; bit 7 sets the defragmenter's fail_open policy (evict
+ * the oldest, or refuse, when full).  A frame that decodes to a fragment is fed to a
  * defragmenter kept across inputs (small limits, a 20 ms timeout, a clock that advances 1 ms per
  * input), so fragments of different inputs combine; a rebuilt datagram is decoded again.  Every
  * borrowed pointer the decoder hands back is checked to lie inside the bytes it was given.
@@ -76,6 +77,9 @@ static void one_frame(int linktype, const uint8_t *data, size_t size,
     if (ev == MMTLS_DEC_IP_FRAGMENT) {
         rc = mmtls_defrag_feed(defrag, &pkt, now_us, &dg, &dg_len);
         CHECK(rc <= MMTLS_AGAIN);
+        /* the caps hold whatever the policy (8 datagrams, 256 KiB) */
+        CHECK(mmtls_defrag_stats(defrag)->datagrams <= 8);
+        CHECK(mmtls_defrag_stats(defrag)->mem_used <= 256 * 1024);
         if (rc == 0) {
             CHECK(dg != NULL && dg_len > 0 && dg_len <= 65535 + 40);
             copy = malloc(dg_len);
@@ -104,13 +108,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (defrag == NULL) {
         /* small limits so that eviction, timeouts and the caps are reached */
-        struct mmtls_defrag_opts o = {8, 16, 20, 256 * 1024};
+        struct mmtls_defrag_opts o = {8, 16, 20, 256 * 1024, false};
 
         if (mmtls_defrag_new(&defrag, &o) != 0) {
             abort();
         }
     }
     now_us += 1000;
+    mmtls_defrag_set_fail_open(defrag, (data[0] & 0x80) != 0);
     linktype = linktypes[(data[0] & 0x0f) % (sizeof(linktypes) / sizeof(linktypes[0]))];
     opts.verify_ip_csum = (data[0] & 0x10) != 0;
     opts.verify_tcp_csum = (data[0] & 0x20) != 0;

@@ -133,15 +133,25 @@ enum mmtls_decode_event mmtls_decode_ip(const uint8_t *data, size_t len,
 struct mmtls_defrag;
 
 struct mmtls_defrag_opts {
-    uint32_t max_datagrams; /* in flight; oldest evicted (counted) when full */
+    uint32_t max_datagrams; /* in flight, dead ones included (decode_defrag.c) */
     uint32_t max_frags_per_datagram;
-    uint32_t timeout_ms;
-    size_t memcap; /* bytes of fragment data held */
+    uint32_t timeout_ms; /* from the first fragment; a dead datagram stays as long again */
+    size_t memcap;       /* bytes of fragment data held */
+    /* false (fail closed): a full table refuses new datagrams, a datagram over
+     * max_frags_per_datagram is made dead.  true: the oldest is evicted, the datagram forgotten
+     * (its later fragments start a new one). */
+    bool fail_open;
 };
 
 struct mmtls_defrag_stats {
     uint64_t fragments, reassembled, timeouts, evicted, overlaps, too_big, memcap_drops,
         bad_fragments;
+    uint64_t too_many_frags; /* datagrams over max_frags_per_datagram */
+    uint64_t table_full;     /* new datagrams refused: the table was full (not fail_open) */
+    uint64_t killed;         /* datagrams made dead (timeout, overlap, malformed, too big) */
+    uint64_t dead_drops;     /* fragments refused because their datagram is dead */
+    uint64_t datagrams;      /* gauge: datagrams in the table, dead ones included */
+    uint64_t mem_used;       /* gauge: bytes charged to memcap */
 };
 
 MMTLS_MUST_USE int mmtls_defrag_new(struct mmtls_defrag **out, const struct mmtls_defrag_opts *o);
@@ -149,11 +159,18 @@ void mmtls_defrag_free(struct mmtls_defrag *d);
 
 /* Feeds a fragment (pkt as returned with MMTLS_DEC_IP_FRAGMENT).  Returns 0 and sets *dgram and
  * *dgram_len to the rebuilt IP datagram (header included; borrowed until the next call into d)
- * when the datagram is complete; MMTLS_AGAIN when more fragments are needed; a negative code when
- * the fragment was dropped (counted in stats). */
+ * when the datagram is complete; MMTLS_AGAIN when the fragment is kept and more are needed.
+ * Otherwise the fragment was not kept (counted in stats), and inline the caller must not
+ * forward it unless it fails open:
+ *   MMTLS_E_MALFORMED  a peer fault: a bad fragment, a conflicting overlap, a datagram longer
+ *                      than 65535 bytes, or a fragment of a dead datagram (always dropped);
+ *   MMTLS_E_LIMIT, MMTLS_E_MEMCAP, MMTLS_E_NOMEM  a resource cap: table full,
+ *                      max_frags_per_datagram, memcap (the exception policy applies). */
 MMTLS_MUST_USE int mmtls_defrag_feed(struct mmtls_defrag *d, const struct mmtls_pkt *pkt,
                                      uint64_t now_us, const uint8_t **dgram, size_t *dgram_len);
-/* Drops datagrams older than the timeout. */
+/* Sets opts.fail_open (applies to the next new datagram). */
+void mmtls_defrag_set_fail_open(struct mmtls_defrag *d, bool fail_open);
+/* Datagrams older than the timeout become dead; dead ones older than it go. */
 void mmtls_defrag_expire(struct mmtls_defrag *d, uint64_t now_us);
 const struct mmtls_defrag_stats *mmtls_defrag_stats(const struct mmtls_defrag *d);
 

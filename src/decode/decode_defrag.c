@@ -2,14 +2,23 @@
  *
  * A fixed table of datagrams in flight (preallocated slots, a hash index and an age list,
  * oldest first, as DPDK's ip_frag table), each with a list of fragments sorted by offset.
- * Limits: max_datagrams (the oldest is evicted when full), max_frags_per_datagram, a timeout
- * counted from the first fragment, a memory cap on the fragment bytes held, and the 65535-byte
- * maximum of the rebuilt datagram (IPv6 jumbograms are not supported).
+ * Limits: max_datagrams, max_frags_per_datagram, a timeout counted from the first fragment, a
+ * memory cap on the fragment bytes held, and the 65535-byte maximum of the rebuilt datagram
+ * (IPv6 jumbograms are not supported).
  *
  * Overlaps: a fragment whose bytes differ from bytes already held drops the whole datagram
  * (counted in `overlaps`; RFC 5722 §4 for IPv6, and the same rule for IPv4 so that no
  * first-or-last-wins ambiguity can be used for evasion).  Overlaps with identical bytes are
  * accepted; a fragment wholly covered by held fragments stores nothing.
+ *
+ * Inline, the fragments a middlebox keeps have been forwarded: the receiver holds them too.  A
+ * datagram the middlebox gives up while the receiver may still complete it (a conflicting
+ * overlap, a malformed or too long fragment, its timeout: receivers' timeouts differ) is not
+ * forgotten but kept as a *dead* entry, without its fragments, for one more timeout: every
+ * later fragment of it is refused (dead_drops), so the caller drops it and no receiver can
+ * complete a datagram the middlebox did not see whole.  A full table refuses new datagrams
+ * (table_full) unless fail_open, which evicts the oldest as DPDK's ip_frag table does; a
+ * datagram over max_frags_per_datagram is made dead unless fail_open, which forgets it.
  */
 #include <stdlib.h>
 #include <sys/random.h>
@@ -43,6 +52,7 @@ struct defrag_dgram {
     uint32_t id;
 
     bool used;
+    bool dead; /* given up: fragments refused until first_us + timeout (no fragments held) */
     bool has_last;
     uint64_t first_us;
     uint32_t nfrags;
@@ -110,6 +120,56 @@ static uint32_t dgram_find(const struct mmtls_defrag *d, const struct defrag_key
     return NIL;
 }
 
+static void age_unlink(struct mmtls_defrag *d, uint32_t idx)
+{
+    struct defrag_dgram *g = &d->slots[idx];
+
+    if (g->prev != NIL) {
+        d->slots[g->prev].next = g->next;
+    } else {
+        d->oldest = g->next;
+    }
+    if (g->next != NIL) {
+        d->slots[g->next].prev = g->prev;
+    } else {
+        d->newest = g->prev;
+    }
+    g->prev = g->next = NIL;
+}
+
+static void age_append(struct mmtls_defrag *d, uint32_t idx)
+{
+    struct defrag_dgram *g = &d->slots[idx];
+
+    g->next = NIL;
+    g->prev = d->newest;
+    if (d->newest != NIL) {
+        d->slots[d->newest].next = idx;
+    } else {
+        d->oldest = idx;
+    }
+    d->newest = idx;
+}
+
+/* Frees the fragments and header a datagram holds and uncharges them. */
+static void dgram_release(struct mmtls_defrag *d, struct defrag_dgram *g)
+{
+    struct defrag_frag *f, *fn;
+
+    for (f = g->frags; f != NULL; f = fn) {
+        fn = f->next;
+        free(f);
+    }
+    g->frags = NULL;
+    free(g->hdr);
+    g->hdr = NULL;
+    g->hdr_len = 0;
+    MMTLS_DEBUG_ASSERT(d->mem_used >= g->bytes);
+    d->mem_used -= g->bytes;
+    d->st.mem_used = d->mem_used;
+    g->bytes = 0;
+}
+
 /* Unlinks a datagram from the index and the age list, frees what it holds and returns its
  * slot to the free list. */
 static void dgram_drop(struct mmtls_defrag *d, uint32_t idx)
@@ -117,7 +177,6 @@ static void dgram_drop(struct mmtls_defrag *d, uint32_t idx)
     struct defrag_dgram *g = &d->slots[idx];
     struct defrag_key k;
     uint32_t *pp;
-    struct defrag_frag *f, *fn;
 
     memcpy(k.src, g->src, 16);
     memcpy(k.dst, g->dst, 16);
@@ -130,36 +189,46 @@ static void dgram_drop(struct mmtls_defrag *d, uint32_t idx)
             break;
         }
     }
-    if (g->prev != NIL) {
-        d->slots[g->prev].next = g->next;
-    } else {
-        d->oldest = g->next;
-    }
-    if (g->next != NIL) {
-        d->slots[g->next].prev = g->prev;
-    } else {
-        d->newest = g->prev;
-    }
-    for (f = g->frags; f != NULL; f = fn) {
-        fn = f->next;
-        free(f);
-    }
-    free(g->hdr);
-    MMTLS_DEBUG_ASSERT(d->mem_used >= g->bytes);
-    d->mem_used -= g->bytes;
+    age_unlink(d, idx);
+    dgram_release(d, g);
+    d->st.datagrams--;
     memset(g, 0, sizeof(*g));
     g->hnext = d->free_head;
     g->prev = g->next = NIL;
     d->free_head = idx;
 }
 
+/* Gives datagram idx up: its fragments are freed and it stays, dead, for one more timeout
+ * from now (moved to the young end of the age list, which stays ordered by first_us). */
+static void dgram_kill(struct mmtls_defrag *d, uint32_t idx, uint64_t now_us)
+{
+    struct defrag_dgram *g = &d->slots[idx];
+
+    dgram_release(d, g);
+    g->dead = true;
+    g->has_last = false;
+    g->nfrags = 0;
+    g->end_max = g->total = 0;
+    if (now_us > g->first_us) {
+        g->first_us = now_us;
+    }
+    age_unlink(d, idx);
+    age_append(d, idx);
+    d->st.killed++;
+}
+
+/* A new datagram's slot; NIL when the table is full and not fail_open (the oldest datagram is
+ * evicted when it is: DPDK ip_frag's LRU). */
 static uint32_t dgram_new(struct mmtls_defrag *d, const struct defrag_key *k, uint64_t now_us)
 {
     struct defrag_dgram *g;
     uint32_t idx, b;
 
     if (d->free_head == NIL) {
-        /* Table full: the oldest datagram makes room (DPDK ip_frag's LRU). */
+        if (!d->o.fail_open) {
+            d->st.table_full++;
+            return NIL;
+        }
         MMTLS_DEBUG_ASSERT(d->oldest != NIL);
         dgram_drop(d, d->oldest);
         d->st.evicted++;
@@ -179,14 +248,8 @@ static uint32_t dgram_new(struct mmtls_defrag *d, const struct defrag_key *k, ui
     b = key_bucket(d, k);
     g->hnext = d->buckets[b];
     d->buckets[b] = idx;
-    g->next = NIL;
-    g->prev = d->newest;
-    if (d->newest != NIL) {
-        d->slots[d->newest].next = idx;
-    } else {
-        d->oldest = idx;
-    }
-    d->newest = idx;
+    age_append(d, idx);
+    d->st.datagrams++;
     return idx;
 }
 
@@ -279,12 +342,23 @@ void mmtls_defrag_expire(struct mmtls_defrag *d, uint64_t now_us)
         return;
     }
     tmo_us = (uint64_t)d->o.timeout_ms * 1000;
-    /* The age list is ordered by first fragment, so expiry stops at the first live entry. */
+    /* The age list is ordered by first_us, so expiry stops at the first young entry.  An
+     * expired datagram becomes dead (moved to the young end, first_us = now: the loop ends);
+     * an expired dead one goes. */
     while (d->oldest != NIL && now_us >= d->slots[d->oldest].first_us &&
            now_us - d->slots[d->oldest].first_us >= tmo_us) {
-        dgram_drop(d, d->oldest);
-        d->st.timeouts++;
+        if (d->slots[d->oldest].dead) {
+            dgram_drop(d, d->oldest);
+        } else {
+            d->st.timeouts++;
+            dgram_kill(d, d->oldest, now_us);
+        }
     }
+}
+
+void mmtls_defrag_set_fail_open(struct mmtls_defrag *d, bool fail_open)
+{
+    d->o.fail_open = fail_open;
 }
 
 const struct mmtls_defrag_stats *mmtls_defrag_stats(const struct mmtls_defrag *d)
@@ -518,22 +592,30 @@ int mmtls_defrag_feed(struct mmtls_defrag *d, const struct mmtls_pkt *pkt, uint6
     memcpy(k.src, pkt->src, 16);
     memcpy(k.dst, pkt->dst, 16);
     idx = dgram_find(d, &k);
+    if (idx != NIL && d->slots[idx].dead) {
+        d->st.dead_drops++;
+        return MMTLS_E_MALFORMED;
+    }
 
     /* The smallest header makes the bound a necessary one; the exact one is checked when the
      * datagram is rebuilt (the header length of the offset-0 fragment is known then). */
     if ((k.ver == 4 && end > IP_MAX_LEN - IPV4_HLEN_MIN) || (k.ver == 6 && end > IP_MAX_LEN)) {
         d->st.too_big++;
         if (idx != NIL) {
-            dgram_drop(d, idx);
+            dgram_kill(d, idx, now_us);
         }
-        return MMTLS_E_LIMIT;
+        return MMTLS_E_MALFORMED;
     }
 
     if (idx != NIL) {
         g = &d->slots[idx];
         if (g->nfrags >= d->o.max_frags_per_datagram) {
-            d->st.bad_fragments++;
-            dgram_drop(d, idx);
+            d->st.too_many_frags++;
+            if (d->o.fail_open) {
+                dgram_drop(d, idx);
+            } else {
+                dgram_kill(d, idx, now_us);
+            }
             return MMTLS_E_LIMIT;
         }
         /* RFC 791 §3.2: the last fragment fixes the length; nothing may end beyond it, and
@@ -541,12 +623,12 @@ int mmtls_defrag_feed(struct mmtls_defrag *d, const struct mmtls_pkt *pkt, uint6
         if ((!pkt->frag_more && ((g->has_last && end != g->total) || end < g->end_max)) ||
             (pkt->frag_more && g->has_last && end > g->total)) {
             d->st.bad_fragments++;
-            dgram_drop(d, idx);
+            dgram_kill(d, idx, now_us);
             return MMTLS_E_MALFORMED;
         }
         if (!overlaps_agree(g, off, len, pkt->frag_payload, &covered)) {
             d->st.overlaps++;
-            dgram_drop(d, idx);
+            dgram_kill(d, idx, now_us);
             return MMTLS_E_MALFORMED;
         }
     }
@@ -579,11 +661,17 @@ int mmtls_defrag_feed(struct mmtls_defrag *d, const struct mmtls_pkt *pkt, uint6
     if (idx == NIL) {
         /* may evict the oldest datagram: nothing above refers to it any more */
         idx = dgram_new(d, &k, now_us);
+        if (idx == NIL) {
+            free(f);
+            free(hdr);
+            return MMTLS_E_LIMIT;
+        }
     }
     g = &d->slots[idx];
     g->nfrags++;
     g->bytes += charge;
     d->mem_used += charge;
+    d->st.mem_used = d->mem_used;
     if (hdr != NULL) {
         g->hdr = hdr;
         g->hdr_len = hdr_len;
@@ -604,11 +692,12 @@ int mmtls_defrag_feed(struct mmtls_defrag *d, const struct mmtls_pkt *pkt, uint6
         return MMTLS_AGAIN;
     }
     rc = rebuild(d, g, dgram_len);
-    dgram_drop(d, idx);
     if (rc == MMTLS_E_LIMIT) {
         d->st.too_big++;
-        return rc;
+        dgram_kill(d, idx, now_us);
+        return MMTLS_E_MALFORMED;
     }
+    dgram_drop(d, idx);
     if (rc != 0) {
         return rc;
     }

@@ -45,6 +45,7 @@ const char *mmtls_exc_res_name(int res)
     case MMTLS_EXC_HOLD: return "hold";
     case MMTLS_EXC_KEYS: return "keys";
     case MMTLS_EXC_MIDSTREAM: return "midstream";
+    case MMTLS_EXC_DEFRAG: return "defrag";
     }
     return "unknown";
 }
@@ -66,6 +67,7 @@ static const char *exc_action_name(int res, int act)
         [MMTLS_EXC_HOLD] = {"block", "pass", "release"},
         [MMTLS_EXC_KEYS] = {"drop_oldest", "drop_oldest", "drop_oldest"},
         [MMTLS_EXC_MIDSTREAM] = {"drop", "pass", "pass"},
+        [MMTLS_EXC_DEFRAG] = {"drop", "pass", "count"},
     };
     return names[res][act];
 }
@@ -95,6 +97,10 @@ static void exc_usage(const struct mmtls_engine *e, int res, uint64_t *used, uin
     case MMTLS_EXC_KEYS:
         *used = e->npend;
         *cap = e->o.key_pending_max;
+        break;
+    case MMTLS_EXC_DEFRAG:
+        *used = mmtls_defrag_stats(e->defrag)->datagrams;
+        *cap = e->o.defrag.max_datagrams;
         break;
     }
 }
@@ -836,12 +842,33 @@ static void handle_tcp(struct mmtls_engine *e, const struct mmtls_pkt *pkt)
     mmtls_flow_set_class(e->flows, f, flow_class(ef));
 }
 
+/* A fragment the defragmenter did not keep must not reach the receiver: it could complete,
+ * there, a datagram the engine never sees whole (decode_defrag.c).  A peer fault (malformed,
+ * conflicting, of a datagram given up) is dropped; a resource cap follows the defrag exception
+ * policy (open: forwarded uninspected). */
+static void frag_refused(struct mmtls_engine *e, int rc)
+{
+    int act;
+
+    if (rc == MMTLS_E_LIMIT || rc == MMTLS_E_MEMCAP || rc == MMTLS_E_NOMEM) {
+        act = eng_exc_act(e, MMTLS_EXC_DEFRAG);
+        eng_exception(e, MMTLS_EXC_DEFRAG, act);
+        if (act != MMTLS_EXC_ACT_CLOSED)
+            return;
+    }
+    if (e->inline_mode) {
+        e->st.fragments_dropped++;
+        e->verdict = MMTLS_PKT_DROP;
+    }
+}
+
 int mmtls_engine_packet(struct mmtls_engine *e, int linktype, const uint8_t *data, size_t len,
                         uint64_t ts_us)
 {
     struct mmtls_pkt pkt;
     struct mmtls_decode_opts dopts;
     enum mmtls_decode_event dev;
+    int rc;
 
     e->verdict = MMTLS_PKT_FORWARD;
     e->st.packets++;
@@ -875,8 +902,12 @@ int mmtls_engine_packet(struct mmtls_engine *e, int linktype, const uint8_t *dat
         size_t dglen;
         e->st.fragments++;
         e->st.decode_events[dev]++;
-        if (mmtls_defrag_feed(e->defrag, &pkt, e->now_us, &dg, &dglen) != 0)
-            return e->verdict;
+        rc = mmtls_defrag_feed(e->defrag, &pkt, e->now_us, &dg, &dglen);
+        if (rc != 0) {
+            if (rc != MMTLS_AGAIN)
+                frag_refused(e, rc);
+            return e->verdict; /* a kept fragment goes on: the receiver reassembles it too */
+        }
         e->st.reassembled_datagrams++;
         dev = mmtls_decode_ip(dg, dglen, &dopts, &pkt);
         if (dev == MMTLS_DEC_IP_FRAGMENT)
@@ -933,6 +964,7 @@ void mmtls_engine_flush(struct mmtls_engine *e)
 
 int mmtls_engine_new(struct mmtls_engine **out, const struct mmtls_engine_opts *o)
 {
+    struct mmtls_defrag_opts dfo;
     struct mmtls_engine *e;
     int rc;
 
@@ -958,7 +990,10 @@ int mmtls_engine_new(struct mmtls_engine **out, const struct mmtls_engine_opts *
     rc = mmtls_flow_table_new(&e->flows, &o->flow, flow_release, e);
     if (rc != 0)
         goto out_free_scratch;
-    rc = mmtls_defrag_new(&e->defrag, &o->defrag);
+    /* Offline the oldest datagram makes room; inline mode sets the defrag policy. */
+    dfo = o->defrag;
+    dfo.fail_open = true;
+    rc = mmtls_defrag_new(&e->defrag, &dfo);
     if (rc != 0)
         goto out_free_flows;
     rc = eng_keys_init(e);
@@ -1038,6 +1073,15 @@ void mmtls_engine_stats_json(const struct mmtls_engine *e, struct mmtls_json *j)
     mmtls_json_u64(j, "evicted", ds->evicted);
     mmtls_json_u64(j, "overlaps", ds->overlaps);
     mmtls_json_u64(j, "memcap_drops", ds->memcap_drops);
+    mmtls_json_u64(j, "too_big", ds->too_big);
+    mmtls_json_u64(j, "too_many_frags", ds->too_many_frags);
+    mmtls_json_u64(j, "bad_fragments", ds->bad_fragments);
+    mmtls_json_u64(j, "table_full", ds->table_full);
+    mmtls_json_u64(j, "dead", ds->killed);
+    mmtls_json_u64(j, "dead_drops", ds->dead_drops);
+    mmtls_json_u64(j, "dropped", st->fragments_dropped);
+    mmtls_json_u64(j, "datagrams", ds->datagrams);
+    mmtls_json_u64(j, "memuse", ds->mem_used);
     mmtls_json_obj_close(j);
     mmtls_json_obj_open(j, "flow");
     {

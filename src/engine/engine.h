@@ -28,6 +28,7 @@ enum mmtls_exc_res {
     MMTLS_EXC_HOLD,      /* records held for keys over key_hold_max / key_hold_total */
     MMTLS_EXC_KEYS,      /* keys waiting for their session over key_pending_max */
     MMTLS_EXC_MIDSTREAM, /* a flow picked up without its SYN (after midstream_grace_ms) */
+    MMTLS_EXC_DEFRAG,    /* IP fragments: table full, fragments per datagram, memcap */
     MMTLS_EXC_N
 };
 
@@ -38,7 +39,7 @@ enum mmtls_exc_act {
     MMTLS_EXC_ACT_OFFLINE = 2, /* offline analysis: counted, nothing to drop */
 };
 
-/* Names for logs and eve ("flow", "session", "reasm", "hold", "keys", "midstream"). */
+/* Names for logs and eve ("flow", "session", "reasm", "hold", "keys", "midstream", "defrag"). */
 const char *mmtls_exc_res_name(int res);
 
 /* One report of a resource's exceptions: at most one per resource per second (the first hit
@@ -225,6 +226,7 @@ struct mmtls_engine_stats {
     uint64_t packets, bytes;
     uint64_t decode_events[MMTLS_DEC_EVENT_MAX];
     uint64_t tcp_packets, fragments, reassembled_datagrams;
+    uint64_t fragments_dropped; /* inline: fragments not kept by the defragmenter, dropped */
     uint64_t flows_tls, flows_not_tls, flows_midstream, flows_plain;
     uint64_t sessions_started, sessions_ended;
     uint64_t records, records_decrypted, records_undecrypted, records_skipped;

@@ -482,6 +482,8 @@ int mmtls_engine_packet_inline(struct mmtls_engine *e, int port, const uint8_t *
 {
     int v;
 
+    if (!e->inline_mode)
+        mmtls_defrag_set_fail_open(e->defrag, e->o.exc_policy[MMTLS_EXC_DEFRAG] == MMTLS_EXC_OPEN);
     e->inline_mode = true;
     e->cur_port = port;
     e->cur_data = data;

@@ -148,6 +148,27 @@ def csum(b):
     return ~s & 0xFFFF
 
 
+def fragment_ipv4(dg, cuts, ident):
+    """Splits an IPv4 datagram (20-byte header) into fragments at the payload offsets in
+    cuts (multiples of 8): a list of datagrams, DF cleared, MF on all but the last, checksums
+    complete.  cuts may overlap: (start, end) pairs are used as given when it is a list of
+    pairs, so a test can craft overlapping or out-of-range fragments."""
+    payload = dg[20:]
+    if cuts and not isinstance(cuts[0], tuple):
+        bounds = [0] + list(cuts) + [len(payload)]
+        cuts = list(zip(bounds[:-1], bounds[1:]))
+    out = []
+    for start, end in cuts:
+        assert start % 8 == 0
+        mf = 0x2000 if end < len(payload) else 0
+        ip = bytearray(dg[:20])
+        struct.pack_into("!HHH", ip, 2, 20 + end - start, ident & 0xFFFF, mf | (start // 8))
+        struct.pack_into("!H", ip, 10, 0)
+        struct.pack_into("!H", ip, 10, csum(bytes(ip)))
+        out.append(bytes(ip) + payload[start:end])
+    return out
+
+
 def build_ipv4_tcp(src, dst, sport, dport, seq, ack, flags, win, urg, data, ttl=64,
                    bad_csum=False, ident=0):
     """An IPv4 + TCP datagram, checksums complete (bad_csum: the TCP checksum is wrong)."""
@@ -199,6 +220,8 @@ class Tap:
                 continue
             if b[12:14] != b"\x08\x00" or b[14 + 9] != 6 or b[14 + 12:14 + 16] != self.src:
                 continue
+            if struct.unpack("!H", b[20:22])[0] & 0x1FFF:
+                continue  # an IP fragment after the first: no TCP header
             ihl = (b[14] & 0x0F) * 4
             tcp = 14 + ihl
             sport, dport = struct.unpack("!HH", b[tcp:tcp + 4])
@@ -491,7 +514,40 @@ def describe(o):
              len(o["alerts"]), sorted(set(o["anomalies"]))))
 
 
-def run_cases(bed, cases, only=None):
+def benign(n, tag=b"b"):
+    """n bytes of harmless text, different per tag."""
+    base = (b"harmless-" + tag + b"-payload-0123456789 ")
+    return (base * (n // len(base) + 1))[:n]
+
+
+def expect_block(o, what):
+    """Blocked: an RST reached both ends, EVIL never reached the receiver."""
+    if EVIL in o["received"]:
+        return "EVASION: the receiver got EVILSTRING (%s); expected block. got: %s" % (
+            what, describe(o))
+    if o["rst_client"] < 1 or o["rst_server"] < 1:
+        return "expected block (RST to both ends) for %s; got: %s" % (what, describe(o))
+    return None
+
+
+def expect_pass(o, want, what):
+    """Passed and inspected as the receiver saw it: no RST, the receiver got exactly want."""
+    if o["rst_client"] or o["rst_server"]:
+        return "expected pass for %s; got: %s" % (what, describe(o))
+    if o["received"] != want:
+        return "expected the receiver to get %d bytes %r...; got %d bytes %r... (%s)" % (
+            len(want), want[:40], len(o["received"]), o["received"][:40], describe(o))
+    return None
+
+
+def connect(bed, **kw):
+    c = Conn(bed, **kw)
+    if not c.connect():
+        raise RuntimeError("no SYN-ACK for port %d" % c.sport)
+    return c
+
+
+def run_cases(bed, cases, only=None, tag="adv-tcp"):
     res = Result()
     for name, fn, xfail in cases:
         if only and not any(s in name for s in only):
@@ -506,17 +562,43 @@ def run_cases(bed, cases, only=None):
         dt = time.monotonic() - t0
         if err is None:
             if xfail:
-                log("[adv-tcp] XPASS %-34s (%.1fs) — expected to fail: %s" % (name, dt, xfail))
+                log("[%s] XPASS %-34s (%.1fs) — expected to fail: %s" % (tag, name, dt, xfail))
             else:
-                log("[adv-tcp] ok    %-34s (%.1fs)" % (name, dt))
+                log("[%s] ok    %-34s (%.1fs)" % (tag, name, dt))
             res.passes.append(name)
         elif xfail:
-            log("[adv-tcp] XFAIL %-34s (%.1fs): %s\n          reason: %s" % (name, dt, err, xfail))
+            log("[%s] XFAIL %-34s (%.1fs): %s\n          reason: %s" % (tag, name, dt, err, xfail))
             res.xfails.append(name)
         else:
-            log("[adv-tcp] FAIL  %-34s (%.1fs): %s" % (name, dt, err))
+            log("[%s] FAIL  %-34s (%.1fs): %s" % (tag, name, dt, err))
             res.fails.append(name)
     return res
+
+
+def main(tag, cases, prefix, root, build, mbox_args=()):
+    """Runs a case file: one testbed and one mmtlsd (extra mbox_args) for every case.  Returns
+    the exit code (77: skipped)."""
+    bed = Bed(prefix, root, build)
+    only = [s for s in os.environ.get("ONLY", "").split(",") if s]
+    t0 = time.monotonic()
+    try:
+        bed.start(mbox_args)
+        res = run_cases(bed, cases, only, tag)
+    except Skip as e:
+        print("[%s] SKIP: %s" % (tag, e))
+        bed.stop()
+        bed.cleanup(False)
+        return 77
+    except Exception as e:
+        print("[%s] FAIL: harness: %s" % (tag, e))
+        bed.stop()
+        bed.cleanup(True)
+        return 1
+    bed.stop()
+    print("[%s] %d passed, %d failed, %d expected failures (%.0f s)" %
+          (tag, len(res.passes), len(res.fails), len(res.xfails), time.monotonic() - t0))
+    bed.cleanup(bool(os.environ.get("KEEP")) or bool(res.fails))
+    return 1 if res.fails else 0
 
 
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--server":

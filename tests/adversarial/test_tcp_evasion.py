@@ -22,44 +22,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import advlib  # noqa: E402
-from advlib import EVIL, Conn, describe, observe  # noqa: E402
+from advlib import EVIL, Conn, benign, connect, describe, expect_block, expect_pass, observe  # noqa: E402,E501
 
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BUILD = os.environ.get("MMTLS_BUILDDIR", os.path.join(ROOT, "build"))
 PREFIX = os.environ.get("ADV_PREFIX", "adt")
-
-
-def benign(n, tag=b"b"):
-    """n bytes of harmless text, different per tag."""
-    base = (b"harmless-" + tag + b"-payload-0123456789 ")
-    return (base * (n // len(base) + 1))[:n]
-
-
-def expect_block(o, what):
-    """Blocked: an RST reached both ends, EVIL never reached the receiver."""
-    if EVIL in o["received"]:
-        return "EVASION: the receiver got EVILSTRING (%s); expected block. got: %s" % (
-            what, describe(o))
-    if o["rst_client"] < 1 or o["rst_server"] < 1:
-        return "expected block (RST to both ends) for %s; got: %s" % (what, describe(o))
-    return None
-
-
-def expect_pass(o, want, what):
-    """Passed and inspected as the receiver saw it: no RST, the receiver got exactly want."""
-    if o["rst_client"] or o["rst_server"]:
-        return "expected pass for %s; got: %s" % (what, describe(o))
-    if o["received"] != want:
-        return "expected the receiver to get %d bytes %r...; got %d bytes %r... (%s)" % (
-            len(want), want[:40], len(o["received"]), o["received"][:40], describe(o))
-    return None
-
-
-def connect(bed, **kw):
-    c = Conn(bed, **kw)
-    if not c.connect():
-        raise RuntimeError("no SYN-ACK for port %d" % c.sport)
-    return c
 
 
 def stream(c, data, start=0, seg=1000, flags="PA"):
@@ -526,29 +493,5 @@ CASES = [
 ]
 
 
-def main():
-    bed = advlib.Bed(PREFIX, ROOT, BUILD)
-    only = [s for s in os.environ.get("ONLY", "").split(",") if s]
-    t0 = time.monotonic()
-    try:
-        bed.start()
-        res = advlib.run_cases(bed, CASES, only)
-    except advlib.Skip as e:
-        print("[adv-tcp] SKIP: %s" % e)
-        bed.stop()
-        bed.cleanup(False)
-        return 77
-    except Exception as e:
-        print("[adv-tcp] FAIL: harness: %s" % e)
-        bed.stop()
-        bed.cleanup(True)
-        return 1
-    bed.stop()
-    print("[adv-tcp] %d passed, %d failed, %d expected failures (%.0f s)" %
-          (len(res.passes), len(res.fails), len(res.xfails), time.monotonic() - t0))
-    bed.cleanup(bool(os.environ.get("KEEP")) or bool(res.fails))
-    return 1 if res.fails else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(advlib.main("adv-tcp", CASES, PREFIX, ROOT, BUILD))

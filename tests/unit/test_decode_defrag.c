@@ -1,5 +1,6 @@
 /* Unit tests for the IP defragmenter: every arrival order, duplicates, identical and
- * conflicting overlaps, timeout, eviction, size limits, memory cap, bad fragments, IPv6.
+ * conflicting overlaps, timeout, eviction, size limits, memory cap, bad fragments, IPv6, and
+ * dead datagrams: given up (timeout, conflict, malformed) yet refusing their later fragments.
  * Every rebuilt datagram is decoded again with both checksums verified.
  */
 #include <setjmp.h>
@@ -96,15 +97,22 @@ static uint8_t *load(const char *hex, size_t *len)
     return b;
 }
 
-static struct mmtls_defrag *defrag_make(uint32_t max_dgrams, uint32_t max_frags,
-                                        uint32_t timeout_ms, size_t memcap)
+static struct mmtls_defrag *defrag_make_policy(uint32_t max_dgrams, uint32_t max_frags,
+                                               uint32_t timeout_ms, size_t memcap, bool fail_open)
 {
-    struct mmtls_defrag_opts o = {max_dgrams, max_frags, timeout_ms, memcap};
+    struct mmtls_defrag_opts o = {max_dgrams, max_frags, timeout_ms, memcap, fail_open};
     struct mmtls_defrag *d = NULL;
 
     assert_int_equal(mmtls_defrag_new(&d, &o), 0);
     assert_non_null(d);
     return d;
+}
+
+/* Fail closed (the default policy). */
+static struct mmtls_defrag *defrag_make(uint32_t max_dgrams, uint32_t max_frags,
+                                        uint32_t timeout_ms, size_t memcap)
+{
+    return defrag_make_policy(max_dgrams, max_frags, timeout_ms, memcap, false);
 }
 
 /* Decodes a hex fragment and feeds it. */
@@ -358,14 +366,27 @@ static void test_overlap_different(void **state)
     assert_int_equal(feed_v4(d, 5, 6, 7, 0, seg, 24, true, 0, &dg, &len), MMTLS_AGAIN);
     assert_int_equal(feed_v4(d, 5, 6, 7, 8, evil, 24, true, 0, &dg, &len), MMTLS_E_MALFORMED);
     assert_int_equal(mmtls_defrag_stats(d)->overlaps, 1);
-    /* the whole datagram was dropped: the rest does not complete it */
-    assert_int_equal(feed_v4(d, 5, 6, 7, 24, seg + 24, 16, false, 0, &dg, &len), MMTLS_AGAIN);
+    /* the whole datagram was given up, and is dead: the rest, which a receiver holding the
+     * first fragment could complete, is refused */
+    assert_int_equal(feed_v4(d, 5, 6, 7, 24, seg + 24, 16, false, 0, &dg, &len), MMTLS_E_MALFORMED);
+    assert_int_equal(feed_v4(d, 5, 6, 7, 0, seg, 24, true, 0, &dg, &len), MMTLS_E_MALFORMED);
+    assert_int_equal(mmtls_defrag_stats(d)->dead_drops, 2);
     assert_int_equal(mmtls_defrag_stats(d)->reassembled, 0);
+    assert_int_equal(mmtls_defrag_stats(d)->mem_used, 0); /* a dead datagram holds nothing */
 
     /* a differing overlap with the last fragment, arriving after it */
     assert_int_equal(feed_v4(d, 5, 6, 8, 24, seg + 24, 16, false, 0, &dg, &len), MMTLS_AGAIN);
     assert_int_equal(feed_v4(d, 5, 6, 8, 8, evil, 24, true, 0, &dg, &len), MMTLS_E_MALFORMED);
     assert_int_equal(mmtls_defrag_stats(d)->overlaps, 2);
+    assert_int_equal(mmtls_defrag_stats(d)->killed, 2);
+    /* dead for one timeout (30 s by default) from the conflict, then forgotten */
+    mmtls_defrag_expire(d, 29999999);
+    assert_int_equal(mmtls_defrag_stats(d)->datagrams, 2);
+    mmtls_defrag_expire(d, 30000000);
+    assert_int_equal(mmtls_defrag_stats(d)->datagrams, 0);
+    assert_int_equal(feed_v4(d, 5, 6, 7, 0, seg, 24, true, 30000001, &dg, &len), MMTLS_AGAIN);
+    assert_int_equal(feed_v4(d, 5, 6, 7, 24, seg + 24, 16, false, 30000002, &dg, &len), 0);
+    check_dgram(dg, len, "ABCDEFGHIJKLMNOPQRST");
     mmtls_defrag_free(d);
     free(seg);
 
@@ -395,13 +416,25 @@ static void test_timeout(void **state)
     (void)state;
     assert_int_equal(feed_hex(d, v4_frags[0], 0, &dg, &len), MMTLS_AGAIN);
     assert_int_equal(feed_hex(d, v4_frags[1], 999999, &dg, &len), MMTLS_AGAIN);
-    /* one second after the first fragment: the datagram has expired before this one */
-    assert_int_equal(feed_hex(d, v4_frags[2], 1000000, &dg, &len), MMTLS_AGAIN);
+    /* one second after the first fragment the datagram has expired: it is dead, and the last
+     * fragment, which a receiver with a longer timeout would complete it with, is refused */
+    assert_int_equal(feed_hex(d, v4_frags[2], 1000000, &dg, &len), MMTLS_E_MALFORMED);
     assert_int_equal(mmtls_defrag_stats(d)->timeouts, 1);
+    assert_int_equal(mmtls_defrag_stats(d)->dead_drops, 1);
+    assert_int_equal(mmtls_defrag_stats(d)->mem_used, 0);
+    /* dead for one more timeout, from its expiry */
     mmtls_defrag_expire(d, 1999999);
-    assert_int_equal(mmtls_defrag_stats(d)->timeouts, 1);
+    assert_int_equal(feed_hex(d, v4_frags[0], 1999999, &dg, &len), MMTLS_E_MALFORMED);
+    assert_int_equal(mmtls_defrag_stats(d)->datagrams, 1);
     mmtls_defrag_expire(d, 2000000);
+    assert_int_equal(mmtls_defrag_stats(d)->datagrams, 0);
+    assert_int_equal(mmtls_defrag_stats(d)->timeouts, 1);
+    /* a new datagram with that key, expired by mmtls_defrag_expire alone */
+    assert_int_equal(feed_hex(d, v4_frags[0], 2000001, &dg, &len), MMTLS_AGAIN);
+    mmtls_defrag_expire(d, 3000001);
     assert_int_equal(mmtls_defrag_stats(d)->timeouts, 2);
+    mmtls_defrag_expire(d, 4000001);
+    assert_int_equal(mmtls_defrag_stats(d)->datagrams, 0);
     /* a clock that goes backwards expires nothing */
     assert_int_equal(feed_hex(d, v4_frags[0], 5000000, &dg, &len), MMTLS_AGAIN);
     mmtls_defrag_expire(d, 10);
@@ -418,7 +451,7 @@ static void test_eviction(void **state)
 {
     size_t slen;
     uint8_t *seg = load(seg4_hex, &slen);
-    struct mmtls_defrag *d = defrag_make(2, 0, 0, 0);
+    struct mmtls_defrag *d = defrag_make_policy(2, 0, 0, 0, true);
     const uint8_t *dg;
     size_t len;
 
@@ -435,7 +468,7 @@ static void test_eviction(void **state)
     mmtls_defrag_free(d);
 
     /* many more datagrams than slots */
-    d = defrag_make(16, 0, 0, 0);
+    d = defrag_make_policy(16, 0, 0, 0, true);
     for (uint32_t id = 0; id < 5000; id++) {
         assert_int_equal(feed_v4(d, 5, 6, (uint16_t)id, 0, seg, 16, true, id, &dg, &len),
                          MMTLS_AGAIN);
@@ -443,6 +476,40 @@ static void test_eviction(void **state)
     assert_int_equal(mmtls_defrag_stats(d)->evicted, 5000 - 16);
     assert_int_equal(feed_v4(d, 5, 6, 4999, 16, seg + 16, 24, false, 5000, &dg, &len), 0);
     check_dgram(dg, len, "ABCDEFGHIJKLMNOPQRST");
+    mmtls_defrag_free(d);
+    free(seg);
+}
+
+/* Fail closed, a full table refuses new datagrams and keeps the ones it has: a flood of first
+ * fragments cannot push a datagram out so that its last fragment passes unseen. */
+static void test_table_full_closed(void **state)
+{
+    size_t slen;
+    uint8_t *seg = load(seg4_hex, &slen);
+    struct mmtls_defrag *d = defrag_make(16, 0, 1000, 0);
+    const uint8_t *dg;
+    size_t len;
+
+    (void)state;
+    assert_int_equal(feed_v4(d, 5, 6, 1, 0, seg, 16, true, 0, &dg, &len), MMTLS_AGAIN);
+    for (uint32_t id = 2; id < 5000; id++) {
+        int rc = feed_v4(d, 5, 6, (uint16_t)id, 0, seg, 16, true, id, &dg, &len);
+
+        assert_int_equal(rc, id <= 16 ? MMTLS_AGAIN : MMTLS_E_LIMIT);
+    }
+    assert_int_equal(mmtls_defrag_stats(d)->table_full, 5000 - 17);
+    assert_int_equal(mmtls_defrag_stats(d)->evicted, 0);
+    assert_int_equal(mmtls_defrag_stats(d)->datagrams, 16);
+    /* the first datagram is still there and completes */
+    assert_int_equal(feed_v4(d, 5, 6, 1, 16, seg + 16, 24, false, 5000, &dg, &len), 0);
+    check_dgram(dg, len, "ABCDEFGHIJKLMNOPQRST");
+    /* its slot is free again */
+    assert_int_equal(feed_v4(d, 5, 6, 9999, 0, seg, 16, true, 5001, &dg, &len), MMTLS_AGAIN);
+    assert_int_equal(feed_v4(d, 5, 6, 9998, 0, seg, 16, true, 5002, &dg, &len), MMTLS_E_LIMIT);
+    /* switched to fail open: the oldest goes */
+    mmtls_defrag_set_fail_open(d, true);
+    assert_int_equal(feed_v4(d, 5, 6, 9998, 0, seg, 16, true, 5003, &dg, &len), MMTLS_AGAIN);
+    assert_int_equal(mmtls_defrag_stats(d)->evicted, 1);
     mmtls_defrag_free(d);
     free(seg);
 }
@@ -467,8 +534,8 @@ static void test_keys(void **state)
 
 /* Builds a datagram of `total` payload bytes (a TCP header then filler) in 8192-byte
  * fragments with the given IPv4 header length; returns the last feed result. */
-static int feed_big_v4(struct mmtls_defrag *d, uint8_t ihl, uint32_t total, const uint8_t **dg,
-                       size_t *len)
+static int feed_big_v4(struct mmtls_defrag *d, uint8_t ihl, uint16_t id, uint32_t total,
+                       const uint8_t **dg, size_t *len)
 {
     uint8_t *p = malloc(total);
     int rc = MMTLS_AGAIN;
@@ -479,7 +546,7 @@ static int feed_big_v4(struct mmtls_defrag *d, uint8_t ihl, uint32_t total, cons
     for (uint32_t off = 0; off < total; off += 8192) {
         uint32_t n = MMTLS_MIN(8192, total - off);
 
-        rc = feed_v4(d, ihl, 6, 77, off, p + off, n, off + n < total, 0, dg, len);
+        rc = feed_v4(d, ihl, 6, id, off, p + off, n, off + n < total, 0, dg, len);
         if (off + n < total) {
             assert_int_equal(rc, MMTLS_AGAIN);
         }
@@ -498,16 +565,20 @@ static void test_too_big(void **state)
 
     (void)state;
     /* offset 65528 + 16 bytes: beyond any IPv4 datagram */
-    assert_int_equal(feed_v4(d, 5, 6, 1, 65528, pl, 16, true, 0, &dg, &len), MMTLS_E_LIMIT);
+    assert_int_equal(feed_v4(d, 5, 6, 1, 65528, pl, 16, true, 0, &dg, &len), MMTLS_E_MALFORMED);
     assert_int_equal(mmtls_defrag_stats(d)->too_big, 1);
     /* same for IPv6 (no jumbograms) */
-    assert_int_equal(feed_v6(d, 1, 65528, pl, 16, false, 0, &dg, &len), MMTLS_E_LIMIT);
+    assert_int_equal(feed_v6(d, 1, 65528, pl, 16, false, 0, &dg, &len), MMTLS_E_MALFORMED);
     assert_int_equal(mmtls_defrag_stats(d)->too_big, 2);
-    /* a datagram whose pieces fit but whose 60-byte header pushes it past 65535 */
-    assert_int_equal(feed_big_v4(d, 15, 65512, &dg, &len), MMTLS_E_LIMIT);
+    /* a datagram whose pieces fit but whose 60-byte header pushes it past 65535: dead */
+    assert_int_equal(feed_big_v4(d, 15, 77, 65512, &dg, &len), MMTLS_E_MALFORMED);
     assert_int_equal(mmtls_defrag_stats(d)->too_big, 3);
+    assert_int_equal(mmtls_defrag_stats(d)->killed, 1);
+    assert_int_equal(mmtls_defrag_stats(d)->mem_used, 0);
+    assert_int_equal(feed_v4(d, 15, 6, 77, 0, pl, 16, true, 0, &dg, &len), MMTLS_E_MALFORMED);
+    assert_int_equal(mmtls_defrag_stats(d)->dead_drops, 1);
     /* exactly 65535 bytes is fine */
-    assert_int_equal(feed_big_v4(d, 5, 65515, &dg, &len), 0);
+    assert_int_equal(feed_big_v4(d, 5, 78, 65515, &dg, &len), 0);
     assert_int_equal(len, 65535);
     assert_int_equal(mmtls_decode_ip(dg, len, NULL, &pkt), MMTLS_DEC_OK);
     assert_int_equal(pkt.payload_len, 65495);
@@ -528,6 +599,18 @@ static void test_limits(void **state)
     assert_int_equal(feed_v4(d, 5, 6, 1, 0, seg, 8, true, 0, &dg, &len), MMTLS_AGAIN);
     assert_int_equal(feed_v4(d, 5, 6, 1, 8, seg + 8, 8, true, 0, &dg, &len), MMTLS_AGAIN);
     assert_int_equal(feed_v4(d, 5, 6, 1, 16, seg + 16, 24, false, 0, &dg, &len), MMTLS_E_LIMIT);
+    assert_int_equal(mmtls_defrag_stats(d)->too_many_frags, 1);
+    /* fail closed the datagram is dead: the receiver has two of its fragments */
+    assert_int_equal(feed_v4(d, 5, 6, 1, 16, seg + 16, 24, false, 0, &dg, &len), MMTLS_E_MALFORMED);
+    assert_int_equal(mmtls_defrag_stats(d)->dead_drops, 1);
+    mmtls_defrag_free(d);
+    /* fail open it is forgotten: its fragments start a new datagram */
+    d = defrag_make_policy(0, 2, 0, 0, true);
+    assert_int_equal(feed_v4(d, 5, 6, 1, 0, seg, 8, true, 0, &dg, &len), MMTLS_AGAIN);
+    assert_int_equal(feed_v4(d, 5, 6, 1, 8, seg + 8, 8, true, 0, &dg, &len), MMTLS_AGAIN);
+    assert_int_equal(feed_v4(d, 5, 6, 1, 16, seg + 16, 24, false, 0, &dg, &len), MMTLS_E_LIMIT);
+    assert_int_equal(feed_v4(d, 5, 6, 1, 16, seg + 16, 24, false, 0, &dg, &len), MMTLS_AGAIN);
+    assert_int_equal(mmtls_defrag_stats(d)->killed, 0);
     mmtls_defrag_free(d);
 
     /* memory cap: the first fragment (header copy + 16 bytes + bookkeeping) fits, the second
@@ -599,17 +682,12 @@ static void test_bad_fragments(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_v4_all_orders),
-        cmocka_unit_test(test_v6_all_orders),
-        cmocka_unit_test(test_v6_no_ext),
-        cmocka_unit_test(test_duplicates),
-        cmocka_unit_test(test_overlap_identical),
-        cmocka_unit_test(test_overlap_different),
-        cmocka_unit_test(test_timeout),
-        cmocka_unit_test(test_eviction),
-        cmocka_unit_test(test_keys),
-        cmocka_unit_test(test_too_big),
-        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_v4_all_orders),     cmocka_unit_test(test_v6_all_orders),
+        cmocka_unit_test(test_v6_no_ext),         cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_overlap_identical), cmocka_unit_test(test_overlap_different),
+        cmocka_unit_test(test_timeout),           cmocka_unit_test(test_eviction),
+        cmocka_unit_test(test_table_full_closed), cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_too_big),           cmocka_unit_test(test_limits),
         cmocka_unit_test(test_bad_fragments),
     };
 

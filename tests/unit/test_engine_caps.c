@@ -6,6 +6,7 @@
  *   session cap, midstream pickup (grace period, remembered uninspected flows),
  *   reassembly memcap (the segment's packet dropped, or the flow bypassed),
  *   hold caps (the hold policy, not the missing-keys one), pending keys for unknown sessions,
+ *   IP fragments (table full; conflicting and dead datagrams dropped whatever the policy),
  *   and the reports: at most one per resource per second, counts adding up. */
 #include "engine_capture_fixture.h"
 
@@ -432,9 +433,97 @@ static void test_reports_rate_limited(void **state)
     }
 }
 
+/* An Ethernet + IPv4 fragment of datagram `id` (client 127.0.0.1 -> :4433's server address,
+ * protocol TCP) carrying 16 bytes of `fill` at byte offset off; fed inline from the client side
+ * or offline.  Returns the verdict. */
+static int feed_frag(struct caps_run *c, uint16_t id, uint16_t off, bool mf, uint8_t fill,
+                     uint64_t ts, bool inl)
+{
+    uint8_t f[14 + 20 + 16];
+    uint32_t sum = 0;
+
+    memcpy(f, pkts[0].data, 14 + 20); /* the capture's first frame: its link and IP header */
+    mmtls_put_be16(f + 14 + 2, 20 + 16);
+    mmtls_put_be16(f + 14 + 4, id);
+    mmtls_put_be16(f + 14 + 6, (uint16_t)((mf ? 0x2000 : 0) | off / 8));
+    f[14 + 10] = f[14 + 11] = 0;
+    for (size_t i = 0; i < 20; i += 2)
+        sum += mmtls_be16(f + 14 + i);
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    mmtls_put_be16(f + 14 + 10, (uint16_t)~sum);
+    memset(f + 14 + 20, fill, 16);
+    return inl ? mmtls_engine_packet_inline(c->e, 0, f, sizeof(f), ts, NULL, 0)
+               : mmtls_engine_packet(c->e, MMTLS_LINK_ETHERNET, f, sizeof(f), ts);
+}
+
+/* IP fragments, a table of 2 datagrams: a fragment kept is forwarded; a third datagram is
+ * refused by the cap — dropped (closed: the two held ones stay) or forwarded while the oldest
+ * is evicted (open); a conflicting overlap and every later fragment of that datagram (dead)
+ * are dropped whatever the policy.  Offline nothing is dropped and the oldest is evicted. */
+static void defrag_caps(int policy, bool inl)
+{
+    struct caps_run c;
+    struct mmtls_engine_opts o;
+    struct mmtls_engine_stats st;
+    const struct mmtls_defrag_stats *ds;
+    uint64_t t = pkts[0].ts;
+    int want_cap = !inl                       ? MMTLS_PKT_FORWARD
+                   : policy == MMTLS_EXC_OPEN ? MMTLS_PKT_FORWARD
+                                              : MMTLS_PKT_DROP;
+    int want_bad = inl ? MMTLS_PKT_DROP : MMTLS_PKT_FORWARD;
+
+    opts(&o);
+    o.defrag.max_datagrams = 2;
+    o.exc_policy[MMTLS_EXC_DEFRAG] = (uint8_t)policy;
+    caps_start(&c, &o);
+    assert_int_equal(feed_frag(&c, 1, 0, true, 'a', t, inl), MMTLS_PKT_FORWARD);
+    assert_int_equal(feed_frag(&c, 2, 0, true, 'a', t + 1, inl), MMTLS_PKT_FORWARD);
+    assert_int_equal(feed_frag(&c, 3, 0, true, 'a', t + 2, inl), want_cap);
+    ds = mmtls_engine_defrag_stats(c.e);
+    assert_int_equal(ds->table_full, inl && policy == MMTLS_EXC_CLOSED ? 1 : 0);
+    assert_int_equal(ds->evicted, inl && policy == MMTLS_EXC_CLOSED ? 0 : 1);
+    /* datagram 2 is held in every mode: a conflicting copy of its bytes kills it */
+    assert_int_equal(feed_frag(&c, 2, 0, true, 'b', t + 3, inl), want_bad);
+    assert_int_equal(feed_frag(&c, 2, 16, false, 'a', t + 4, inl), want_bad);
+    assert_int_equal(ds->overlaps, 1);
+    assert_int_equal(ds->dead_drops, 1);
+    st = caps_end(&c);
+    assert_int_equal(st.exc[MMTLS_EXC_DEFRAG][!inl                       ? MMTLS_EXC_ACT_OFFLINE
+                                              : policy == MMTLS_EXC_OPEN ? MMTLS_EXC_ACT_OPEN
+                                                                         : MMTLS_EXC_ACT_CLOSED],
+                     inl && policy == MMTLS_EXC_CLOSED ? 1 : 0);
+    assert_int_equal(st.fragments_dropped, inl ? (policy == MMTLS_EXC_CLOSED ? 3 : 2) : 0);
+    if (inl && policy == MMTLS_EXC_CLOSED) {
+        assert_int_equal(c.reports[MMTLS_EXC_DEFRAG], 1);
+        assert_string_equal(c.last_action, "drop");
+    }
+}
+
+static void test_defrag_closed(void **state)
+{
+    (void)state;
+    defrag_caps(MMTLS_EXC_CLOSED, true);
+}
+
+static void test_defrag_open(void **state)
+{
+    (void)state;
+    defrag_caps(MMTLS_EXC_OPEN, true);
+}
+
+static void test_defrag_offline(void **state)
+{
+    (void)state;
+    defrag_caps(MMTLS_EXC_CLOSED, false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defrag_closed),
+        cmocka_unit_test(test_defrag_open),
+        cmocka_unit_test(test_defrag_offline),
         cmocka_unit_test(test_flow_full_closed),
         cmocka_unit_test(test_flow_full_open),
         cmocka_unit_test(test_flow_full_offline),

@@ -169,6 +169,12 @@ static void usage(FILE *fp)
             "      --hold-policy P      ... when --key-hold-max/--key-hold-total is hit\n"
             "      --midstream-policy P ... for flows picked up without their SYN after\n"
             "                           --midstream-grace\n"
+            "      --defrag-policy P    ... when the IP fragment table or its memory cap is\n"
+            "                           full (closed: the fragment is dropped)\n"
+            "      --defrag-max N       IP datagrams being reassembled (default 4096)\n"
+            "      --defrag-timeout SEC ... kept this long, then refused as long again\n"
+            "                           (default 30)\n"
+            "      --defrag-memcap BYTES fragment bytes held (default 64 MiB)\n"
             "      --midstream-grace SEC  pass midstream flows this long after start\n"
             "                           (default: --flow-timeout; connections older than us)\n"
             "      --max-sessions N     TLS sessions inspected at once (default: --max-flows)\n"
@@ -279,6 +285,10 @@ enum {
     O_REASMPOL,
     O_HOLDPOL,
     O_MIDPOL,
+    O_DEFRAGPOL,
+    O_DEFRAGMAX,
+    O_DEFRAGTMO,
+    O_DEFRAGMC,
     O_MIDGRACE,
     O_MAXSESS,
     O_EVICTIDLE,
@@ -342,6 +352,10 @@ static const struct option lopts[] = {
     {"reasm-policy", required_argument, NULL, O_REASMPOL},
     {"hold-policy", required_argument, NULL, O_HOLDPOL},
     {"midstream-policy", required_argument, NULL, O_MIDPOL},
+    {"defrag-policy", required_argument, NULL, O_DEFRAGPOL},
+    {"defrag-max", required_argument, NULL, O_DEFRAGMAX},
+    {"defrag-timeout", required_argument, NULL, O_DEFRAGTMO},
+    {"defrag-memcap", required_argument, NULL, O_DEFRAGMC},
     {"midstream-grace", required_argument, NULL, O_MIDGRACE},
     {"max-sessions", required_argument, NULL, O_MAXSESS},
     {"flow-evict-idle", required_argument, NULL, O_EVICTIDLE},
@@ -620,6 +634,25 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case O_MIDPOL:
             if (parse_policy("midstream-policy", optarg, &o->exc_res[MMTLS_EXC_MIDSTREAM]) != 0)
                 return -1;
+            break;
+        case O_DEFRAGPOL:
+            if (parse_policy("defrag-policy", optarg, &o->exc_res[MMTLS_EXC_DEFRAG]) != 0)
+                return -1;
+            break;
+        case O_DEFRAGMAX:
+            if (parse_u64("defrag-max", optarg, 1, 1u << 20, &v) != 0)
+                return -1;
+            o->eng.defrag.max_datagrams = (uint32_t)v;
+            break;
+        case O_DEFRAGTMO:
+            if (parse_u64("defrag-timeout", optarg, 1, 600, &v) != 0)
+                return -1;
+            o->eng.defrag.timeout_ms = (uint32_t)(v * 1000);
+            break;
+        case O_DEFRAGMC:
+            if (parse_u64("defrag-memcap", optarg, 65536, (uint64_t)1 << 40, &v) != 0)
+                return -1;
+            o->eng.defrag.memcap = (size_t)v;
             break;
         case O_MIDGRACE:
             if (parse_u64("midstream-grace", optarg, 0, 86400, &v) != 0)
