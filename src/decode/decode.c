@@ -89,9 +89,13 @@ enum mmtls_decode_csum mmtls_decode_vnet_csum(const uint8_t *vnet, size_t len)
 /* TCP (RFC 9293 §3.1)                                                                          */
 
 /* Walks the TCP options (RFC 9293 §3.1 "Options"): kind 0 ends the list, kind 1 is one byte of
- * padding, every other kind carries a length byte that counts kind and length and must stay
- * inside the option area.  The walk is bounded by the option area (at most 40 bytes). */
-static enum mmtls_decode_event tcp_options(const uint8_t *p, size_t len, struct mmtls_pkt *pkt)
+ * padding, every other kind carries a length byte that counts kind and length.  Malformed
+ * options are read the way the receivers read them, since the middlebox must inspect every
+ * segment they accept: Linux (tcp_parse_options) stops at a length below 2 or past the option
+ * area and ignores MSS or window scale of the wrong length, and accepts the segment either
+ * way; so do we, and tcp_opt_bad says so (counted as tcp_bad_options).  The walk is bounded by
+ * the option area (at most 40 bytes). */
+static void tcp_options(const uint8_t *p, size_t len, struct mmtls_pkt *pkt)
 {
     size_t off = 0;
 
@@ -107,31 +111,32 @@ static enum mmtls_decode_event tcp_options(const uint8_t *p, size_t len, struct 
             continue;
         }
         if (2 > len - off) {
-            return MMTLS_DEC_TCP_BAD_OPTIONS;
+            pkt->tcp_opt_bad = true;
+            return;
         }
         olen = p[off + 1];
         if (olen < 2 || olen > len - off) {
-            return MMTLS_DEC_TCP_BAD_OPTIONS;
+            pkt->tcp_opt_bad = true;
+            return;
         }
         if (kind == 2) {
             /* RFC 9293 §3.7.1: MSS is kind 2, length 4 */
-            if (olen != 4) {
-                return MMTLS_DEC_TCP_BAD_OPTIONS;
+            if (olen == 4) {
+                pkt->mss = mmtls_be16(p + off + 2);
+            } else {
+                pkt->tcp_opt_bad = true;
             }
-            pkt->mss = mmtls_be16(p + off + 2);
         } else if (kind == 3) {
             /* RFC 7323 §2.2: window scale is kind 3, length 3, meaningful on SYN only */
             if (olen != 3) {
-                return MMTLS_DEC_TCP_BAD_OPTIONS;
-            }
-            if (pkt->tcp_flags & MMTLS_TCP_SYN) {
+                pkt->tcp_opt_bad = true;
+            } else if (pkt->tcp_flags & MMTLS_TCP_SYN) {
                 /* RFC 7323 §2.3: a shift above 14 is treated as 14 */
                 pkt->wscale = MMTLS_MIN(p[off + 2], 14);
             }
         }
         off += olen;
     }
-    return MMTLS_DEC_OK;
 }
 
 /* Verifies the TCP checksum over the pseudo-header (RFC 9293 §3.1 for IPv4, RFC 8200 §8.1 for
@@ -155,7 +160,6 @@ static enum mmtls_decode_event decode_tcp(const uint8_t *p, size_t len,
                                           const uint8_t *final_dst, struct mmtls_pkt *pkt)
 {
     size_t hlen;
-    enum mmtls_decode_event ev;
 
     if (TCP_HLEN_MIN > len) {
         return MMTLS_DEC_TCP_TRUNCATED;
@@ -172,10 +176,7 @@ static enum mmtls_decode_event decode_tcp(const uint8_t *p, size_t len,
     pkt->ack = mmtls_be32(p + 8);
     pkt->tcp_flags = p[13] & 0x3f;
     pkt->window = mmtls_be16(p + 14);
-    ev = tcp_options(p + TCP_HLEN_MIN, hlen - TCP_HLEN_MIN, pkt);
-    if (ev != MMTLS_DEC_OK) {
-        return ev;
-    }
+    tcp_options(p + TCP_HLEN_MIN, hlen - TCP_HLEN_MIN, pkt);
     if (opts != NULL && opts->verify_tcp_csum && !tcp_csum_ok(pkt, final_dst, p, len)) {
         return MMTLS_DEC_TCP_BAD_CSUM;
     }

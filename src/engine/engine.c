@@ -842,6 +842,30 @@ static void handle_tcp(struct mmtls_engine *e, const struct mmtls_pkt *pkt)
     mmtls_flow_set_class(e->flows, f, flow_class(ef));
 }
 
+/* Inline, an IP or TCP frame the decoder cannot read is dropped: a receiver that reads it
+ * otherwise (more extension headers than the decoder walks, a header it judges differently)
+ * would take bytes the middlebox never inspected, and one that agrees drops it anyway.  Frames
+ * of other protocols (not_tcp, l2_unsupported) and fragments (decode_defrag) are not here. */
+static bool dec_malformed(enum mmtls_decode_event dev)
+{
+    switch (dev) {
+    case MMTLS_DEC_VLAN_TOO_DEEP:
+    case MMTLS_DEC_IPV4_TRUNCATED:
+    case MMTLS_DEC_IPV4_BAD_HLEN:
+    case MMTLS_DEC_IPV4_BAD_LEN:
+    case MMTLS_DEC_IPV4_BAD_CSUM:
+    case MMTLS_DEC_IPV4_BAD_OPTIONS:
+    case MMTLS_DEC_IPV6_TRUNCATED:
+    case MMTLS_DEC_IPV6_BAD_LEN:
+    case MMTLS_DEC_IPV6_EXT_TOO_DEEP:
+    case MMTLS_DEC_IPV6_BAD_EXT:
+    case MMTLS_DEC_TCP_TRUNCATED:
+    case MMTLS_DEC_TCP_BAD_HLEN:
+    case MMTLS_DEC_TCP_BAD_CSUM: return true;
+    default: return false;
+    }
+}
+
 /* A fragment the defragmenter did not keep must not reach the receiver: it could complete,
  * there, a datagram the engine never sees whole (decode_defrag.c).  A peer fault (malformed,
  * conflicting, of a datagram given up) is dropped; a resource cap follows the defrag exception
@@ -915,8 +939,14 @@ int mmtls_engine_packet(struct mmtls_engine *e, int linktype, const uint8_t *dat
     }
     if (dev != MMTLS_DEC_OK) {
         e->st.decode_events[dev]++;
+        if (e->inline_mode && dec_malformed(dev)) {
+            e->st.malformed_dropped++;
+            e->verdict = MMTLS_PKT_DROP;
+        }
         return e->verdict;
     }
+    if (pkt.tcp_opt_bad)
+        e->st.decode_events[MMTLS_DEC_TCP_BAD_OPTIONS]++; /* read as Linux reads it, inspected */
     e->st.tcp_packets++;
     handle_tcp(e, &pkt);
     return e->verdict;
@@ -1058,6 +1088,7 @@ void mmtls_engine_stats_json(const struct mmtls_engine *e, struct mmtls_json *j)
     mmtls_json_u64(j, "pkts", st->packets);
     mmtls_json_u64(j, "bytes", st->bytes);
     mmtls_json_u64(j, "tcp", st->tcp_packets);
+    mmtls_json_u64(j, "malformed_dropped", st->malformed_dropped);
     mmtls_json_obj_open(j, "event");
     for (int i = 1; i < MMTLS_DEC_EVENT_MAX; i++) {
         if (st->decode_events[i] != 0)

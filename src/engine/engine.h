@@ -227,6 +227,7 @@ struct mmtls_engine_stats {
     uint64_t decode_events[MMTLS_DEC_EVENT_MAX];
     uint64_t tcp_packets, fragments, reassembled_datagrams;
     uint64_t fragments_dropped; /* inline: fragments not kept by the defragmenter, dropped */
+    uint64_t malformed_dropped; /* inline: IP/TCP frames the decoder could not read, dropped */
     uint64_t flows_tls, flows_not_tls, flows_midstream, flows_plain;
     uint64_t sessions_started, sessions_ended;
     uint64_t records, records_decrypted, records_undecrypted, records_skipped;

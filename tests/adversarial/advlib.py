@@ -170,13 +170,15 @@ def fragment_ipv4(dg, cuts, ident):
 
 
 def build_ipv4_tcp(src, dst, sport, dport, seq, ack, flags, win, urg, data, ttl=64,
-                   bad_csum=False, ident=0):
-    """An IPv4 + TCP datagram, checksums complete (bad_csum: the TCP checksum is wrong)."""
+                   bad_csum=False, ident=0, options=b""):
+    """An IPv4 + TCP datagram, checksums complete (bad_csum: the TCP checksum is wrong);
+    options: raw TCP option bytes (padded with zeros to a multiple of 4)."""
     fl = 0
     for ch in flags:
         fl |= FLAGS[ch]
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4,
-                      fl, win, 0, urg) + data
+    options += b"\0" * (-len(options) % 4)
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
+                      (5 + len(options) // 4) << 4, fl, win, 0, urg) + options + data
     s, d = socket.inet_aton(src), socket.inet_aton(dst)
     c = csum(s + d + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)
     if bad_csum:
@@ -408,11 +410,11 @@ class Conn:
         return (self.isn + 1 + off) & 0xFFFFFFFF
 
     def seg(self, off, data=b"", flags="PA", ttl=64, bad_csum=False, seq=None, urgptr=0,
-            window=65535):
+            window=65535, options=b""):
         s = self.seq(off) if seq is None else seq
         return build_ipv4_tcp(CLIENT_IP, SERVER_IP, self.sport, self.bed.port, s,
                               self.ack if "A" in flags else 0, flags, window, urgptr, data, ttl,
-                              bad_csum)
+                              bad_csum, options=options)
 
     def send(self, off, data=b"", **kw):
         self.bed.send(self.seg(off, data, **kw))

@@ -461,6 +461,43 @@ def case_urgent_byte(bed):
     return None
 
 
+# ------------------------------------------------------------------------------------------
+# Malformed TCP options: Linux (tcp_parse_options) stops at a length below 2 or past the option
+# area and ignores an MSS or window scale of the wrong length, and accepts the segment.  A
+# middlebox that refuses to decode such a segment forwards bytes it never inspected (it did,
+# before this case was written).
+
+BAD_OPTIONS = [
+    b"\x02\x05\x05\xb4\x00",  # MSS of length 5
+    b"\x01\x01\x08\x20",      # a length past the option area
+    b"\x08\x01\x00\x00",      # a length of 1
+    b"\x03\x04\x07\x00",      # window scale of length 4
+    b"\x01\x01\x01\x05",      # a kind without its length byte
+]
+
+
+def case_bad_options_evil(bed):
+    for opts in BAD_OPTIONS:
+        c = connect(bed)
+        c.send(0, b"hello " + EVIL + b" world", options=opts)
+        err = expect_block(observe(bed, c), "EVIL in a segment with options %r" % opts)
+        if err:
+            return err
+    return None
+
+
+def case_bad_options_clean(bed):
+    c = connect(bed)
+    want = b""
+    for k, opts in enumerate(BAD_OPTIONS):
+        d = benign(100, b"o%d" % k)
+        c.send(len(want), d, options=opts)
+        want += d
+        if not c.wait_acked(len(want), 2.0):
+            return "segment %d with options %r was not acknowledged" % (k, opts)
+    return expect_pass(observe(bed, c), want, "benign segments with malformed options")
+
+
 CASES = [
     ("baseline_clean", case_baseline_clean, None),
     ("baseline_evil", case_baseline_evil, None),
@@ -490,6 +527,8 @@ CASES = [
     ("rst_valid_ends_flow", case_rst_valid_ends_flow, None),
     ("rst_out_of_window", case_rst_out_of_window, None),
     ("blocked_then_port_reused", case_blocked_then_port_reused, None),
+    ("bad_options_evil", case_bad_options_evil, None),
+    ("bad_options_clean", case_bad_options_clean, None),
 ]
 
 

@@ -536,19 +536,17 @@ static const struct bad_case bad_cases[] = {
     {"tcp doff 4", MMTLS_LINK_RAW, "", f_raw_v4, 32, "40", MMTLS_DEC_TCP_BAD_HLEN},
     {"tcp doff 0", MMTLS_LINK_RAW, "", f_raw_v4, 32, "00", MMTLS_DEC_TCP_BAD_HLEN},
     {"tcp doff 15 past segment", MMTLS_LINK_RAW, "", f_raw_v4, 32, "f0", MMTLS_DEC_TCP_BAD_HLEN},
-    {"tcp doff 6 eats payload", MMTLS_LINK_RAW, "", f_raw_v4, 32, "60", MMTLS_DEC_TCP_BAD_OPTIONS},
+    /* malformed options: read as Linux reads them, the segment accepted
+       (test_tcp_options_malformed) */
+    {"tcp doff 6 eats payload", MMTLS_LINK_RAW, "", f_raw_v4, 32, "60", MMTLS_DEC_OK},
     {"tcp 10 bytes", MMTLS_LINK_RAW, "", f_raw_v4, 2, "001e", MMTLS_DEC_TCP_TRUNCATED},
-    {"tcp mss len 3", MMTLS_LINK_ETHERNET, "", f_eth_v4_syn, 55, "03", MMTLS_DEC_TCP_BAD_OPTIONS},
-    {"tcp option len 0", MMTLS_LINK_ETHERNET, "", f_eth_v4_syn, 55, "00",
-     MMTLS_DEC_TCP_BAD_OPTIONS},
-    {"tcp option len 1", MMTLS_LINK_ETHERNET, "", f_eth_v4_syn, 55, "01",
-     MMTLS_DEC_TCP_BAD_OPTIONS},
-    {"tcp option len past header", MMTLS_LINK_ETHERNET, "", f_eth_v4_syn, 55, "20",
-     MMTLS_DEC_TCP_BAD_OPTIONS},
-    {"tcp wscale len 4", MMTLS_LINK_ETHERNET, "", f_eth_v4_syn, 60, "04",
-     MMTLS_DEC_TCP_BAD_OPTIONS},
+    {"tcp mss len 3", MMTLS_LINK_ETHERNET, "", f_eth_v4_syn, 55, "03", MMTLS_DEC_OK},
+    {"tcp option len 0", MMTLS_LINK_ETHERNET, "", f_eth_v4_syn, 55, "00", MMTLS_DEC_OK},
+    {"tcp option len 1", MMTLS_LINK_ETHERNET, "", f_eth_v4_syn, 55, "01", MMTLS_DEC_OK},
+    {"tcp option len past header", MMTLS_LINK_ETHERNET, "", f_eth_v4_syn, 55, "20", MMTLS_DEC_OK},
+    {"tcp wscale len 4", MMTLS_LINK_ETHERNET, "", f_eth_v4_syn, 60, "04", MMTLS_DEC_OK},
     {"tcp option kind without len", MMTLS_LINK_ETHERNET, "", f_eth_v4_syn, 62, "01010108",
-     MMTLS_DEC_TCP_BAD_OPTIONS},
+     MMTLS_DEC_OK},
     {"tcp unknown option ok", MMTLS_LINK_ETHERNET, "", f_eth_v4_syn, 62, "fe020101", MMTLS_DEC_OK},
 };
 
@@ -582,6 +580,49 @@ static void test_bad_frames(void **state)
             }
             free(t);
         }
+        free(b);
+    }
+}
+
+/* Malformed TCP options are read the way Linux's tcp_parse_options reads them, because the
+ * receiver accepts the segment: a length below 2 or past the option area ends the walk (the
+ * options before it count), an MSS or window scale of the wrong length is skipped.  Before,
+ * such a segment was not decoded at all, and its bytes reached the receiver uninspected. */
+static void test_tcp_options_malformed(void **state)
+{
+    static const struct {
+        size_t off;
+        const char *patch;
+        bool bad;
+        uint16_t mss;
+        uint8_t wscale;
+    } cases[] = {
+        {54, "", false, 1460, 7},        /* MSS=1460,NOP,WScale=7,SAckOK,EOL */
+        {55, "03", true, 0, 0xff},       /* MSS of length 3: skipped, then a length of 1 */
+        {55, "00", true, 0, 0xff},       /* length 0: the walk ends */
+        {55, "01", true, 0, 0xff},       /* length 1 */
+        {55, "20", true, 0, 0xff},       /* past the option area */
+        {60, "04", true, 1460, 0xff},    /* window scale of length 4: skipped */
+        {62, "01010108", true, 1460, 7}, /* a kind without its length byte at the end */
+        {54, "01010101", false, 0, 7},   /* NOPs instead of the MSS */
+        {59, "030320", false, 1460, 14}, /* shift 32 read as 14 (RFC 7323 §2.3) */
+    };
+
+    (void)state;
+    for (size_t i = 0; i < MMTLS_ARRAY_SIZE(cases); i++) {
+        struct mmtls_pkt pkt;
+        size_t len, plen = strlen(cases[i].patch) / 2;
+        uint8_t *b = load("", f_eth_v4_syn, &len);
+
+        print_message("case %zu\n", i);
+        assert_int_equal(mmtls_hex_decode(cases[i].patch, plen * 2, b + cases[i].off, plen), 0);
+        assert_int_equal(mmtls_decode_frame(MMTLS_LINK_ETHERNET, b, len, &no_verify, &pkt),
+                         MMTLS_DEC_OK);
+        assert_int_equal(pkt.tcp_opt_bad, cases[i].bad);
+        assert_int_equal(pkt.mss, cases[i].mss);
+        assert_int_equal(pkt.wscale, cases[i].wscale);
+        assert_int_equal(pkt.payload_len, 0);
+        assert_int_equal(pkt.sport, 40000);
         free(b);
     }
 }
@@ -755,11 +796,12 @@ static void test_misaligned(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_frames),   cmocka_unit_test(test_truncation),
-        cmocka_unit_test(test_trailing_bytes), cmocka_unit_test(test_decode_ip),
-        cmocka_unit_test(test_bad_frames),     cmocka_unit_test(test_fragment_fields),
-        cmocka_unit_test(test_tcp_options),    cmocka_unit_test(test_checksums),
-        cmocka_unit_test(test_event_names),    cmocka_unit_test(test_misaligned),
+        cmocka_unit_test(test_valid_frames),    cmocka_unit_test(test_truncation),
+        cmocka_unit_test(test_trailing_bytes),  cmocka_unit_test(test_decode_ip),
+        cmocka_unit_test(test_bad_frames),      cmocka_unit_test(test_tcp_options_malformed),
+        cmocka_unit_test(test_fragment_fields), cmocka_unit_test(test_tcp_options),
+        cmocka_unit_test(test_checksums),       cmocka_unit_test(test_event_names),
+        cmocka_unit_test(test_misaligned),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

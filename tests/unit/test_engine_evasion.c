@@ -4,7 +4,9 @@
  *  - a decrypted TLS 1.3 record reports its content length as max_plain_len (padding is not
  *    counted: --inspect-depth counts plaintext);
  *  - inline, a record of an unknown content type blocks the session (fail closed);
- *  - inline, records that do not verify with the keys the client shared block the session.
+ *  - inline, records that do not verify with the keys the client shared block the session;
+ *  - malformed TCP options are read as Linux reads them (inspected), malformed IP headers are
+ *    dropped inline.
  * The adversarial end-to-end tests are tests/adversarial/test_tls_evasion.py and
  * test_keys_evasion.py. */
 #include "engine_capture_fixture.h"
@@ -177,6 +179,65 @@ static void test_keys_that_do_not_verify_block(void **state)
     assert_true(er.r.built >= 2);
 }
 
+/* Malformed headers, inline.  A TCP option of length 0 ends Linux's option walk and the
+ * segment is accepted, so every client segment carrying one is still inspected: the session is
+ * decrypted as usual and the options are counted.  An IPv4 header length below 20 is dropped
+ * (a receiver drops it; one that read it otherwise would take bytes never inspected), and
+ * counted; offline it is only counted. */
+static void test_malformed_headers(void **state)
+{
+    struct ev_result er;
+    struct mmtls_engine *e = new_inline(&er, 500);
+    const struct mmtls_engine_stats *st;
+    uint8_t *f = malloc(65536 + 64);
+    int patched = 0;
+
+    (void)state;
+    assert_non_null(f);
+    assert_true(mmtls_ring_push(mmtls_engine_key_ring(e), keymsg(false, false, false)));
+    for (size_t i = 0; i < npkts; i++) {
+        size_t ihl = (size_t)(pkts[i].data[14] & 0x0f) * 4;
+        size_t thl = (size_t)(pkts[i].data[14 + ihl + 12] >> 4) * 4;
+
+        assert_true(pkts[i].len <= 65536 + 64);
+        memcpy(f, pkts[i].data, pkts[i].len);
+        if (port_of(&pkts[i]) == 0 && thl > 20 && f[14 + ihl + 20] > 1) {
+            f[14 + ihl + 21] = 0; /* the first option that is not a NOP or EOL: length 0 */
+            patched++;
+        } else if (port_of(&pkts[i]) == 0 && thl > 20 && f[14 + ihl + 20] == 1 &&
+                   f[14 + ihl + 22] > 1) {
+            f[14 + ihl + 23] = 0; /* after one NOP */
+            patched++;
+        }
+        (void)mmtls_engine_packet_inline(e, port_of(&pkts[i]), f, pkts[i].len, pkts[i].ts, NULL, 0);
+    }
+    st = mmtls_engine_get_stats(e);
+    assert_true(patched > 3);
+    assert_int_equal(st->decode_events[MMTLS_DEC_TCP_BAD_OPTIONS], patched);
+    assert_int_equal(st->malformed_dropped, 0);
+    /* a header length of 16 */
+    memcpy(f, pkts[npkts - 1].data, pkts[npkts - 1].len);
+    f[14] = 0x44;
+    assert_int_equal(mmtls_engine_packet_inline(e, port_of(&pkts[npkts - 1]), f,
+                                                pkts[npkts - 1].len, pkts[npkts - 1].ts, NULL, 0),
+                     MMTLS_PKT_DROP);
+    assert_int_equal(st->malformed_dropped, 1);
+    assert_int_equal(st->decode_events[MMTLS_DEC_IPV4_BAD_HLEN], 1);
+    mmtls_engine_flush(e);
+    mmtls_engine_free(e);
+    assert_int_equal(er.r.status, MMTLS_KEYS_DECRYPTED);
+    assert_true(er.decrypted > 0);
+
+    /* offline: counted, nothing to drop */
+    e = new_inline(&er, 500);
+    assert_int_equal(
+        mmtls_engine_packet(e, pkts[npkts - 1].lt, f, pkts[npkts - 1].len, pkts[npkts - 1].ts),
+        MMTLS_PKT_FORWARD);
+    assert_int_equal(mmtls_engine_get_stats(e)->malformed_dropped, 0);
+    mmtls_engine_free(e);
+    free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -184,6 +245,7 @@ int main(void)
         cmocka_unit_test(test_decrypted_len_is_content),
         cmocka_unit_test(test_unknown_type_blocks),
         cmocka_unit_test(test_keys_that_do_not_verify_block),
+        cmocka_unit_test(test_malformed_headers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
