@@ -170,6 +170,7 @@ static enum mmtls_decode_event decode_tcp(const uint8_t *p, size_t len,
     if (hlen < TCP_HLEN_MIN || hlen > len) {
         return MMTLS_DEC_TCP_BAD_HLEN;
     }
+    pkt->l4 = p;
     pkt->sport = mmtls_be16(p);
     pkt->dport = mmtls_be16(p + 2);
     pkt->seq = mmtls_be32(p + 4);

@@ -75,6 +75,7 @@ struct mmtls_pkt {
     uint8_t wscale;         /* window-scale option value if present on SYN, else 0xff */
     uint16_t mss;           /* MSS option if present, else 0 */
     bool tcp_opt_bad;       /* a malformed option (skipped as Linux does; decode_tcp) */
+    const uint8_t *l4;      /* borrowed: start of the TCP header */
     const uint8_t *payload; /* borrowed */
     size_t payload_len;
 };

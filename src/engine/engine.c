@@ -936,6 +936,16 @@ int mmtls_engine_packet(struct mmtls_engine *e, int linktype, const uint8_t *dat
         dev = mmtls_decode_ip(dg, dglen, &dopts, &pkt);
         if (dev == MMTLS_DEC_IP_FRAGMENT)
             dev = MMTLS_DEC_IPV4_BAD_LEN; /* a rebuilt datagram must not be a fragment */
+        if (dev == MMTLS_DEC_OK && e->inline_mode && (pkt.tcp_flags & MMTLS_TCP_URG) &&
+            pkt.payload_len > 0) {
+            /* Urgent data is cleared in the forwarded header (engine_inline.c), but this
+             * header left with the first fragment: the receiver would take the byte before
+             * the urgent pointer out of the stream inspected here.  The fragment that
+             * completes the datagram is dropped, unprocessed, as if lost on the way. */
+            e->st.urg_frag_dropped++;
+            e->verdict = MMTLS_PKT_DROP;
+            return e->verdict;
+        }
     }
     if (dev != MMTLS_DEC_OK) {
         e->st.decode_events[dev]++;
@@ -1170,6 +1180,7 @@ void mmtls_engine_stats_json(const struct mmtls_engine *e, struct mmtls_json *j)
     mmtls_json_u64(j, "evasion_blocked", st->evasion_blocked);
     mmtls_json_u64(j, "csum_unverified", st->csum_unverified);
     mmtls_json_u64(j, "urg_cleared", st->urg_cleared);
+    mmtls_json_u64(j, "urg_frag_dropped", st->urg_frag_dropped);
     mmtls_json_u64(j, "rst_ignored", st->rst_ignored);
     mmtls_json_u64(j, "flows_reopened", st->flows_reopened);
     if (st->test_tampered != 0)

@@ -261,6 +261,7 @@ struct mmtls_engine_stats {
      * a sequence number the receiver would not accept (RFC 5961 §3.2); connections re-opened
      * on the 4-tuple of a closed one */
     uint64_t csum_unverified, urg_cleared, rst_ignored, flows_reopened;
+    uint64_t urg_frag_dropped; /* inline: rebuilt segments with urgent data (header gone) */
 };
 
 const struct mmtls_engine_stats *mmtls_engine_get_stats(const struct mmtls_engine *e);

@@ -265,11 +265,13 @@ static uint8_t *tcp_header(const struct mmtls_pkt *pkt)
  * to be computed on the way out (it then covers the new header). */
 static void clear_urgent(struct mmtls_engine *e, const struct mmtls_pkt *pkt)
 {
-    uint8_t *tcp = tcp_header(pkt);
+    /* The TCP header wherever it is (after IPv6 extension headers too).  A segment rebuilt
+     * from fragments never gets here (its header left with the first fragment: engine.c). */
+    uint8_t *tcp = (uint8_t *)(uintptr_t)pkt->l4;
     uint16_t old_w6, old_w9, hc;
     uint32_t sum;
 
-    if (tcp == NULL)
+    if (tcp == NULL || tcp < e->cur_data || tcp + 20 > e->cur_data + e->cur_len)
         return;
     old_w6 = mmtls_be16(tcp + 12);
     old_w9 = mmtls_be16(tcp + 18);

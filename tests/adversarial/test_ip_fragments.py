@@ -118,6 +118,27 @@ def case_frag_late_last_after_timeout(bed):
     return expect_pass(observe(bed, c), d, "benign bytes whole after the expired datagram")
 
 
+def case_frag_urgent(bed):
+    """Urgent data in a fragmented segment: "EVI", an urgent "x", "LSTRING".  Unfragmented,
+    the middlebox clears URG in the forwarded header (the receiver then reads the byte in band,
+    as inspected); here the header left with the first fragment, so the receiver would take
+    the urgent byte out and read EVILSTRING.  The fragment that completes the datagram is
+    dropped; the same bytes sent whole afterwards arrive with URG cleared."""
+    c = connect(bed)
+    d = benign(24) + b"EVI" + b"x" + b"LSTRING"
+    send_all(bed, fragment_ipv4(c.seg(0, d, flags="PAU", urgptr=28), [24], ident()))
+    o = observe(bed, c)
+    if EVIL in o["received"]:
+        return "EVASION: the receiver read EVILSTRING around an urgent byte: " + describe(o)
+    if o["received"]:
+        return "the receiver got the fragmented urgent segment: " + describe(o)
+    c.send(0, d, flags="PAU", urgptr=28)
+    o = observe(bed, c)
+    if EVIL in o["received"]:
+        return "EVASION: the receiver read EVILSTRING (unfragmented): " + describe(o)
+    return expect_pass(o, d, "the urgent segment sent whole")
+
+
 def case_frag_flood_full_table(bed):
     """The first fragment of an EVIL segment, then first fragments of 40 datagrams that never
     complete (more than the table's 32; fewer than Linux's ipfrag_max_dist, 64 fragments from
@@ -148,6 +169,7 @@ CASES = [
     ("frag_tiny_first", case_frag_tiny_first, None),
     ("frag_overlap_conflict", case_frag_overlap_conflict, None),
     ("frag_late_last_after_timeout", case_frag_late_last_after_timeout, None),
+    ("frag_urgent", case_frag_urgent, None),
     ("frag_flood_full_table", case_frag_flood_full_table, None),
 ]
 

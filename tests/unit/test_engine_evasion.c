@@ -6,7 +6,8 @@
  *  - inline, a record of an unknown content type blocks the session (fail closed);
  *  - inline, records that do not verify with the keys the client shared block the session;
  *  - malformed TCP options are read as Linux reads them (inspected), malformed IP headers are
- *    dropped inline.
+ *    dropped inline;
+ *  - urgent data is cleared after IPv4 options and IPv6 extension headers.
  * The adversarial end-to-end tests are tests/adversarial/test_tls_evasion.py and
  * test_keys_evasion.py. */
 #include "engine_capture_fixture.h"
@@ -238,6 +239,60 @@ static void test_malformed_headers(void **state)
     free(f);
 }
 
+/* Urgent data is cleared in the forwarded frame wherever its TCP header is: after IPv4 options
+ * and after IPv6 extension headers (before, only IPv6 without extension headers was cleared).
+ * A hand-made frame of a flow picked up midstream (within the grace period). */
+static void urgent_cleared(bool v6)
+{
+    static const uint8_t eth[14] = {2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00};
+    static const uint8_t v4[24] = {0x46, 0, 0, 49, 0,  1, 0x40, 0, 64, 6, 0, 0,
+                                   10,   0, 0, 1,  10, 0, 0,    2, 1,  1, 1, 0};
+    static const uint8_t
+        v6h[48] = {0x60, 0, 0,    0,    0,    33,   60, 64, /* plen, nh DestOpts */
+                   0x20, 1, 0x0d, 0xb8, 0,    0,    0,  0,  0, 0, 0, 0, 0, 0,
+                   0,    1, 0x20, 1,    0x0d, 0xb8, 0,  0,  0, 0, 0, 0, 0, 0,
+                   0,    0, 0,    2,    6,    0,    1,  4,  0, 0, 0, 0}; /* DestOpts nh TCP, PadN */
+    static const uint8_t tcp[20] = {0x9c, 0x40, 0x01, 0xbb, 0,    0, 0x10, 0, 0, 0, 0x20,
+                                    0,    0x50, 0x38, 0xff, 0xff, 0, 0,    0, 3}; /* PA|URG, up 3 */
+    struct ev_result er;
+    struct mmtls_engine *e = new_inline(&er, 500);
+    uint8_t f[128];
+    size_t n = 0, th;
+
+    memcpy(f, eth, sizeof(eth));
+    n = sizeof(eth);
+    if (v6) {
+        f[12] = 0x86, f[13] = 0xdd;
+        memcpy(f + n, v6h, sizeof(v6h));
+        n += sizeof(v6h);
+    } else {
+        memcpy(f + n, v4, sizeof(v4)); /* a 4-byte option list (NOPs and EOL) */
+        n += sizeof(v4);
+    }
+    th = n;
+    memcpy(f + n, tcp, sizeof(tcp));
+    n += sizeof(tcp);
+    memcpy(f + n, "hello", 5);
+    n += 5;
+    assert_int_equal(mmtls_engine_packet_inline(e, 0, f, n, 1000000, NULL, 0), MMTLS_PKT_FORWARD);
+    assert_int_equal(f[th + 13] & MMTLS_TCP_URG, 0);
+    assert_int_equal(f[th + 18] | f[th + 19], 0);
+    assert_int_equal(mmtls_engine_get_stats(e)->urg_cleared, 1);
+    mmtls_engine_free(e);
+}
+
+static void test_urgent_cleared_v4_options(void **state)
+{
+    (void)state;
+    urgent_cleared(false);
+}
+
+static void test_urgent_cleared_v6_ext(void **state)
+{
+    (void)state;
+    urgent_cleared(true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -246,6 +301,8 @@ int main(void)
         cmocka_unit_test(test_unknown_type_blocks),
         cmocka_unit_test(test_keys_that_do_not_verify_block),
         cmocka_unit_test(test_malformed_headers),
+        cmocka_unit_test(test_urgent_cleared_v4_options),
+        cmocka_unit_test(test_urgent_cleared_v6_ext),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
