@@ -916,7 +916,7 @@ int mmtls_engine_packet(struct mmtls_engine *e, int linktype, const uint8_t *dat
     dopts = e->o.decode;
     if (e->cur_csum_verify) {
         /* Inline, checksums complete: a segment the receiver will drop for its checksum is
-         * forwarded as it is but never reassembled (an insertion, Ptacek & Newsham §4.1). */
+         * dropped and never reassembled (an insertion, Ptacek & Newsham §4.1; dec_malformed). */
         dopts.verify_ip_csum = true;
         dopts.verify_tcp_csum = true;
     }
