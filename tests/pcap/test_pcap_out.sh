@@ -222,8 +222,11 @@ Unreassembled|Connection finish|reassembl"
         po_same_as_dump "$out"
         awk '$7 != 1 || $6 != 0 || $8 != "fin"' "$out/conns" | grep -q . &&
             t_fail "$name" "want one s2c gap: $(tr '\n' '|' <"$out/conns")"
+        # After the gap tshark loses the HTTP message boundaries and dissects what follows as a
+        # new message: whether the random body bytes it reads as a header line hold a character
+        # a header name may not (flagged) depends on the run.
         tshark_expert "$out" "not captured|ACKed segment that wasn't captured|Continuation|\
-Unreassembled|reassembl"
+Unreassembled|reassembl|Illegal characters found in header name"
         grep -q "not captured" "$out/expert.txt" || t_fail "$name" "tshark does not see the gap"
     fi
 
