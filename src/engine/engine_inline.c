@@ -239,21 +239,13 @@ void eng_inline_note(struct mmtls_engine *e, struct eng_flow *ef, int dir,
         clear_urgent(e, pkt);
 }
 
-/* Where the TCP header of a decoded frame starts (IPv4 with options; IPv6 without extension
- * headers only), or NULL. */
+/* The TCP header of a decoded frame (pkt->l4) for the callers that rewrite the segment and fix
+ * the IP header up: IPv4 with options, IPv6 without extension headers only; else NULL. */
 static uint8_t *tcp_header(const struct mmtls_pkt *pkt)
 {
-    uint8_t *tcp;
-
-    if (pkt->ip_version == 4)
-        tcp = (uint8_t *)(uintptr_t)pkt->l3 + (size_t)(pkt->l3[0] & 0x0f) * 4;
-    else if (pkt->l3[6] == 6)
-        tcp = (uint8_t *)(uintptr_t)pkt->l3 + 40;
-    else
+    if (pkt->ip_version == 6 && pkt->l3[6] != 6)
         return NULL;
-    if (tcp + 20 > pkt->payload)
-        return NULL;
-    return tcp;
+    return (uint8_t *)(uintptr_t)pkt->l4;
 }
 
 /* Urgent data (Ptacek & Newsham §5.4, RFC 6093): with the BSD semantics every stack uses, the
