@@ -20,10 +20,8 @@
  *   - kept_lo = max(kept_lo, next - max_kept, min(ack, next)); after a gap kept_lo = next;
  *   - the first FIN at or after next fixes the end; bytes beyond it are dropped;
  *   - conflicts at the FIN widen the same OVERLAP_DIFF span: a second FIN at another end
- *     ([min, max) of the two ends), data running across the FIN ([fin, end of the data)), and,
- *     when the FIN is first seen, a buffered piece running across it ([fin, end of the piece)).
- *     Pieces are the implementation's: a run of new buffered bytes joins the piece that ends
- *     where it starts, else starts a piece of its own (piece_start[]);
+ *     ([min, max) of the two ends), data beyond the FIN ([max(fin, start), end of the data)),
+ *     and, when the FIN is first seen, every buffered byte beyond it;
  *   - an ACK beyond next declares each hole up to it a gap, delivering held bytes between;
  *   - flush_gap declares the hole before the first buffered byte a gap.
  */
@@ -68,7 +66,6 @@ struct model {
     uint64_t base, next, kept_lo, fin; /* absolute positions */
     uint8_t val[NPOS];
     bool held[NPOS];
-    bool piece_start[NPOS]; /* a buffered piece of the implementation starts here */
     bool gap[NPOS];
     size_t max_kept;
     size_t fins;
@@ -202,12 +199,10 @@ static void m_segment(struct model *m, uint64_t a, const uint8_t *c, size_t len,
     if (fin && m->fin_seen && e != m->fin) {
         m_widen(&diff, &lo, &hi, e < m->fin ? e : m->fin, e < m->fin ? m->fin : e);
     } else if (fin && !m->fin_seen && e >= m->next) {
-        if (e > m->next && e < NPOS && m->held[e - 1] && m->held[e] && !m->piece_start[e]) {
-            uint64_t q = e + 1;
-            while (q < NPOS && m->held[q] && !m->piece_start[q]) {
-                q++;
+        for (uint64_t p = e; p < NPOS; p++) {
+            if (m->held[p]) {
+                m_widen(&diff, &lo, &hi, p, p + 1);
             }
-            m_widen(&diff, &lo, &hi, e, q);
         }
         m->fin_seen = true;
         m->fin = e;
@@ -216,9 +211,7 @@ static void m_segment(struct model *m, uint64_t a, const uint8_t *c, size_t len,
         }
     }
     if (m->fin_seen && e > m->fin) {
-        if (s < m->fin) {
-            m_widen(&diff, &lo, &hi, m->fin, e);
-        }
+        m_widen(&diff, &lo, &hi, s > m->fin ? s : m->fin, e);
         e = s > m->fin ? s : m->fin;
     }
     for (uint64_t p = s; p < e; p++) {
@@ -231,8 +224,7 @@ static void m_segment(struct model *m, uint64_t a, const uint8_t *c, size_t len,
                 m_widen(&diff, &lo, &hi, p, p + 1);
             }
         } else {
-            /* a new buffered byte: it joins the piece before it if that one ends here */
-            m->piece_start[p] = p > m->next && !(m->held[p - 1] && p - 1 >= m->next);
+            /* a new buffered byte */
             m->held[p] = true;
             m->val[p] = v;
         }

@@ -464,12 +464,14 @@ static void fin_note(struct mmtls_reasm *r, uint64_t end, struct reasm_diff *d)
     }
     r->fin_seen = true;
     r->fin_off = end;
-    /* A buffered segment running across the FIN: a receiver that reaches it first delivers
-     * it whole and drops the FIN as old (a conflict); segments wholly beyond the FIN are
-     * purged by the receiver as well (Linux tcp_fin()). */
-    for (const struct mmtls_reasm_seg *g = r->ooo; g != NULL && g->off < end; g = g->next) {
+    /* Buffered bytes beyond the FIN are a conflict.  A segment running across it: a receiver
+     * that reaches it first delivers it whole and drops the FIN as old.  Segments wholly
+     * beyond it: a receiver that took the FIN purges them (Linux tcp_fin()), one that
+     * discarded it (an insertion: an option or hop limit the receiver refuses, a FIN beyond
+     * its window) delivers them; which one happened is not visible here. */
+    for (const struct mmtls_reasm_seg *g = r->ooo; g != NULL; g = g->next) {
         if (g->off + g->len > end) {
-            diff_note(d, end, g->off + g->len);
+            diff_note(d, MMTLS_MAX(g->off, end), g->off + g->len);
         }
     }
     if (ooo_trim(r, end)) {
@@ -571,13 +573,13 @@ int mmtls_reasm_segment(struct mmtls_reasm *r, uint32_t seq, const uint8_t *p, s
         fin_note(r, end, &d);
     }
     if (r->fin_seen && end > r->fin_off) {
-        /* Data beyond the FIN cannot be part of the stream: dropped.  A segment running
-         * across the FIN is a conflict: a receiver that has not reached the FIN yet (it came
-         * out of order, ahead) takes the whole segment and drops the FIN as old. */
+        /* Data beyond the FIN is not part of the stream as the middlebox sees it, and is a
+         * conflict: no sender writes past its own FIN, so either that FIN was an insertion
+         * the receiver discarded (it then reads these bytes uninspected: Ptacek & Newsham
+         * §5.3), or a segment running across the FIN reaches a receiver that has not got the
+         * FIN yet (it came out of order, ahead) and is delivered whole. */
         r->stats.malformed++;
-        if (start < r->fin_off) {
-            diff_note(&d, r->fin_off, end);
-        }
+        diff_note(&d, MMTLS_MAX(start, r->fin_off), end);
         end = MMTLS_MAX(start, r->fin_off);
     }
 

@@ -498,11 +498,17 @@ static void test_fin(void **state)
     assert_int_equal(f.rec.nev, 1);
     assert_int_equal(rec_find(&f.rec, MMTLS_REASM_EV_OVERLAP_DIFF)->off, 30);
     assert_int_equal(rec_find(&f.rec, MMTLS_REASM_EV_OVERLAP_DIFF)->len, 5);
-    /* wholly beyond the FIN: dropped (a receiver drops it too), no conflict */
+    /* wholly beyond the FIN: dropped, and a conflict too (a receiver that discarded the FIN
+     * as an insertion reads it) */
     assert_int_equal(fx_seg(&f, 9, data, 30, 5, false), 0);
     assert_int_equal(f.r.stats.malformed, 2);
+    assert_int_equal(f.rec.nev, 2);
+    assert_int_equal(f.rec.ev[1].ev, MMTLS_REASM_EV_OVERLAP_DIFF);
+    assert_int_equal(f.rec.ev[1].off, 30);
+    assert_int_equal(f.rec.ev[1].len, 5);
+    assert_int_equal(f.r.ooo_bytes, 10);
     assert_int_equal(fx_seg(&f, 9, data, 10, 10, false), 0);
-    assert_int_equal(f.rec.nev, 1);
+    assert_int_equal(f.rec.nev, 2);
     assert_int_equal(fx_seg(&f, 9, data, 0, 10, false), 0);
     assert_int_equal(f.r.next_off, 30);
     assert_memory_equal(f.rec.out, data, 30);
@@ -530,6 +536,19 @@ static void test_fin(void **state)
     assert_int_equal(rec_find(&f.rec, MMTLS_REASM_EV_OVERLAP_DIFF)->len, 20);
     assert_int_equal(fx_seg(&f, 9, data, 0, 5, false), 0);
     assert_int_equal(f.r.next_off, 15);
+    assert_int_equal(rec_count(&f.rec, MMTLS_REASM_EV_FIN), 1);
+    fx_fini(&f);
+    /* buffered pieces wholly beyond a later FIN: trimmed, one conflict over all of them */
+    fx_init_default(&f);
+    mmtls_reasm_syn(&f.r, 9);
+    assert_int_equal(fx_seg(&f, 9, data, 20, 5, false), 0);
+    assert_int_equal(fx_seg(&f, 9, data, 30, 5, false), 0);
+    assert_int_equal(fx_seg(&f, 9, data, 10, 0, true), 0); /* bare FIN at 10 */
+    assert_int_equal(f.r.ooo_bytes, 0);
+    assert_int_equal(rec_count(&f.rec, MMTLS_REASM_EV_OVERLAP_DIFF), 1);
+    assert_int_equal(rec_find(&f.rec, MMTLS_REASM_EV_OVERLAP_DIFF)->off, 20);
+    assert_int_equal(rec_find(&f.rec, MMTLS_REASM_EV_OVERLAP_DIFF)->len, 15);
+    assert_int_equal(fx_seg(&f, 9, data, 0, 10, false), 0);
     assert_int_equal(rec_count(&f.rec, MMTLS_REASM_EV_FIN), 1);
     /* a FIN before delivered bytes is ignored */
     fx_fini(&f);
