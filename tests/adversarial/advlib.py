@@ -3,6 +3,9 @@
 The testbed (scripts/testbed.sh, prefix PREFIX):
 
     PREFIX-client veth0 198.18.4.1 -- c0 [PREFIX-mbox: mmtlsd -i c0:s0] s0 -- veth0 198.18.4.2 PREFIX-server
+                        fd00:4::1                                                 fd00:4::2
+
+  (the IPv6 addresses are added here, without DAD; Conn(bed, v6=True) crafts IPv6 segments).
 
 - The receiver is real: a Python TCP server in the server namespace (this file run with
   --server DIR) that appends every byte it receives on a connection to DIR/recv_<client port>,
@@ -20,7 +23,6 @@ The testbed (scripts/testbed.sh, prefix PREFIX):
 import ctypes
 import json
 import os
-import queue
 import random
 import shutil
 import signal
@@ -34,6 +36,9 @@ import time
 
 CLIENT_IP = "198.18.4.1"
 SERVER_IP = "198.18.4.2"
+# IPv6 on the same link (unique local addresses, added by Bed.start without DAD)
+CLIENT_IP6 = "fd00:4::1"
+SERVER_IP6 = "fd00:4::2"
 SPORT_LO, SPORT_HI = 21000, 28999
 EVIL = b"EVILSTRING"
 CLONE_NEWNET = 0x40000000
@@ -94,10 +99,14 @@ def ns_mac(ns, dev="veth0"):
 
 
 def server_main(d, port):
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind((SERVER_IP, port))
-    ls.listen(64)
+    """Listens on SERVER_IP and SERVER_IP6 (one thread each)."""
+    socks = []
+    for fam, addr in ((socket.AF_INET, SERVER_IP), (socket.AF_INET6, SERVER_IP6)):
+        ls = socket.socket(fam, socket.SOCK_STREAM)
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind((addr, port))
+        ls.listen(64)
+        socks.append(ls)
     open(os.path.join(d, "server.ready"), "w").close()
 
     def conn(c, peer):
@@ -117,9 +126,13 @@ def server_main(d, port):
         open(path + ".closed", "w").close()
         c.close()
 
-    while True:
-        c, peer = ls.accept()
-        threading.Thread(target=conn, args=(c, peer), daemon=True).start()
+    def accept(ls):
+        while True:
+            c, peer = ls.accept()
+            threading.Thread(target=conn, args=(c, peer), daemon=True).start()
+
+    threading.Thread(target=accept, args=(socks[1],), daemon=True).start()
+    accept(socks[0])
 
 
 # ------------------------------------------------------------------------------------------
@@ -190,11 +203,81 @@ def build_ipv4_tcp(src, dst, sport, dport, seq, ack, flags, win, urg, data, ttl=
     return ip + tcp
 
 
-class Tap:
-    """Reads an AF_PACKET socket (opened in some namespace) on a thread; keeps the IPv4/TCP
-    frames coming from `src` in per-port queues (keyed by the suite-side port)."""
+IP6_HOPOPTS, IP6_ROUTING, IP6_FRAGMENT, IP6_DSTOPTS = 0, 43, 44, 60
 
-    def __init__(self, ns, src, dev="veth0"):
+
+def ext_opts(proto, opts=b""):
+    """A Hop-by-Hop (IP6_HOPOPTS) or Destination Options (IP6_DSTOPTS) header (RFC 8200
+    §4.3, §4.6) holding the TLV options opts, padded with PadN to a multiple of 8 bytes: (proto,
+    bytes); the next-header byte is filled in by build_ipv6_tcp."""
+    pad = -(2 + len(opts)) % 8
+    if pad == 1:
+        opts += b"\0"  # Pad1
+    elif pad:
+        opts += bytes([1, pad - 2]) + b"\0" * (pad - 2)  # PadN
+    body = opts
+    return proto, bytes([0, (2 + len(body)) // 8 - 1]) + body
+
+
+def ext_routing(rtype, segs_left, addrs=()):
+    """A Routing header (RFC 8200 §4.4) of type rtype listing addrs (IPv6 strings)."""
+    a = b"".join(socket.inet_pton(socket.AF_INET6, x) for x in addrs)
+    return IP6_ROUTING, bytes([0, len(a) // 8, rtype, segs_left]) + b"\0" * 4 + a
+
+
+def build_ipv6_tcp(src, dst, sport, dport, seq, ack, flags, win, urg, data, hlim=64,
+                   bad_csum=False, options=b"", ext=()):
+    """An IPv6 + TCP datagram (checksum complete) with the extension headers ext (a list of
+    (proto, bytes) from ext_opts / ext_routing, in order) between the fixed header and TCP."""
+    fl = 0
+    for ch in flags:
+        fl |= FLAGS[ch]
+    options += b"\0" * (-len(options) % 4)
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
+                      (5 + len(options) // 4) << 4, fl, win, 0, urg) + options + data
+    s, d = socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst)
+    c = csum(s + d + struct.pack("!IxxxB", len(tcp), 6) + tcp)
+    if bad_csum:
+        c ^= 0x5A5A
+    tcp = tcp[:16] + struct.pack("!H", c) + tcp[18:]
+    chain = b""
+    protos = [p for p, _ in ext] + [6]
+    for i, (_, h) in enumerate(ext):
+        chain += bytes([protos[i + 1]]) + h[1:]
+    payload = chain + tcp
+    return struct.pack("!IHBB16s16s", 6 << 28, len(payload), protos[0], hlim, s, d) + payload
+
+
+def fragment_ipv6(dg, cuts, ident):
+    """Splits an IPv6 datagram into fragments (RFC 8200 §4.5) at the offsets in cuts (multiples
+    of 8) of its fragmentable part: what follows the fixed header and any Hop-by-Hop and Routing
+    headers.  cuts may be a list of (start, end) pairs (overlaps, atomic fragments: as given)."""
+    off, nh, nh_at = 40, dg[6], 6
+    while nh in (IP6_HOPOPTS, IP6_ROUTING):
+        nh_at, nh = off, dg[off]
+        off += (dg[off + 1] + 1) * 8
+    unfrag, payload = bytearray(dg[:off]), dg[off:]
+    unfrag[nh_at] = IP6_FRAGMENT
+    if cuts and not isinstance(cuts[0], tuple):
+        bounds = [0] + list(cuts) + [len(payload)]
+        cuts = list(zip(bounds[:-1], bounds[1:]))
+    out = []
+    for start, end in cuts:
+        assert start % 8 == 0
+        m = 1 if end < len(payload) else 0
+        fh = struct.pack("!BBHI", nh, 0, start | m, ident & 0xFFFFFFFF)
+        h = bytearray(unfrag)
+        struct.pack_into("!H", h, 4, len(h) - 40 + 8 + end - start)
+        out.append(bytes(h) + fh + payload[start:end])
+    return out
+
+
+class Tap:
+    """Reads an AF_PACKET socket (opened in some namespace) on a thread; keeps the TCP frames
+    coming from one of srcs (IPv4 or IPv6 address strings) in per-port queues (keyed by the
+    suite-side port).  IP fragments other than the first (no TCP header) are skipped."""
+
+    def __init__(self, ns, srcs, dev="veth0"):
         from scapy.layers.l2 import Ether  # noqa: F401  (imported after setns)
         with InNs(ns):
             self.s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
@@ -203,12 +286,35 @@ class Tap:
             self.s.setsockopt(socket.SOL_SOCKET, 33, 64 << 20)  # SO_RCVBUFFORCE (root)
             self.s.bind((dev, 0))
         self.s.settimeout(0.2)
-        self.src = socket.inet_aton(src)
+        self.src4 = [socket.inet_aton(a) for a in srcs if ":" not in a]
+        self.src6 = [socket.inet_pton(socket.AF_INET6, a) for a in srcs if ":" in a]
         self.lock = threading.Lock()
         self.frames = {}  # port -> list of (time, raw ip+tcp bytes)
         self.stop = False
         self.t = threading.Thread(target=self._run, daemon=True)
         self.t.start()
+
+    def _tcp_at(self, b):
+        """(offset of the TCP header, IP total length) of the frame b, or None."""
+        if b[12:14] == b"\x08\x00":
+            if b[14 + 9] != 6 or b[14 + 12:14 + 16] not in self.src4:
+                return None
+            if struct.unpack("!H", b[20:22])[0] & 0x1FFF:
+                return None
+            return 14 + (b[14] & 0x0F) * 4, struct.unpack("!H", b[16:18])[0]
+        if b[12:14] == b"\x86\xdd" and len(b) >= 14 + 40 and b[22:38] in self.src6:
+            nh, off = b[20], 14 + 40
+            while nh in (IP6_HOPOPTS, IP6_ROUTING, IP6_DSTOPTS, IP6_FRAGMENT) and off + 8 <= len(b):
+                if nh == IP6_FRAGMENT:
+                    if struct.unpack("!H", b[off + 2:off + 4])[0] & 0xFFF8:
+                        return None
+                    nh, off = b[off], off + 8
+                else:
+                    nh, off = b[off], off + (b[off + 1] + 1) * 8
+            if nh != 6:
+                return None
+            return off, 40 + struct.unpack("!H", b[18:20])[0]
+        return None
 
     def _run(self):
         while not self.stop:
@@ -220,16 +326,14 @@ class Tap:
                 return
             if addr[2] == socket.PACKET_OUTGOING or len(b) < 14 + 40:
                 continue
-            if b[12:14] != b"\x08\x00" or b[14 + 9] != 6 or b[14 + 12:14 + 16] != self.src:
+            at = self._tcp_at(b)
+            if at is None or at[0] + 20 > len(b):
                 continue
-            if struct.unpack("!H", b[20:22])[0] & 0x1FFF:
-                continue  # an IP fragment after the first: no TCP header
-            ihl = (b[14] & 0x0F) * 4
-            tcp = 14 + ihl
+            tcp, iplen = at
             sport, dport = struct.unpack("!HH", b[tcp:tcp + 4])
             port = dport if SPORT_LO <= dport <= SPORT_HI else sport
             seq, ack, off, flags, win = struct.unpack("!IIBBH", b[tcp + 4:tcp + 16])
-            plen = struct.unpack("!H", b[16:18])[0] - ihl - (off >> 4) * 4
+            plen = iplen - (tcp - 14) - (off >> 4) * 4
             with self.lock:
                 self.frames.setdefault(port, []).append(
                     Seg(flags, seq, ack, win, plen, b[14:]))
@@ -241,7 +345,8 @@ class Tap:
     def get(self, port):
         """The frames as scapy packets (for debugging)."""
         from scapy.layers.inet import IP
-        return [IP(g.raw) for g in self.segs(port)]
+        from scapy.layers.inet6 import IPv6
+        return [(IPv6 if g.raw[0] >> 4 == 6 else IP)(g.raw) for g in self.segs(port)]
 
     def close(self):
         self.stop = True
@@ -274,7 +379,7 @@ class Bed:
             raise Skip("no scapy (apt install python3-scapy)")
         if not os.access(self.mmtlsd, os.X_OK):
             raise RuntimeError("build first: no %s" % self.mmtlsd)
-        for c in ("ip", "iptables"):
+        for c in ("ip", "iptables", "ip6tables"):
             if shutil.which(c) is None:
                 raise Skip("no " + c)
         r = subprocess.run(["bash", os.path.join(self.root, "scripts/testbed.sh"), "up", self.p],
@@ -283,10 +388,14 @@ class Bed:
             raise Skip("cannot build the testbed: " + r.stderr.strip())
         self.up = True
         C, M, S = self.p + "-client", self.p + "-mbox", self.p + "-server"
+        for ns, a in ((C, CLIENT_IP6), (S, SERVER_IP6)):
+            subprocess.run(["ip", "-n", ns, "addr", "add", a + "/64", "dev", "veth0", "nodad"],
+                           check=True)
         # The client kernel must not reset the connections this process crafts.
-        subprocess.run(["ip", "netns", "exec", C, "iptables", "-A", "OUTPUT", "-p", "tcp",
-                        "--tcp-flags", "RST", "RST", "--sport", "%d:%d" % (SPORT_LO, SPORT_HI),
-                        "-j", "DROP"], check=True)
+        for ipt in ("iptables", "ip6tables"):
+            subprocess.run(["ip", "netns", "exec", C, ipt, "-A", "OUTPUT", "-p", "tcp",
+                            "--tcp-flags", "RST", "RST", "--sport",
+                            "%d:%d" % (SPORT_LO, SPORT_HI), "-j", "DROP"], check=True)
         # the receiver
         self.procs.append(subprocess.Popen(
             ["ip", "netns", "exec", S, sys.executable, os.path.abspath(__file__), "--server",
@@ -322,14 +431,17 @@ class Bed:
         self.cmac = ns_mac(C)
         self.smac = ns_mac(S)
         self.l2 = (bytes.fromhex(self.smac.replace(":", "")) +
-                   bytes.fromhex(self.cmac.replace(":", "")) + b"\x08\x00")
+                   bytes.fromhex(self.cmac.replace(":", "")))
         self.tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         self.tx.bind(("veth0", 0))
-        self.ctap = Tap(C, SERVER_IP)  # the server's segments, RSTs forged as the server
-        self.stap = Tap(S, CLIENT_IP)  # what reached the server from the client side
-        # Let the neighbours learn each other (ARP passes the middlebox).
-        subprocess.run(["ip", "netns", "exec", C, "ping", "-c1", "-W1", SERVER_IP],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # the server's segments, RSTs forged as the server
+        self.ctap = Tap(C, [SERVER_IP, SERVER_IP6])
+        # what reached the server from the client side
+        self.stap = Tap(S, [CLIENT_IP, CLIENT_IP6])
+        # Let the neighbours learn each other (ARP and neighbour discovery pass the middlebox).
+        for a in (SERVER_IP, SERVER_IP6):
+            subprocess.run(["ip", "netns", "exec", C, "ping", "-c1", "-W1", a],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self):
         for t in ("ctap", "stap"):
@@ -362,10 +474,10 @@ class Bed:
         return self.sport
 
     def send(self, ip):
-        """Sends an IPv4 datagram (bytes, or a scapy packet) from the client's veth0."""
+        """Sends an IPv4 or IPv6 datagram (bytes, or a scapy packet) from the client's veth0."""
         if not isinstance(ip, (bytes, bytearray)):
             ip = bytes(ip)
-        self.tx.send(self.l2 + ip)
+        self.tx.send(self.l2 + (b"\x86\xdd" if ip[0] >> 4 == 6 else b"\x08\x00") + ip)
 
     def eve(self, sport=None):
         out = []
@@ -398,8 +510,9 @@ class Conn:
     """One TCP connection from the client, every segment crafted.  Offsets are stream offsets
     (0 = the first byte after the SYN)."""
 
-    def __init__(self, bed, sport=None, isn=None):
+    def __init__(self, bed, sport=None, isn=None, v6=False):
         self.bed = bed
+        self.v6 = v6
         self.sport = sport or bed.next_sport()
         self.isn = isn if isn is not None else random.randrange(1 << 32)
         self.srv_isn = None
@@ -410,11 +523,17 @@ class Conn:
         return (self.isn + 1 + off) & 0xFFFFFFFF
 
     def seg(self, off, data=b"", flags="PA", ttl=64, bad_csum=False, seq=None, urgptr=0,
-            window=65535, options=b""):
+            window=65535, options=b"", ext=()):
+        """One segment as an IPv4 datagram, or IPv6 (with the extension headers ext) when the
+        connection is IPv6; ttl is the hop limit there."""
         s = self.seq(off) if seq is None else seq
-        return build_ipv4_tcp(CLIENT_IP, SERVER_IP, self.sport, self.bed.port, s,
-                              self.ack if "A" in flags else 0, flags, window, urgptr, data, ttl,
-                              bad_csum, options=options)
+        ack = self.ack if "A" in flags else 0
+        if self.v6:
+            return build_ipv6_tcp(CLIENT_IP6, SERVER_IP6, self.sport, self.bed.port, s, ack,
+                                  flags, window, urgptr, data, ttl, bad_csum, options, ext)
+        assert not ext
+        return build_ipv4_tcp(CLIENT_IP, SERVER_IP, self.sport, self.bed.port, s, ack, flags,
+                              window, urgptr, data, ttl, bad_csum, options=options)
 
     def send(self, off, data=b"", **kw):
         self.bed.send(self.seg(off, data, **kw))
