@@ -631,11 +631,12 @@ static void handle_tcp(struct mmtls_engine *e, const struct mmtls_pkt *pkt)
     const struct mmtls_pkt *fpkt = pkt;
     int sender, dir, rc;
 
-    /* The flow table closes a flow on any RST: it sees this one only once it is known to be
+    /* The flow table closes a flow on any RST, and on a FIN from each side: it sees them
+     * only once the packet is known to come from the right side, and the RST to be
      * acceptable (below). */
-    if (pkt->tcp_flags & MMTLS_TCP_RST) {
+    if (pkt->tcp_flags & (MMTLS_TCP_RST | MMTLS_TCP_FIN)) {
         norst = *pkt;
-        norst.tcp_flags &= (uint8_t)~MMTLS_TCP_RST;
+        norst.tcp_flags &= (uint8_t) ~(MMTLS_TCP_RST | MMTLS_TCP_FIN);
         fpkt = &norst;
     }
     rc = mmtls_flow_get(e->flows, fpkt, e->now_us, &f, &sender);
@@ -701,6 +702,22 @@ static void handle_tcp(struct mmtls_engine *e, const struct mmtls_pkt *pkt)
         midstream_pickup(e, ef);
     }
     dir = mmtls_flow_dir(f, sender);
+    if (e->inline_mode && ef->port_in[!dir] >= 0 && e->cur_port == ef->port_in[!dir] &&
+        ef->port_in[dir] != e->cur_port) {
+        /* Inline, a packet of this direction entering where the other end's packets enter:
+         * forged as the other end by someone on this side (that end's own stack would drop a
+         * datagram with its own address as source).  Believed, a forged ACK would free the
+         * bytes kept to compare retransmissions, a forged FIN or RST end inspection. */
+        e->st.wrong_side_dropped++;
+        e->verdict = MMTLS_PKT_DROP;
+        return;
+    }
+    if ((pkt->tcp_flags & (MMTLS_TCP_FIN | MMTLS_TCP_RST)) == MMTLS_TCP_FIN) {
+        struct mmtls_flow *f2;
+        int s2;
+        if (mmtls_flow_get(e->flows, pkt, e->now_us, &f2, &s2) == 0)
+            f2->pkts[s2]--; /* the same flow: its state now has the FIN */
+    }
     if (pkt->tcp_flags & MMTLS_TCP_RST) {
         if (rst_acceptable(ef, dir, pkt->seq)) {
             struct mmtls_flow *f2;
@@ -1181,6 +1198,7 @@ void mmtls_engine_stats_json(const struct mmtls_engine *e, struct mmtls_json *j)
     mmtls_json_u64(j, "csum_unverified", st->csum_unverified);
     mmtls_json_u64(j, "urg_cleared", st->urg_cleared);
     mmtls_json_u64(j, "urg_frag_dropped", st->urg_frag_dropped);
+    mmtls_json_u64(j, "wrong_side_dropped", st->wrong_side_dropped);
     mmtls_json_u64(j, "rst_ignored", st->rst_ignored);
     mmtls_json_u64(j, "flows_reopened", st->flows_reopened);
     if (st->test_tampered != 0)

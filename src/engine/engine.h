@@ -262,6 +262,9 @@ struct mmtls_engine_stats {
      * on the 4-tuple of a closed one */
     uint64_t csum_unverified, urg_cleared, rst_ignored, flows_reopened;
     uint64_t urg_frag_dropped; /* inline: rebuilt segments with urgent data (header gone) */
+    /* inline: packets of one direction that entered on the port of the other (forged as the
+     * other end from this end's side), dropped */
+    uint64_t wrong_side_dropped;
 };
 
 const struct mmtls_engine_stats *mmtls_engine_get_stats(const struct mmtls_engine *e);

@@ -538,6 +538,19 @@ class Conn:
     def send(self, off, data=b"", **kw):
         self.bed.send(self.seg(off, data, **kw))
 
+    def spoof_server(self, ack_off, flags="A"):
+        """A segment forged as the server's (its address and port as source, acknowledging
+        stream offset ack_off) but sent from the client's side: the server drops a datagram
+        with its own address as source; the middlebox must not believe it either."""
+        srv_seq = (self.srv_isn + 1) & 0xFFFFFFFF
+        if self.v6:
+            dg = build_ipv6_tcp(SERVER_IP6, CLIENT_IP6, self.bed.port, self.sport, srv_seq,
+                                self.seq(ack_off), flags, 65535, 0, b"")
+        else:
+            dg = build_ipv4_tcp(SERVER_IP, CLIENT_IP, self.bed.port, self.sport, srv_seq,
+                                self.seq(ack_off), flags, 65535, 0, b"")
+        self.bed.send(dg)
+
     def server_pkts(self):
         """Segments that reached the client from the server side (Seg)."""
         return self.bed.ctap.segs(self.sport)

@@ -190,6 +190,20 @@ def case_v6_bad_checksum(bed):
     return expect_pass(observe(bed, c), d, "benign bytes after a bad-checksum EVIL copy")
 
 
+def case_v6_spoofed_server_ack(bed):
+    """A benign copy behind too much padding (the receiver discards it), an ACK of it forged as
+    the server from the client's side, then EVIL in its place: the forged ACK is dropped, so
+    the kept copy is compared and the session blocked (this was an evasion)."""
+    c = connect6(bed)
+    ev = evil_data()
+    c.send(0, ev.replace(EVIL, b"x" * len(EVIL)), ext=[ext_opts(IP6_DSTOPTS, BAD_OPTS["long_padding"])])
+    time.sleep(0.05)
+    c.spoof_server(len(ev))
+    time.sleep(0.05)
+    c.send(0, ev)
+    return expect_block(observe(bed, c), "EVIL after a forged server ACK of an insertion")
+
+
 def case_v6_urgent_behind_ext(bed):
     """Urgent data behind a Destination Options header: "EVI", an urgent "x", "LSTRING".  The
     middlebox clears URG wherever the TCP header is, so the receiver reads the byte in band,
@@ -346,6 +360,7 @@ CASES = [
     ("v6_too_many_ext", case_v6_too_many_ext, None),
 ] + insertion_cases() + [
     ("v6_bad_checksum", case_v6_bad_checksum, None),
+    ("v6_spoofed_server_ack", case_v6_spoofed_server_ack, None),
     ("v6_urgent_behind_ext", case_v6_urgent_behind_ext, None),
     ("v6_frag_clean", case_v6_frag_clean, None),
     ("v6_frag_evil_split", case_v6_frag_evil_split, None),

@@ -506,6 +506,69 @@ def case_bad_options_clean(bed):
     return expect_pass(observe(bed, c), want, "benign segments with malformed options")
 
 
+# ------------------------------------------------------------------------------------------
+# Insertions the receiver drops for a reason the middlebox does not check: a TCP MD5 signature
+# option (RFC 2385) on a connection without a key (Linux: TCPMD5Unexpected), and segments
+# forged as the server but sent from the client's side (the server drops a datagram with its
+# own address as source).
+
+MD5_OPTION = bytes([19, 18]) + b"\x11" * 16
+
+
+def md5_evil():
+    return benign(100) + EVIL + benign(100, b"g")
+
+
+def case_md5_insertion_data(bed):
+    """A benign copy carrying an MD5 option (dropped by the receiver), then EVIL in its place:
+    the conflict rule blocks."""
+    c = connect(bed)
+    ev = md5_evil()
+    c.send(0, ev.replace(EVIL, b"x" * len(EVIL)), options=MD5_OPTION)
+    time.sleep(0.05)
+    c.send(0, ev)
+    return expect_block(observe(bed, c), "EVIL over a benign MD5-option copy")
+
+
+def case_md5_insertion_fin(bed):
+    """A FIN carrying an MD5 option (the receiver drops it), then EVIL after it: data beyond a
+    FIN is a conflict (this was an evasion: the middlebox ended the stream at the FIN)."""
+    c = connect(bed)
+    c.send(0, b"0123456789")
+    c.send(10, flags="FA", options=MD5_OPTION)
+    time.sleep(0.05)
+    c.send(10, b"after-fin " + EVIL)
+    return expect_block(observe(bed, c), "EVIL after a FIN the receiver drops")
+
+
+def case_spoofed_server_ack(bed):
+    """A benign copy with an MD5 option (the receiver drops it; the middlebox keeps it to
+    compare retransmissions), an ACK of it forged as the server from the client's side (it
+    would free the kept copy), then EVIL in its place.  The forged ACK is dropped
+    (`wrong_side_dropped`), so the copies are compared and the session blocked (this was an
+    evasion: EVIL counted as an old retransmission and went through uninspected)."""
+    c = connect(bed)
+    ev = md5_evil()
+    c.send(0, ev.replace(EVIL, b"x" * len(EVIL)), options=MD5_OPTION)
+    time.sleep(0.05)
+    c.spoof_server(len(ev))
+    time.sleep(0.05)
+    c.send(0, ev)
+    return expect_block(observe(bed, c), "EVIL after a forged server ACK of an insertion")
+
+
+def case_spoofed_server_rst(bed):
+    """An RST forged as the server (right sequence number) from the client's side, then EVIL:
+    the server never sees the RST, the middlebox must not end the flow for it."""
+    c = connect(bed)
+    c.send(0, b"0123456789")
+    c.wait_acked(10)
+    c.spoof_server(10, flags="RA")
+    time.sleep(0.05)
+    c.send(10, b"after-rst " + EVIL)
+    return expect_block(observe(bed, c), "EVIL after a forged server RST")
+
+
 CASES = [
     ("baseline_clean", case_baseline_clean, None),
     ("baseline_evil", case_baseline_evil, None),
@@ -538,6 +601,10 @@ CASES = [
     ("blocked_then_port_reused", case_blocked_then_port_reused, None),
     ("bad_options_evil", case_bad_options_evil, None),
     ("bad_options_clean", case_bad_options_clean, None),
+    ("md5_insertion_data", case_md5_insertion_data, None),
+    ("md5_insertion_fin", case_md5_insertion_fin, None),
+    ("spoofed_server_ack", case_spoofed_server_ack, None),
+    ("spoofed_server_rst", case_spoofed_server_rst, None),
 ]
 
 

@@ -7,7 +7,8 @@
  *  - inline, records that do not verify with the keys the client shared block the session;
  *  - malformed TCP options are read as Linux reads them (inspected), malformed IP headers are
  *    dropped inline;
- *  - urgent data is cleared after IPv4 options and IPv6 extension headers.
+ *  - urgent data is cleared after IPv4 options and IPv6 extension headers;
+ *  - a packet of one direction entering on the other direction's port is dropped.
  * The adversarial end-to-end tests are tests/adversarial/test_tls_evasion.py and
  * test_keys_evasion.py. */
 #include "engine_capture_fixture.h"
@@ -239,6 +240,35 @@ static void test_malformed_headers(void **state)
     free(f);
 }
 
+/* Every server frame is first sent again on the client's port (forged as the server from the
+ * client's side, the SYN-ACK before the real one): each copy is dropped and counted, and the
+ * session, fed its real frames, decrypts as before. */
+static void test_wrong_side_dropped(void **state)
+{
+    struct ev_result er;
+    struct mmtls_engine *e = new_inline(&er, 500);
+    const struct mmtls_engine_stats *st = mmtls_engine_get_stats(e);
+    uint64_t forged = 0;
+
+    (void)state;
+    assert_true(mmtls_ring_push(mmtls_engine_key_ring(e), keymsg(false, false, false)));
+    for (size_t i = 0; i < npkts; i++) {
+        if (port_of(&pkts[i]) == 1) {
+            assert_int_equal(
+                mmtls_engine_packet_inline(e, 0, pkts[i].data, pkts[i].len, pkts[i].ts, NULL, 0),
+                MMTLS_PKT_DROP);
+            forged++;
+        }
+        (void)feed(e, &pkts[i]);
+    }
+    assert_true(forged > 3);
+    assert_int_equal(st->wrong_side_dropped, forged);
+    mmtls_engine_flush(e);
+    mmtls_engine_free(e);
+    assert_int_equal(er.r.status, MMTLS_KEYS_DECRYPTED);
+    assert_true(er.decrypted > 0);
+}
+
 /* Urgent data is cleared in the forwarded frame wherever its TCP header is: after IPv4 options
  * and after IPv6 extension headers (before, only IPv6 without extension headers was cleared).
  * A hand-made frame of a flow picked up midstream (within the grace period). */
@@ -303,6 +333,7 @@ int main(void)
         cmocka_unit_test(test_malformed_headers),
         cmocka_unit_test(test_urgent_cleared_v4_options),
         cmocka_unit_test(test_urgent_cleared_v6_ext),
+        cmocka_unit_test(test_wrong_side_dropped),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
