@@ -223,7 +223,8 @@ void eng_inline_note(struct mmtls_engine *e, struct eng_flow *ef, int dir,
     e->cur_end_seq = pkt->seq + (uint32_t)pkt->payload_len +
                      ((pkt->tcp_flags & MMTLS_TCP_SYN) ? 1u : 0u) +
                      ((pkt->tcp_flags & MMTLS_TCP_FIN) ? 1u : 0u);
-    ef->port_in[dir] = e->cur_port;
+    if (ef->port_in[dir] < 0)
+        ef->port_in[dir] = e->cur_port; /* the first packet's port: a later one cannot move it */
     if (pkt->tcp_flags & MMTLS_TCP_ACK) {
         ef->last_ack[dir] = pkt->ack;
         ef->have_ack[dir] = true;

@@ -91,6 +91,7 @@ struct mmtls_afp_frame {
 
 struct mmtls_afp_stats {
     uint64_t rx_frames, rx_bytes, rx_drops_kernel, tx_frames, tx_bytes, tx_errors, tx_ring_full;
+    uint64_t rx_outgoing; /* frames sent on the interface read back (skipped) */
 };
 
 MMTLS_MUST_USE int mmtls_afp_open(struct mmtls_afp **out, const struct mmtls_afp_opts *o, char *err,

@@ -44,6 +44,11 @@
  * flows — provided both groups have the same number of members, joined in the same order (the
  * member index is the join order), and that no member leaves (n changes, flows move).
  * FLAG_DEFRAG reassembles IPv4 fragments first so that all of them hash on the ports.
+ * A fanout group receives through its own hook, which ignores the members' PACKET_IGNORE_OUTGOING:
+ * without FLAG_IGNORE_OUTGOING (Linux 6.9) every frame a worker sends came back to the group as
+ * received, and was forwarded again to the other side, and so on (a storm, and the engine took
+ * the copy for a packet that entered on the wrong side).  Kernels without the flag refuse it; the
+ * group is then joined without it, and rx_burst skips PACKET_OUTGOING frames itself.
  * Fanout groups are per device (the kernel refuses a member bound to another interface), so
  * the group id passed to the kernel is derived from opts->fanout_group and the interface index
  * (fanout_id()).
@@ -58,6 +63,10 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#ifndef PACKET_FANOUT_FLAG_IGNORE_OUTGOING
+#define PACKET_FANOUT_FLAG_IGNORE_OUTGOING 0x4000 /* Linux 6.9, include/uapi/linux/if_packet.h */
+#endif
 
 #include "io/io.h"
 
@@ -309,9 +318,17 @@ int mmtls_afp_open(struct mmtls_afp **out, const struct mmtls_afp_opts *o, char 
     if (o->fanout_group != 0) {
         /* packet_mmap.rst: the low 16 bits are the group id, the high 16 the mode and flags. */
         uint32_t arg = fanout_id(o->fanout_group, p->ifindex) |
-                       ((uint32_t)(PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+                       ((uint32_t)(PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG |
+                                   PACKET_FANOUT_FLAG_IGNORE_OUTGOING)
+                        << 16);
+        int rc = setsockopt(p->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg));
 
-        if (setsockopt(p->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) != 0) {
+        if (rc != 0 && errno == EINVAL) {
+            /* a kernel older than the flag: rx_burst skips outgoing frames */
+            arg &= ~((uint32_t)PACKET_FANOUT_FLAG_IGNORE_OUTGOING << 16);
+            rc = setsockopt(p->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg));
+        }
+        if (rc != 0) {
             mmtls_errf(err, err_cap, "%s: PACKET_FANOUT group %d: %s", ifn, o->fanout_group,
                        strerror(errno));
             e = MMTLS_E_IO;
@@ -401,6 +418,17 @@ int mmtls_afp_rx_burst(struct mmtls_afp *p, struct mmtls_afp_frame *f, int max)
         if (p->rx_left != 0 && h->tp_next_offset == 0) {
             MMTLS_DEBUG_ASSERT(0);
             p->rx_left = 0;
+        }
+        if (h->tp_mac >= TPACKET3_HDRLEN) {
+            /* TPACKET_V3 puts the sockaddr_ll right after the aligned header (packet_mmap.rst);
+             * the bounds check above keeps it inside the block. */
+            const struct sockaddr_ll *sll =
+                (const struct sockaddr_ll *)(const void *)((const uint8_t *)h +
+                                                           TPACKET_ALIGN(sizeof(*h)));
+            if (sll->sll_pkttype == PACKET_OUTGOING) {
+                p->st.rx_outgoing++; /* a fanout group without FLAG_IGNORE_OUTGOING */
+                continue;
+            }
         }
         if (h->tp_snaplen < h->tp_len) {
             /* Larger than a ring block: the kernel truncated it.  A bump in the wire must not

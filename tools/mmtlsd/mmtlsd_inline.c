@@ -176,11 +176,11 @@ static void port_close(struct port *pt, int worker, const char *name)
         struct mmtls_afp_stats st;
         mmtls_afp_get_stats(pt->afp, &st);
         mmtls_log(MMTLS_LOG_INFO,
-                  "worker %d %s: rx %llu frames %llu bytes (kernel drops %llu), tx %llu frames, "
-                  "tx ring full %llu",
+                  "worker %d %s: rx %llu frames %llu bytes (kernel drops %llu, outgoing "
+                  "skipped %llu), tx %llu frames, tx ring full %llu",
                   worker, name, (unsigned long long)st.rx_frames, (unsigned long long)st.rx_bytes,
-                  (unsigned long long)st.rx_drops_kernel, (unsigned long long)st.tx_frames,
-                  (unsigned long long)st.tx_ring_full);
+                  (unsigned long long)st.rx_drops_kernel, (unsigned long long)st.rx_outgoing,
+                  (unsigned long long)st.tx_frames, (unsigned long long)st.tx_ring_full);
     }
     mmtls_afp_close(pt->afp);
     pt->afp = NULL;
