@@ -161,17 +161,22 @@ def csum(b):
     return ~s & 0xFFFF
 
 
+def frag_ranges(cuts, n):
+    """cuts (offsets) as (start, end) pairs over n bytes; a list of pairs is kept as given."""
+    if cuts and not isinstance(cuts[0], tuple):
+        bounds = [0] + list(cuts) + [n]
+        return list(zip(bounds[:-1], bounds[1:]))
+    return cuts
+
+
 def fragment_ipv4(dg, cuts, ident):
     """Splits an IPv4 datagram (20-byte header) into fragments at the payload offsets in
     cuts (multiples of 8): a list of datagrams, DF cleared, MF on all but the last, checksums
     complete.  cuts may overlap: (start, end) pairs are used as given when it is a list of
     pairs, so a test can craft overlapping or out-of-range fragments."""
     payload = dg[20:]
-    if cuts and not isinstance(cuts[0], tuple):
-        bounds = [0] + list(cuts) + [len(payload)]
-        cuts = list(zip(bounds[:-1], bounds[1:]))
     out = []
-    for start, end in cuts:
+    for start, end in frag_ranges(cuts, len(payload)):
         assert start % 8 == 0
         mf = 0x2000 if end < len(payload) else 0
         ip = bytearray(dg[:20])
@@ -182,21 +187,30 @@ def fragment_ipv4(dg, cuts, ident):
     return out
 
 
-def build_ipv4_tcp(src, dst, sport, dport, seq, ack, flags, win, urg, data, ttl=64,
-                   bad_csum=False, ident=0, options=b""):
-    """An IPv4 + TCP datagram, checksums complete (bad_csum: the TCP checksum is wrong);
-    options: raw TCP option bytes (padded with zeros to a multiple of 4)."""
+def build_tcp(pseudo, sport, dport, seq, ack, flags, win, urg, data, bad_csum, options):
+    """A TCP header and data, its checksum over pseudo (the IP pseudo-header without the
+    length) complete, or wrong with bad_csum; options padded with zeros to a multiple of 4."""
     fl = 0
     for ch in flags:
         fl |= FLAGS[ch]
     options += b"\0" * (-len(options) % 4)
     tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
                       (5 + len(options) // 4) << 4, fl, win, 0, urg) + options + data
-    s, d = socket.inet_aton(src), socket.inet_aton(dst)
-    c = csum(s + d + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)
+    if len(pseudo) == 8:  # IPv4: zero, protocol, TCP length
+        c = csum(pseudo + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)
+    else:  # IPv6 (RFC 8200 §8.1): upper-layer length, zeros, next header
+        c = csum(pseudo + struct.pack("!IxxxB", len(tcp), 6) + tcp)
     if bad_csum:
         c ^= 0x5A5A
-    tcp = tcp[:16] + struct.pack("!H", c) + tcp[18:]
+    return tcp[:16] + struct.pack("!H", c) + tcp[18:]
+
+
+def build_ipv4_tcp(src, dst, sport, dport, seq, ack, flags, win, urg, data, ttl=64,
+                   bad_csum=False, ident=0, options=b""):
+    """An IPv4 + TCP datagram, checksums complete (bad_csum: the TCP checksum is wrong);
+    options: raw TCP option bytes (padded with zeros to a multiple of 4)."""
+    s, d = socket.inet_aton(src), socket.inet_aton(dst)
+    tcp = build_tcp(s + d, sport, dport, seq, ack, flags, win, urg, data, bad_csum, options)
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), ident & 0xFFFF, 0x4000, ttl, 6, 0,
                      s, d)
     ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
@@ -229,17 +243,8 @@ def build_ipv6_tcp(src, dst, sport, dport, seq, ack, flags, win, urg, data, hlim
                    bad_csum=False, options=b"", ext=()):
     """An IPv6 + TCP datagram (checksum complete) with the extension headers ext (a list of
     (proto, bytes) from ext_opts / ext_routing, in order) between the fixed header and TCP."""
-    fl = 0
-    for ch in flags:
-        fl |= FLAGS[ch]
-    options += b"\0" * (-len(options) % 4)
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
-                      (5 + len(options) // 4) << 4, fl, win, 0, urg) + options + data
     s, d = socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst)
-    c = csum(s + d + struct.pack("!IxxxB", len(tcp), 6) + tcp)
-    if bad_csum:
-        c ^= 0x5A5A
-    tcp = tcp[:16] + struct.pack("!H", c) + tcp[18:]
+    tcp = build_tcp(s + d, sport, dport, seq, ack, flags, win, urg, data, bad_csum, options)
     chain = b""
     protos = [p for p, _ in ext] + [6]
     for i, (_, h) in enumerate(ext):
@@ -258,11 +263,8 @@ def fragment_ipv6(dg, cuts, ident):
         off += (dg[off + 1] + 1) * 8
     unfrag, payload = bytearray(dg[:off]), dg[off:]
     unfrag[nh_at] = IP6_FRAGMENT
-    if cuts and not isinstance(cuts[0], tuple):
-        bounds = [0] + list(cuts) + [len(payload)]
-        cuts = list(zip(bounds[:-1], bounds[1:]))
     out = []
-    for start, end in cuts:
+    for start, end in frag_ranges(cuts, len(payload)):
         assert start % 8 == 0
         m = 1 if end < len(payload) else 0
         fh = struct.pack("!BBHI", nh, 0, start | m, ident & 0xFFFFFFFF)
