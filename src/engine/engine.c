@@ -712,21 +712,13 @@ static void handle_tcp(struct mmtls_engine *e, const struct mmtls_pkt *pkt)
         e->verdict = MMTLS_PKT_DROP;
         return;
     }
-    if ((pkt->tcp_flags & (MMTLS_TCP_FIN | MMTLS_TCP_RST)) == MMTLS_TCP_FIN) {
-        struct mmtls_flow *f2;
-        int s2;
-        if (mmtls_flow_get(e->flows, pkt, e->now_us, &f2, &s2) == 0)
-            f2->pkts[s2]--; /* the same flow: its state now has the FIN */
-    }
-    if (pkt->tcp_flags & MMTLS_TCP_RST) {
-        if (rst_acceptable(ef, dir, pkt->seq)) {
-            struct mmtls_flow *f2;
-            int s2;
-            if (mmtls_flow_get(e->flows, pkt, e->now_us, &f2, &s2) == 0)
-                f2->pkts[s2]--; /* the same flow: its state now says closed */
-        } else {
+    if (pkt->tcp_flags & (MMTLS_TCP_FIN | MMTLS_TCP_RST)) {
+        /* From the right side: the flow table sees the FIN, and the RST when the receiver
+         * would accept it (else the receiver drops the segment, FIN and all). */
+        if ((pkt->tcp_flags & MMTLS_TCP_RST) && !rst_acceptable(ef, dir, pkt->seq))
             e->st.rst_ignored++;
-        }
+        else
+            mmtls_flow_note_flags(e->flows, f, sender, pkt->tcp_flags);
     }
     if (e->inline_mode)
         eng_inline_note(e, ef, dir, pkt);

@@ -172,11 +172,8 @@ static struct mmtls_flow *victim_of(struct mmtls_flow_table *t, uint64_t now_us)
     return NULL;
 }
 
-static void update_state(struct mmtls_flow_table *t, struct mmtls_flow *f,
-                         const struct mmtls_pkt *p, int sender)
+static void update_state(struct mmtls_flow_table *t, struct mmtls_flow *f, uint8_t fl, int sender)
 {
-    uint8_t fl = p->tcp_flags;
-
     if ((fl & (MMTLS_TCP_SYN | MMTLS_TCP_ACK)) == (MMTLS_TCP_SYN | MMTLS_TCP_ACK) &&
         f->state == MMTLS_FLOW_NEW)
         f->state = MMTLS_FLOW_ESTABLISHED;
@@ -249,9 +246,15 @@ int mmtls_flow_get(struct mmtls_flow_table *t, const struct mmtls_pkt *pkt, uint
         f->last_us = now_us;
     f->pkts[*sender]++;
     f->bytes[*sender] += pkt->payload_len;
-    update_state(t, f, pkt, *sender);
+    update_state(t, f, pkt->tcp_flags, *sender);
     *out = f;
     return 0;
+}
+
+void mmtls_flow_note_flags(struct mmtls_flow_table *t, struct mmtls_flow *f, int sender,
+                           uint8_t tcp_flags)
+{
+    update_state(t, f, tcp_flags, sender);
 }
 
 bool mmtls_flow_evict_lru(struct mmtls_flow_table *t)

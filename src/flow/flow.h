@@ -99,6 +99,11 @@ void mmtls_flow_table_free(struct mmtls_flow_table *t);
 MMTLS_MUST_USE int mmtls_flow_get(struct mmtls_flow_table *t, const struct mmtls_pkt *pkt,
                                   uint64_t now_us, struct mmtls_flow **f, int *sender);
 
+/* Moves f's TCP state with flags of a packet from sender that mmtls_flow_get was given without
+ * them (an owner that first checks a FIN or RST is one the endpoint will accept). */
+void mmtls_flow_note_flags(struct mmtls_flow_table *t, struct mmtls_flow *f, int sender,
+                           uint8_t tcp_flags);
+
 /* Evicts the least recently used open flow whatever its class (a closed one first): what an
  * owner with no policy to apply (offline analysis) does after MMTLS_E_LIMIT.  false if empty. */
 bool mmtls_flow_evict_lru(struct mmtls_flow_table *t);
