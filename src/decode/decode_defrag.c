@@ -75,7 +75,6 @@ struct mmtls_defrag {
     uint32_t free_head;
     uint32_t oldest, newest;
     uint64_t seed;
-    size_t mem_used;
     uint8_t *out; /* owned: the last rebuilt datagram */
     size_t out_cap;
 };
@@ -164,9 +163,8 @@ static void dgram_release(struct mmtls_defrag *d, struct defrag_dgram *g)
     free(g->hdr);
     g->hdr = NULL;
     g->hdr_len = 0;
-    MMTLS_DEBUG_ASSERT(d->mem_used >= g->bytes);
-    d->mem_used -= g->bytes;
-    d->st.mem_used = d->mem_used;
+    MMTLS_DEBUG_ASSERT(d->st.mem_used >= g->bytes);
+    d->st.mem_used -= g->bytes;
     g->bytes = 0;
 }
 
@@ -641,7 +639,7 @@ int mmtls_defrag_feed(struct mmtls_defrag *d, const struct mmtls_pkt *pkt, uint6
         }
     }
     charge = hdr_len + (covered ? 0 : sizeof(*f) + len);
-    if (charge > d->o.memcap - d->mem_used) {
+    if (charge > d->o.memcap - d->st.mem_used) {
         d->st.memcap_drops++;
         free(hdr);
         return MMTLS_E_MEMCAP;
@@ -670,8 +668,7 @@ int mmtls_defrag_feed(struct mmtls_defrag *d, const struct mmtls_pkt *pkt, uint6
     g = &d->slots[idx];
     g->nfrags++;
     g->bytes += charge;
-    d->mem_used += charge;
-    d->st.mem_used = d->mem_used;
+    d->st.mem_used += charge;
     if (hdr != NULL) {
         g->hdr = hdr;
         g->hdr_len = hdr_len;
