@@ -4,7 +4,7 @@
  *
  * Input:
  *   byte 0     mode: bit0 tiny caps (memory safety and accounting only), bit1 SYN first,
- *              bits 2-3 max_kept_bytes {0, 7, 64, 1 MiB}
+ *              bits 2-3 max_kept_bytes {0, 7, 64, 1 MiB}, bit4 keep_until_acked
  *   bytes 1-4  ISN (big endian): ISNs near 2^32 make the stream wrap
  *   bytes 5-7  tiny-caps mode: max_ooo_bytes/4, max_segments & 15, memcap/4 (+ overhead)
  *   then 5-byte records: op | pos (u16, & 0x7ff) | len (u16, & 0x1ff)
@@ -18,6 +18,9 @@
  *     compared (differences => exactly one OVERLAP_DIFF per segment, with the span of the
  *     differing bytes) and the first copy stays; bytes below kept_lo are not checked;
  *   - kept_lo = max(kept_lo, next - max_kept, min(ack, next)); after a gap kept_lo = next;
+ *   - keep_until_acked (max_kept != 0): a segment with bytes past max(start, next) that reach
+ *     beyond kept_lo + max_kept is refused whole (one KEEP_FULL over those bytes, nothing else
+ *     changes), so kept_lo never moves for the bound;
  *   - the first FIN at or after next fixes the end; bytes beyond it are dropped;
  *   - conflicts at the FIN widen the same OVERLAP_DIFF span: a second FIN at another end
  *     ([min, max) of the two ends), data beyond the FIN ([max(fin, start), end of the data)),
@@ -68,6 +71,7 @@ struct model {
     bool held[NPOS];
     bool gap[NPOS];
     size_t max_kept;
+    bool keep_until_acked;
     size_t fins;
     struct ev ev[MAX_EVENTS];
     size_t nev;
@@ -177,13 +181,14 @@ static void m_widen(bool *diff, uint64_t *lo, uint64_t *hi, uint64_t a, uint64_t
     *diff = true;
 }
 
-static void m_segment(struct model *m, uint64_t a, const uint8_t *c, size_t len, bool fin)
+/* Returns true when the segment was refused (keep_until_acked). */
+static bool m_segment(struct model *m, uint64_t a, const uint8_t *c, size_t len, bool fin)
 {
-    uint64_t s = a, e = a + len, lo = 0, hi = 0;
+    uint64_t s = a, e = a + len, lo = 0, hi = 0, nw;
     bool done_before, diff = false;
 
     if (len == 0 && !fin) {
-        return;
+        return false;
     }
     if (!m->started) {
         m->started = true;
@@ -192,9 +197,14 @@ static void m_segment(struct model *m, uint64_t a, const uint8_t *c, size_t len,
     done_before = m->fin_seen && m->next >= m->fin;
     if (s < m->base) {
         if (e <= m->base) {
-            return;
+            return false;
         }
         s = m->base;
+    }
+    nw = s > m->next ? s : m->next;
+    if (m->keep_until_acked && m->max_kept != 0 && e > nw && e - m->kept_lo > m->max_kept) {
+        m_event(m, MMTLS_REASM_EV_KEEP_FULL, nw - m->base, e - nw);
+        return true;
     }
     if (fin && m->fin_seen && e != m->fin) {
         m_widen(&diff, &lo, &hi, e < m->fin ? e : m->fin, e < m->fin ? m->fin : e);
@@ -234,6 +244,7 @@ static void m_segment(struct model *m, uint64_t a, const uint8_t *c, size_t len,
     }
     m_advance(m);
     m_fin_check(m, done_before);
+    return false;
 }
 
 static void m_ack(struct model *m, uint64_t a)
@@ -331,7 +342,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         opts.max_segments = 1u << 20;
         opts.max_kept_bytes = kept_sel[(data[0] >> 2) & 3];
     }
+    opts.keep_until_acked = (data[0] & 16) != 0;
     m.max_kept = opts.max_kept_bytes;
+    m.keep_until_acked = opts.keep_until_acked;
     mmtls_reasm_init(&r, &opts, &mc);
     if (data[0] & 2) {
         mmtls_reasm_syn(&r, isn);
@@ -367,15 +380,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             {
                 int rc;
+                bool refused;
                 if (!was_started) {
                     g.base = pos; /* in case this segment starts the stream (midstream) */
                 }
                 rc = mmtls_reasm_segment(&r, seq, buf, len, op & 1, &sink);
+                refused = m_segment(&m, pos, buf, len, op & 1);
                 if (exact) {
-                    CHECK(rc == 0);
+                    CHECK(rc == (refused ? MMTLS_E_LIMIT : 0));
                 }
             }
-            m_segment(&m, pos, buf, len, op & 1);
             break;
         case 2:
             mmtls_reasm_ack(&r, seq, &sink);

@@ -14,7 +14,7 @@ void mmtls_engine_opts_default(struct mmtls_engine_opts *o)
     o->flow.closed_timeout_ms = 10 * 1000;
     o->flow.evict_idle_ms = 1000;
     o->reasm.max_ooo_bytes = 1u << 20;
-    o->reasm.max_kept_bytes = 256u << 10;
+    o->reasm.max_kept_bytes = 8u << 20;
     o->reasm.max_segments = 2048;
     o->reasm_memcap = (size_t)1 << 30;
     o->defrag.max_datagrams = 4096;
@@ -506,6 +506,17 @@ static void sink_event(void *ud, enum mmtls_reasm_event ev, uint64_t off, uint64
             ef->bypass_pending = true;
         break;
     }
+    case MMTLS_REASM_EV_KEEP_FULL:
+        /* Inline with the closed reassembly policy (keep_until_acked): the segment would have
+         * pushed bytes the receiver has not acknowledged out of the copy kept to judge
+         * retransmissions, so a differing retransmission of them could no longer be caught.
+         * Its packet is dropped; the sender sends it again once the receiver acknowledged
+         * more, so --reasm-keep acts as a window.  Counted like a cap hit, not a session
+         * error (a fast sender reaches it in normal operation). */
+        e->st.reasm_keep_drops++;
+        eng_exception(e, MMTLS_EXC_REASM, MMTLS_EXC_ACT_CLOSED);
+        e->verdict = MMTLS_PKT_DROP;
+        break;
     case MMTLS_REASM_EV_FIN: break;
     }
 }
@@ -781,8 +792,10 @@ static void handle_tcp(struct mmtls_engine *e, const struct mmtls_pkt *pkt)
             e->cur_pkt = pkt;
             e->cur_payload_off = r->started ? mmtls_reasm_seq_to_off(r, seq) : UINT64_MAX;
         }
+        uint64_t unchecked = r->stats.old_unchecked_bytes;
         (void)mmtls_reasm_segment(r, seq, pkt->payload, pkt->payload_len,
                                   (pkt->tcp_flags & MMTLS_TCP_FIN) != 0, &sink);
+        e->st.reasm_unchecked_bytes += r->stats.old_unchecked_bytes - unchecked;
         e->cur_pkt = NULL;
         if (ef->bypass_pending) {
             flow_bypass(e, ef);
@@ -1164,6 +1177,8 @@ void mmtls_engine_stats_json(const struct mmtls_engine *e, struct mmtls_json *j)
     mmtls_json_u64(j, "gaps", st->reasm_gaps);
     mmtls_json_u64(j, "overlap_diff", st->reasm_overlap_diff);
     mmtls_json_u64(j, "memcap_drops", st->reasm_memcap_drops);
+    mmtls_json_u64(j, "keep_window_drops", st->reasm_keep_drops);
+    mmtls_json_u64(j, "unchecked_bytes", st->reasm_unchecked_bytes);
     mmtls_json_u64(j, "memuse", e->reasm_mc.used);
     mmtls_json_u64(j, "memuse_peak", e->reasm_mc.peak);
     mmtls_json_obj_close(j);

@@ -235,6 +235,8 @@ struct mmtls_engine_stats {
     uint64_t tls_errors[MMTLS_TLSERR_MAX + 1]; /* by enum mmtls_tls_error */
     uint64_t blocked_sessions;
     uint64_t reasm_gaps, reasm_overlap_diff, reasm_memcap_drops;
+    uint64_t reasm_keep_drops;      /* inline: segments past the kept-copy window, dropped */
+    uint64_t reasm_unchecked_bytes; /* retransmitted bytes no kept copy could be compared with */
     uint64_t flow_alloc_failures;
     uint64_t keys_received, keys_matched, keys_pending_expired, keys_pending_dropped;
     uint64_t keys_rejected_owner, keys_conflict, keys_duplicate, bypass_received, bypass_refused;

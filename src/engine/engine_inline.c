@@ -477,8 +477,16 @@ int mmtls_engine_packet_inline(struct mmtls_engine *e, int port, const uint8_t *
 {
     int v;
 
-    if (!e->inline_mode)
+    if (!e->inline_mode) {
         mmtls_defrag_set_fail_open(e->defrag, e->o.exc_policy[MMTLS_EXC_DEFRAG] == MMTLS_EXC_OPEN);
+        /* Fail closed: a delivered byte stays kept until the receiver acknowledges it, so
+         * every retransmission the receiver could still take is compared (a segment that
+         * would need more is dropped: KEEP_FULL).  Not on the kernel fast path, which
+         * forwards copies before the engine sees them (docs/HARDENING.md).  The flows'
+         * reassemblers borrow e->o.reasm; there are none before the first inline frame. */
+        e->o.reasm.keep_until_acked =
+            e->o.exc_policy[MMTLS_EXC_REASM] != MMTLS_EXC_OPEN && e->o.on_flow_state == NULL;
+    }
     e->inline_mode = true;
     e->cur_port = port;
     e->cur_data = data;

@@ -7,7 +7,8 @@
  *
  * - Bytes before next_off were delivered.  The newest of them, [kept_off, next_off), are kept
  *   (bounded by opts->max_kept_bytes, freed by ACKs) so that a retransmission can be compared
- *   with what the sink already saw.
+ *   with what the sink already saw.  With opts->keep_until_acked the bound is never reached:
+ *   a segment that would need it is refused instead (keep_room).
  * - Out-of-order bytes live in a sorted singly linked list of disjoint segments.  A new segment
  *   only ever fills holes: where it overlaps bytes already held, the first copy wins and the
  *   bytes are compared (RFC 9293 §3.10.7.4 lets a receiver keep either copy; a middlebox must
@@ -202,11 +203,17 @@ out_reset:
 /* ------------------------------------------------------------------------------------------ */
 /* Out-of-order segments                                                                       */
 
-static void seg_free(struct mmtls_reasm *r, struct mmtls_reasm_seg *g)
+/* Takes g (already unlinked) off the books: its memcap charge and the counters. */
+static void seg_unaccount(struct mmtls_reasm *r, const struct mmtls_reasm_seg *g)
 {
     mmtls_memcap_release(r->memcap, REASM_SEG_OVERHEAD + g->cap);
     r->ooo_count--;
     r->ooo_bytes -= g->len;
+}
+
+static void seg_free(struct mmtls_reasm *r, struct mmtls_reasm_seg *g)
+{
+    seg_unaccount(r, g);
     free(g);
 }
 
@@ -402,11 +409,14 @@ static void advance(struct mmtls_reasm *r, const struct mmtls_reasm_sink *sink, 
         if (g != NULL && g->off <= r->next_off) {
             MMTLS_DEBUG_ASSERT(g->off == r->next_off);
             r->ooo = g->next;
+            /* Its charge goes before its bytes are kept: the kept copy never needs more
+             * memcap room than the segment frees (keep_room relies on it). */
+            seg_unaccount(r, g);
             if (g->off + g->len > r->next_off) {
                 size_t skip = (size_t)(r->next_off - g->off);
                 deliver(r, sink, g->data + skip, g->len - skip);
             }
-            seg_free(r, g);
+            free(g);
         } else if (p != NULL && r->next_off >= pstart && r->next_off < pend) {
             uint64_t lim = g != NULL ? MMTLS_MIN(pend, g->off) : pend;
             deliver(r, sink, p + (r->next_off - pstart), (size_t)(lim - r->next_off));
@@ -518,6 +528,33 @@ void mmtls_reasm_syn(struct mmtls_reasm *r, uint32_t isn)
     r->base_seq = isn + 1;
 }
 
+/* keep_until_acked: whether the new bytes of [start, end) can be taken without freeing a kept
+ * byte the peer has not acknowledged.  Kept bytes are [kept_off, next_off) and, in this mode,
+ * only ACKs free them, so kept_off is the oldest unacknowledged byte: every byte taken must lie
+ * below kept_off + max_kept_bytes (buffered segments were checked against an older, lower
+ * kept_off, so delivering them later stays under the bound too).  Delivering in order also
+ * keeps the segment's own bytes: the memcap must have room for them (buffered segments that
+ * become contiguous hand their own charge over, see advance). */
+static bool keep_room(struct mmtls_reasm *r, uint64_t start, uint64_t end)
+{
+    size_t max = r->opts->max_kept_bytes;
+    uint64_t s = MMTLS_MAX(start, r->next_off);
+
+    if (!r->opts->keep_until_acked || max == 0 || end <= s) {
+        return true;
+    }
+    if (end - r->kept_off > max) {
+        return false;
+    }
+    if (s == r->next_off) {
+        if (mmtls_memcap_charge(r->memcap, (size_t)(end - s)) != 0) {
+            return false;
+        }
+        mmtls_memcap_release(r->memcap, (size_t)(end - s));
+    }
+    return true;
+}
+
 int mmtls_reasm_segment(struct mmtls_reasm *r, uint32_t seq, const uint8_t *p, size_t len, bool fin,
                         const struct mmtls_reasm_sink *sink)
 {
@@ -569,6 +606,14 @@ int mmtls_reasm_segment(struct mmtls_reasm *r, uint32_t seq, const uint8_t *p, s
     }
     end = start + len;
 
+    if (!keep_room(r, start, end)) {
+        /* Nothing of it is taken, the FIN included: the sender sends it again once the peer
+         * acknowledged more. */
+        r->stats.keep_refused++;
+        emit(sink, MMTLS_REASM_EV_KEEP_FULL, MMTLS_MAX(start, r->next_off),
+             end - MMTLS_MAX(start, r->next_off));
+        return MMTLS_E_LIMIT;
+    }
     if (fin) {
         fin_note(r, end, &d);
     }

@@ -20,6 +20,8 @@ enum mmtls_reasm_event {
     MMTLS_REASM_EV_MEMCAP,        /* a segment was dropped: per-stream or shared cap hit */
     MMTLS_REASM_EV_FIN,           /* the stream ended at off (all bytes before it delivered) */
     MMTLS_REASM_EV_SEGMENT_LIMIT, /* too many buffered segments; segment dropped */
+    MMTLS_REASM_EV_KEEP_FULL,     /* keep_until_acked: the segment would push unacknowledged
+                                   * bytes out of the kept copy; segment dropped */
 };
 
 /* Where reassembled bytes go.  Callbacks run synchronously inside mmtls_reasm_* calls. */
@@ -35,13 +37,20 @@ struct mmtls_reasm_opts {
     size_t max_ooo_bytes;  /* out-of-order bytes buffered per stream */
     size_t max_kept_bytes; /* delivered-but-unacknowledged bytes kept for overlap checks */
     uint32_t max_segments; /* buffered out-of-order segments per stream */
+    /* false: when max_kept_bytes (or the memcap) is reached the oldest kept bytes are freed and
+     * a later retransmission of them is counted (old_unchecked_bytes), not compared.
+     * true: a delivered byte stays kept until the peer acknowledges it; a segment with new bytes
+     * max_kept_bytes or more past the oldest unacknowledged one, or for which the memcap has no
+     * room, is refused whole (KEEP_FULL, MMTLS_E_LIMIT) before any state changes: the sender
+     * sees a window of max_kept_bytes.  For callers that can drop the segment's packet. */
+    bool keep_until_acked;
 };
 
 struct mmtls_reasm_seg; /* private */
 
 struct mmtls_reasm_stats {
     uint64_t segments, bytes_delivered, retransmissions, overlaps_diff, gaps, gap_bytes,
-        memcap_drops, ooo_segments, old_unchecked_bytes;
+        memcap_drops, ooo_segments, old_unchecked_bytes, keep_refused;
     uint64_t malformed; /* segments with bytes beyond the FIN, out of window, or a bogus FIN */
 };
 

@@ -4,7 +4,8 @@
  * capture with another client port.  Checked, inline fail closed / fail open / offline:
  *   flow table full of inspected sessions (the newcomer refused, never the session evicted),
  *   session cap, midstream pickup (grace period, remembered uninspected flows),
- *   reassembly memcap (the segment's packet dropped, or the flow bypassed),
+ *   reassembly memcap (the segment's packet dropped, or the flow bypassed), the window of the
+ *   kept copy for the retransmission check,
  *   hold caps (the hold policy, not the missing-keys one), pending keys for unknown sessions,
  *   IP fragments (table full; conflicting and dead datagrams dropped whatever the policy),
  *   and the reports: at most one per resource per second, counts adding up. */
@@ -283,7 +284,8 @@ static void test_midstream_remembered(void **state)
     assert_int_equal(c.res.sessions, 1); /* A inspected from its ClientHello */
 }
 
-/* Reassembly memcap 4 KB: frame 10 (8206 bytes) before frame 8 cannot be buffered. */
+/* Reassembly memcap 4 KB: frame 10 (8206 bytes) before frame 8 cannot be buffered.  No
+ * retransmission check here (test_keep_window): its kept copy would share the 4 KB. */
 static void reasm_cap(int policy)
 {
     struct caps_run c;
@@ -293,6 +295,7 @@ static void reasm_cap(int policy)
 
     opts(&o);
     o.reasm_memcap = 4096;
+    o.reasm.max_kept_bytes = 0;
     o.exc_policy[MMTLS_EXC_REASM] = (uint8_t)policy;
     caps_start(&c, &o);
     for (size_t i = 0; i < 8; i++)
@@ -326,6 +329,57 @@ static void test_reasm_cap_open(void **state)
 {
     (void)state;
     reasm_cap(MMTLS_EXC_OPEN);
+}
+
+/* The kept copy for the retransmission check, 20,000 bytes: the server acknowledged up to frame
+ * 9, frames 10-13 carry 8206, 8206, 8206 and 7773 bytes.  Closed (inline): 12 and 13 would
+ * push unacknowledged bytes out of the copy and are dropped (a window).  Open, and offline: they
+ * pass, and the oldest kept bytes are freed as before. */
+static void keep_window(int policy, bool inl)
+{
+    struct caps_run c;
+    struct mmtls_engine_opts o;
+    struct mmtls_engine_stats st;
+    int v[14], fwd = 0;
+
+    opts(&o);
+    o.reasm.max_kept_bytes = 20000;
+    o.exc_policy[MMTLS_EXC_REASM] = (uint8_t)policy;
+    caps_start(&c, &o);
+    for (size_t i = 0; i < 14; i++)
+        fwd += (v[i] = feed(&c, i, 0, 0, inl)) == MMTLS_PKT_FORWARD;
+    st = caps_end(&c);
+    assert_int_equal(v[10], MMTLS_PKT_FORWARD);
+    assert_int_equal(v[11], MMTLS_PKT_FORWARD);
+    if (inl && policy == MMTLS_EXC_CLOSED) {
+        assert_int_equal(fwd, 12);
+        assert_int_equal(v[12], MMTLS_PKT_DROP);
+        assert_int_equal(v[13], MMTLS_PKT_DROP);
+        assert_int_equal(st.reasm_keep_drops, 2);
+        assert_int_equal(st.exc[MMTLS_EXC_REASM][MMTLS_EXC_ACT_CLOSED], 2);
+        assert_int_equal(c.reports[MMTLS_EXC_REASM], 1); /* one report a second */
+    } else {
+        assert_int_equal(fwd, 14);
+        assert_int_equal(st.reasm_keep_drops, 0);
+        assert_int_equal(st.exc[MMTLS_EXC_REASM][0] + st.exc[MMTLS_EXC_REASM][1] +
+                             st.exc[MMTLS_EXC_REASM][2],
+                         0);
+    }
+    assert_int_equal(st.reasm_unchecked_bytes, 0); /* nothing was retransmitted */
+    assert_int_equal(c.res.sessions, 1);
+}
+
+static void test_keep_window_closed(void **state)
+{
+    (void)state;
+    keep_window(MMTLS_EXC_CLOSED, true);
+}
+
+static void test_keep_window_open(void **state)
+{
+    (void)state;
+    keep_window(MMTLS_EXC_OPEN, true);
+    keep_window(MMTLS_EXC_CLOSED, false); /* offline: never dropped */
 }
 
 /* Hold caps: the hold policy decides, whatever --on-missing-keys says. */
@@ -536,6 +590,8 @@ int main(void)
         cmocka_unit_test(test_midstream_remembered),
         cmocka_unit_test(test_reasm_cap_closed),
         cmocka_unit_test(test_reasm_cap_open),
+        cmocka_unit_test(test_keep_window_closed),
+        cmocka_unit_test(test_keep_window_open),
         cmocka_unit_test(test_hold_cap_open_despite_block),
         cmocka_unit_test(test_hold_cap_closed_despite_pass),
         cmocka_unit_test(test_pending_keys_flood),

@@ -760,6 +760,70 @@ static void test_kept_bound(void **state)
     fx_fini(&f);
 }
 
+/* keep_until_acked: no unacknowledged byte leaves the kept copy; what would need it is refused
+ * whole, before any state changes, and taken once ACKs make room. */
+static void test_keep_until_acked(void **state)
+{
+    uint8_t data[100], evil[100];
+    struct fx f;
+
+    (void)state;
+    fill_pattern(data, sizeof(data), 11);
+    memcpy(evil, data, sizeof(evil));
+    evil[2] ^= 0xff;
+    fx_init(&f, 1000, 8, 100, 0);
+    f.opts.keep_until_acked = true;
+    mmtls_reasm_syn(&f.r, 0);
+    assert_int_equal(fx_seg(&f, 0, data, 0, 6, false), 0);
+    /* [6, 10) would push bytes 0-1 out: refused, nothing taken, the FIN neither */
+    assert_int_equal(fx_seg(&f, 0, data, 6, 4, true), MMTLS_E_LIMIT);
+    assert_int_equal(rec_count(&f.rec, MMTLS_REASM_EV_KEEP_FULL), 1);
+    assert_int_equal(rec_find(&f.rec, MMTLS_REASM_EV_KEEP_FULL)->off, 6);
+    assert_int_equal(f.r.next_off, 6);
+    assert_false(f.r.fin_seen);
+    assert_int_equal(f.r.stats.keep_refused, 1);
+    /* out of order beyond the window: refused too; inside it: buffered */
+    assert_int_equal(fx_seg(&f, 0, data, 8, 2, false), MMTLS_E_LIMIT);
+    assert_int_equal(fx_seg(&f, 0, data, 7, 1, false), 0);
+    assert_int_equal(f.r.ooo_count, 1);
+    /* exactly up to the bound: taken, the buffered byte delivered after it */
+    assert_int_equal(fx_seg(&f, 0, data, 6, 1, false), 0);
+    assert_int_equal(f.r.next_off, 8);
+    assert_int_equal(f.r.kept_off, 0);
+    /* a retransmission of the oldest byte is still compared */
+    assert_int_equal(fx_seg(&f, 0, evil, 0, 4, false), 0);
+    assert_int_equal(rec_count(&f.rec, MMTLS_REASM_EV_OVERLAP_DIFF), 1);
+    assert_int_equal(f.r.stats.old_unchecked_bytes, 0);
+    /* an ACK makes room: the refused segment goes through now */
+    mmtls_reasm_ack(&f.r, 1 + 4, &f.sink);
+    assert_int_equal(fx_seg(&f, 0, data, 8, 2, true), 0);
+    assert_int_equal(f.r.next_off, 10);
+    assert_true(f.r.fin_seen);
+    assert_int_equal(rec_count(&f.rec, MMTLS_REASM_EV_FIN), 1);
+    assert_int_equal(f.rec.next, 10);
+    assert_memory_equal(f.rec.out, data, 10);
+    fx_fini(&f);
+
+    /* the memcap: in-order bytes the memcap cannot keep are refused (not kept and forgotten);
+     * a buffered segment that becomes contiguous hands its own charge over */
+    fx_init(&f, 1000, 64, 100, 0);
+    f.opts.keep_until_acked = true;
+    mmtls_reasm_syn(&f.r, 0);
+    assert_int_equal(fx_seg(&f, 0, data, 4, 4, false), 0);
+    f.mc.limit = f.mc.used + 4;
+    assert_int_equal(fx_seg(&f, 0, data, 0, 4, false), 0); /* 4 new + the segment's charge */
+    assert_int_equal(f.r.next_off, 8);
+    assert_int_equal(f.mc.used, 8);
+    f.mc.limit = 10;
+    assert_int_equal(fx_seg(&f, 0, data, 8, 4, false), MMTLS_E_LIMIT);
+    assert_int_equal(f.r.next_off, 8);
+    assert_int_equal(f.r.kept_off, 0);
+    mmtls_reasm_ack(&f.r, 1 + 8, &f.sink);
+    assert_int_equal(fx_seg(&f, 0, data, 8, 4, false), 0);
+    assert_int_equal(f.r.stats.keep_refused, 1);
+    fx_fini(&f);
+}
+
 static void test_out_of_window(void **state)
 {
     uint8_t data[16] = {0};
@@ -868,6 +932,7 @@ int main(void)
         cmocka_unit_test(test_flush_gap),
         cmocka_unit_test(test_caps),
         cmocka_unit_test(test_kept_bound),
+        cmocka_unit_test(test_keep_until_acked),
         cmocka_unit_test(test_out_of_window),
         cmocka_unit_test(test_coalesce),
         cmocka_unit_test(test_random_stream),
