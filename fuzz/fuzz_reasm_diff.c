@@ -60,7 +60,8 @@ struct got {
     uint64_t next;     /* stream offset the next data call must start at */
     uint64_t base;     /* absolute position of offset 0 (set once started) */
     struct ev ev[MAX_EVENTS];
-    size_t nev; /* events of the current operation */
+    size_t nev;       /* events of the current operation */
+    uint64_t gap_end; /* stream offset where the last gap ended */
     size_t fins;
 };
 
@@ -101,6 +102,7 @@ static void got_event(void *ud, enum mmtls_reasm_event ev, uint64_t off, uint64_
         CHECK(off == g->next);
         CHECK(len > 0);
         g->next = off + len;
+        g->gap_end = off + len;
     }
     if (ev == MMTLS_REASM_EV_FIN) {
         g->fins++;
@@ -133,6 +135,8 @@ static void m_advance(struct model *m)
         m->next++;
     }
     if (m->max_kept != 0 && m->next > m->max_kept && m->next - m->max_kept > m->kept_lo) {
+        /* keep_until_acked: the window check must have made this impossible */
+        CHECK(!m->keep_until_acked);
         m->kept_lo = m->next - m->max_kept;
     }
     if (m->max_kept == 0) {
@@ -408,6 +412,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(mc.used == mmtls_reasm_charged(&r));
         CHECK(mc.limit == 0 || mc.used <= mc.limit);
         CHECK(g.next == r.next_off);
+        if (opts.keep_until_acked && opts.max_kept_bytes != 0 && r.started) {
+            /* in every mode (tiny memcaps too): only an ACK or a gap frees kept bytes */
+            CHECK(r.kept_off <= MMTLS_MAX(r.acked_off, g.gap_end));
+        }
         if (exact) {
             compare(&m, &g, &r);
         }

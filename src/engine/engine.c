@@ -700,6 +700,7 @@ static void handle_tcp(struct mmtls_engine *e, const struct mmtls_pkt *pkt)
         mmtls_reasm_init(&ef->r[0], &e->o.reasm, &e->reasm_mc);
         mmtls_reasm_init(&ef->r[1], &e->o.reasm, &e->reasm_mc);
         f->ud = ef;
+        ef->syn_first = (pkt->tcp_flags & (MMTLS_TCP_SYN | MMTLS_TCP_ACK)) == MMTLS_TCP_SYN;
         /* Without a SYN from the client, the capture started mid-flow. */
         if (!(pkt->tcp_flags & MMTLS_TCP_SYN)) {
             ef->midstream = true;
@@ -775,6 +776,19 @@ static void handle_tcp(struct mmtls_engine *e, const struct mmtls_pkt *pkt)
          * inspected: a server that does not take it gets it again, and a different copy then
          * conflicts. */
         uint32_t seq = pkt->seq + ((pkt->tcp_flags & MMTLS_TCP_SYN) ? 1u : 0u);
+
+        if (e->inline_mode && ef->syn_first && !(pkt->tcp_flags & MMTLS_TCP_SYN) &&
+            !ef->r[!dir].started) {
+            /* Data (or a FIN) before the peer's SYN: the connection does not exist yet, so no
+             * TCP stack sends it (data on the SYN itself, TCP Fast Open, is inspected).  It is
+             * what an older connection on this 4-tuple looks like when the middlebox believed
+             * an RST the receiver dropped (an insertion) and a new SYN reopened the flow: the
+             * receiver, still in the old connection, answers the SYN with a challenge ACK
+             * (RFC 5961 §4), never a SYN-ACK, and would read these bytes uninspected. */
+            e->st.data_before_synack_dropped++;
+            e->verdict = MMTLS_PKT_DROP;
+            return;
+        }
 
         /* Track the highest offset seen in this direction: acknowledgements beyond it are
          * capture loss; below it, reordering that reassembly resolves. */
@@ -1206,6 +1220,7 @@ void mmtls_engine_stats_json(const struct mmtls_engine *e, struct mmtls_json *j)
     mmtls_json_u64(j, "urg_cleared", st->urg_cleared);
     mmtls_json_u64(j, "urg_frag_dropped", st->urg_frag_dropped);
     mmtls_json_u64(j, "wrong_side_dropped", st->wrong_side_dropped);
+    mmtls_json_u64(j, "data_before_synack_dropped", st->data_before_synack_dropped);
     mmtls_json_u64(j, "rst_ignored", st->rst_ignored);
     mmtls_json_u64(j, "flows_reopened", st->flows_reopened);
     if (st->test_tampered != 0)

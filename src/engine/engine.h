@@ -267,6 +267,10 @@ struct mmtls_engine_stats {
     /* inline: packets of one direction that entered on the port of the other (forged as the
      * other end from this end's side), dropped */
     uint64_t wrong_side_dropped;
+    /* inline: data of a flow that began with a SYN, sent before the other end's SYN (the
+     * SYN-ACK) was seen: no real stack does that, a receiver still in an older connection on
+     * the 4-tuple would read it */
+    uint64_t data_before_synack_dropped;
 };
 
 const struct mmtls_engine_stats *mmtls_engine_get_stats(const struct mmtls_engine *e);

@@ -155,6 +155,7 @@ struct eng_flow {
     uint64_t ack_pending_next[2]; /* next_off when the count (re)started: progress restarts it */
     bool seen_any[2];
     bool midstream, stop;
+    bool syn_first; /* the flow's first packet was a bare SYN (no ACK): a client opening it */
     /* exception policies: refused = every packet dropped (fail closed: session cap, midstream);
      * bypassed = no longer inspected, forwarded (fail open); bypass_pending = to be bypassed
      * once the current segment is handled (reassembly cap hit inside the reassembler) */

@@ -50,6 +50,15 @@ struct mmtls_reasm_seg {
     uint8_t data[]; /* owned with the segment */
 };
 
+/* keep_until_acked: out-of-order bytes may use at most this share of the memcap (numerator
+ * over 4), so that a flood of data behind holes cannot take the room in-order bytes need to be
+ * kept (keep_room), which would stop every flow's in-order data. */
+#define REASM_OOO_SHARE_4THS 3
+
+/* A kept buffer larger than this is freed when nothing in it is live any more (its slack
+ * beyond the live bytes is not charged to the memcap). */
+#define REASM_KEPT_IDLE_CAP ((size_t)256 << 10)
+
 /* Largest segment built by appending; bounds the bytes a realloc copies. */
 #define REASM_SEG_MAX ((size_t)64 << 10)
 
@@ -145,6 +154,9 @@ static void kept_drop_to(struct mmtls_reasm *r, uint64_t off)
     r->kept_off = off;
     if (kept_live(r) == 0) {
         r->kept.len = 0;
+        if (r->kept.cap > REASM_KEPT_IDLE_CAP) {
+            mmtls_buf_fini(&r->kept, false);
+        }
     }
 }
 
@@ -217,6 +229,18 @@ static void seg_free(struct mmtls_reasm *r, struct mmtls_reasm_seg *g)
     free(g);
 }
 
+/* Charges n bytes of out-of-order buffering (see REASM_OOO_SHARE_4THS). */
+static int ooo_charge(struct mmtls_reasm *r, size_t n)
+{
+    const struct mmtls_memcap *m = r->memcap;
+
+    if (r->opts->keep_until_acked && m != NULL && m->limit != 0 &&
+        m->used + n > m->limit / 4 * REASM_OOO_SHARE_4THS) {
+        return MMTLS_E_MEMCAP;
+    }
+    return mmtls_memcap_charge(r->memcap, n);
+}
+
 /* Grows the segment *gp so that it can take `extra` more bytes; *gp follows a realloc. */
 static int seg_grow(struct mmtls_reasm *r, struct mmtls_reasm_seg **gp, size_t extra)
 {
@@ -227,7 +251,7 @@ static int seg_grow(struct mmtls_reasm *r, struct mmtls_reasm_seg **gp, size_t e
         return 0;
     }
     ncap = MMTLS_MIN(MMTLS_MAX(need, 2 * g->cap), REASM_SEG_MAX);
-    if (mmtls_memcap_charge(r->memcap, ncap - g->cap) != 0) {
+    if (ooo_charge(r, ncap - g->cap) != 0) {
         return MMTLS_E_MEMCAP;
     }
     ng = realloc(g, REASM_SEG_OVERHEAD + ncap);
@@ -271,7 +295,7 @@ static int hole_fill(struct mmtls_reasm *r, struct mmtls_reasm_seg ***prev_link,
         rc = MMTLS_E_LIMIT;
         goto out_drop;
     }
-    rc = mmtls_memcap_charge(r->memcap, REASM_SEG_OVERHEAD + len);
+    rc = ooo_charge(r, REASM_SEG_OVERHEAD + len);
     if (rc != 0) {
         goto out_drop;
     }

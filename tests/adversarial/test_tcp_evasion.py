@@ -557,6 +557,33 @@ def case_spoofed_server_ack(bed):
     return expect_block(observe(bed, c), "EVIL after a forged server ACK of an insertion")
 
 
+def case_md5_rst_then_syn(bed):
+    """An RST carrying an MD5 option (the receiver drops it and stays in the connection), then
+    a SYN with a new ISN on the same 4-tuple (the receiver answers with a challenge ACK, never
+    a SYN-ACK), then EVIL at the old connection's next sequence number.  The middlebox believed
+    the RST and reopened the flow at the SYN; data before the SYN-ACK is dropped
+    (`data_before_synack_dropped`).  This was an evasion: EVIL went through as bytes from
+    before the new flow's start and the receiver read it."""
+    c = connect(bed)
+    first = benign(40)
+    c.send(0, first)
+    if not c.wait_acked(len(first)):
+        return "the receiver did not acknowledge the first bytes"
+    c.send(len(first), flags="RA", options=MD5_OPTION)
+    time.sleep(0.05)
+    c.send(0, flags="S", seq=(c.seq(len(first)) + 5000) & 0xFFFFFFFF)
+    time.sleep(0.05)
+    c.send(len(first), EVIL + benign(20))
+    o = observe(bed, c)
+    if EVIL in o["received"]:
+        return "EVASION: the receiver got EVILSTRING after an MD5 RST and a new SYN: " + \
+            describe(o)
+    if o["received"] != first:
+        return "expected the receiver to keep only the first %d bytes: %s" % (len(first),
+                                                                             describe(o))
+    return None
+
+
 def case_spoofed_server_rst(bed):
     """An RST forged as the server (right sequence number) from the client's side, then EVIL:
     the server never sees the RST, the middlebox must not end the flow for it."""
@@ -605,6 +632,7 @@ CASES = [
     ("md5_insertion_fin", case_md5_insertion_fin, None),
     ("spoofed_server_ack", case_spoofed_server_ack, None),
     ("spoofed_server_rst", case_spoofed_server_rst, None),
+    ("md5_rst_then_syn", case_md5_rst_then_syn, None),
 ]
 
 

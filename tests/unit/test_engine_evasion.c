@@ -269,6 +269,30 @@ static void test_wrong_side_dropped(void **state)
     assert_true(er.decrypted > 0);
 }
 
+/* Data of a flow opened by a SYN, before the server's SYN-ACK: dropped (no stack sends it; a
+ * receiver still in an older connection on the 4-tuple would read it).  Once the SYN-ACK has
+ * passed, the same frames go through and the session decrypts. */
+static void test_data_before_synack_dropped(void **state)
+{
+    struct ev_result er;
+    struct mmtls_engine *e = new_inline(&er, 500);
+    const struct mmtls_engine_stats *st = mmtls_engine_get_stats(e);
+
+    (void)state;
+    assert_true(mmtls_ring_push(mmtls_engine_key_ring(e), keymsg(false, false, false)));
+    assert_int_equal(feed(e, &pkts[0]), MMTLS_PKT_FORWARD); /* SYN */
+    assert_int_equal(feed(e, &pkts[2]), MMTLS_PKT_FORWARD); /* the client's ACK: nothing in it */
+    assert_int_equal(feed(e, &pkts[3]), MMTLS_PKT_DROP);    /* its ClientHello */
+    assert_int_equal(st->data_before_synack_dropped, 1);    /* the pure ACK carries nothing */
+    for (size_t i = 1; i < npkts; i++)
+        (void)feed(e, &pkts[i]);
+    assert_int_equal(st->data_before_synack_dropped, 1);
+    mmtls_engine_flush(e);
+    mmtls_engine_free(e);
+    assert_int_equal(er.r.status, MMTLS_KEYS_DECRYPTED);
+    assert_true(er.decrypted > 0);
+}
+
 /* Urgent data is cleared in the forwarded frame wherever its TCP header is: after IPv4 options
  * and after IPv6 extension headers (before, only IPv6 without extension headers was cleared).
  * A hand-made frame of a flow picked up midstream (within the grace period). */
@@ -334,6 +358,7 @@ int main(void)
         cmocka_unit_test(test_urgent_cleared_v4_options),
         cmocka_unit_test(test_urgent_cleared_v6_ext),
         cmocka_unit_test(test_wrong_side_dropped),
+        cmocka_unit_test(test_data_before_synack_dropped),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
