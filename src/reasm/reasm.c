@@ -570,13 +570,7 @@ static bool keep_room(struct mmtls_reasm *r, uint64_t start, uint64_t end)
     if (end - r->kept_off > max) {
         return false;
     }
-    if (s == r->next_off) {
-        if (mmtls_memcap_charge(r->memcap, (size_t)(end - s)) != 0) {
-            return false;
-        }
-        mmtls_memcap_release(r->memcap, (size_t)(end - s));
-    }
-    return true;
+    return s != r->next_off || mmtls_memcap_fits(r->memcap, (size_t)(end - s));
 }
 
 int mmtls_reasm_segment(struct mmtls_reasm *r, uint32_t seq, const uint8_t *p, size_t len, bool fin,

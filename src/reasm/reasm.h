@@ -41,8 +41,9 @@ struct mmtls_reasm_opts {
      * a later retransmission of them is counted (old_unchecked_bytes), not compared.
      * true: a delivered byte stays kept until the peer acknowledges it; a segment with new bytes
      * max_kept_bytes or more past the oldest unacknowledged one, or for which the memcap has no
-     * room, is refused whole (KEEP_FULL, MMTLS_E_LIMIT) before any state changes: the sender
-     * sees a window of max_kept_bytes.  For callers that can drop the segment's packet. */
+     * room, is refused whole (KEEP_FULL, MMTLS_E_LIMIT) before any of its bytes or its FIN is
+     * taken (it may still start a midstream stream and is counted in stats): the sender sees a
+     * window of max_kept_bytes.  For callers that can drop the segment's packet. */
     bool keep_until_acked;
 };
 

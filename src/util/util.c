@@ -367,11 +367,16 @@ void mmtls_json_ts(struct mmtls_json *j, const char *key, uint64_t ts_us)
 
 /* ------------------------------------------------------------------------------------------ */
 
+bool mmtls_memcap_fits(const struct mmtls_memcap *m, size_t len)
+{
+    return m == NULL || m->limit == 0 || (len <= m->limit && m->used <= m->limit - len);
+}
+
 int mmtls_memcap_charge(struct mmtls_memcap *m, size_t len)
 {
     if (m == NULL)
         return 0;
-    if (m->limit != 0 && (len > m->limit || m->used > m->limit - len)) {
+    if (!mmtls_memcap_fits(m, len)) {
         m->refused++;
         return MMTLS_E_MEMCAP;
     }

@@ -293,6 +293,8 @@ struct mmtls_memcap {
 
 /* Accounts `len` bytes; MMTLS_E_MEMCAP (and refused++) if that would exceed the limit. */
 MMTLS_MUST_USE int mmtls_memcap_charge(struct mmtls_memcap *m, size_t len);
+/* Whether `len` more bytes would be within the limit now (nothing is charged or counted). */
+bool mmtls_memcap_fits(const struct mmtls_memcap *m, size_t len);
 void mmtls_memcap_release(struct mmtls_memcap *m, size_t len);
 
 /* ------------------------------------------------------------------------------------------ */
