@@ -563,8 +563,9 @@ class Conn:
                 return t
         return None
 
-    def connect(self, syn_data=b"", timeout=2.0):
-        self.bed.send(self.seg(-1, syn_data, flags="S", seq=self.isn))
+    def connect(self, syn_data=b"", timeout=2.0, options=b""):
+        """The handshake; options are the SYN's TCP options (e.g. a timestamp)."""
+        self.bed.send(self.seg(-1, syn_data, flags="S", seq=self.isn, options=options))
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             for t in self.server_pkts():

@@ -16,6 +16,7 @@ Run: tests/adversarial/run.sh (root; exit 77 = skip).  ONLY=name1,name2 runs som
 KEEP=1 keeps the work directory (eve.json, mmtlsd.log, recv_<port> files).
 """
 import os
+import subprocess
 import sys
 import time
 
@@ -584,6 +585,93 @@ def case_md5_rst_then_syn(bed):
     return None
 
 
+# ------------------------------------------------------------------------------------------
+# PAWS (RFC 7323 §5): on a connection with timestamps the receiver drops a segment whose TSval
+# is older than the last one it accepted (Linux: PAWSEstabRejected), RSTs excepted.  The
+# middlebox does not track timestamps, so such a segment is an insertion like the MD5 ones:
+# the kept copy and the conflict rule must catch the real bytes that follow it.
+
+TS_NOW = 0x40000000
+
+
+def ts_option(tsval, tsecr=0):
+    """NOP, NOP, Timestamps (kind 8, length 10)."""
+    return b"\x01\x01\x08\x0a" + tsval.to_bytes(4, "big") + tsecr.to_bytes(4, "big")
+
+
+def paws_rejected(bed):
+    """The receiver's count of segments dropped by PAWS (TcpExt PAWSEstab)."""
+    out = subprocess.run(["ip", "netns", "exec", bed.p + "-server", "cat", "/proc/net/netstat"],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    for names, values in zip(out[::2], out[1::2]):
+        if names.startswith("TcpExt:"):
+            return int(dict(zip(names.split(), values.split()))["PAWSEstab"])
+    raise RuntimeError("no TcpExt in the receiver's /proc/net/netstat")
+
+
+def send_stale(bed, c, off, data=b"", flags="PA"):
+    """Sends a segment with an old TSval; returns an error unless the receiver dropped it."""
+    before = paws_rejected(bed)
+    c.send(off, data, flags=flags, options=ts_option(TS_NOW - 1000))
+    for _ in range(20):
+        time.sleep(0.025)
+        if paws_rejected(bed) > before:
+            return None
+    return "the receiver did not count a PAWS drop: timestamps not in effect"
+
+
+def paws_connect(bed, first):
+    """A connection that negotiated timestamps (the SYN-ACK echoes one) and whose receiver
+    accepted `first` with TSval TS_NOW + 1, so that TS_NOW - 1000 is too old."""
+    c = Conn(bed)
+    if not c.connect(options=ts_option(TS_NOW)):
+        raise RuntimeError("no SYN-ACK for port %d" % c.sport)
+    c.send(0, first, options=ts_option(TS_NOW + 1))
+    if not c.wait_acked(len(first)):
+        raise RuntimeError("the receiver did not acknowledge the first bytes")
+    return c
+
+
+def case_paws_insertion_data(bed):
+    """A benign copy with an old TSval (the receiver drops it), then EVIL in its place with a
+    fresh one: the conflict rule blocks."""
+    first = benign(40)
+    c = paws_connect(bed, first)
+    ev = md5_evil()
+    err = send_stale(bed, c, len(first), ev.replace(EVIL, b"x" * len(EVIL)))
+    if err:
+        return err
+    c.send(len(first), ev, options=ts_option(TS_NOW + 2))
+    return expect_block(observe(bed, c), "EVIL over a benign copy with an old TSval")
+
+
+def case_paws_insertion_fin(bed):
+    """A FIN with an old TSval (the receiver drops it), then EVIL after it: data beyond a FIN
+    is a conflict."""
+    first = benign(40)
+    c = paws_connect(bed, first)
+    err = send_stale(bed, c, len(first), flags="FA")
+    if err:
+        return err
+    c.send(len(first), b"after-fin " + EVIL, options=ts_option(TS_NOW + 2))
+    return expect_block(observe(bed, c), "EVIL after a FIN with an old TSval")
+
+
+def case_paws_same_bytes_again(bed):
+    """A segment with an old TSval, then the same bytes with a fresh one (what a sender whose
+    clock went back would do): an identical copy is no conflict, the data passes."""
+    first = benign(40)
+    c = paws_connect(bed, first)
+    more = benign(300, b"p")
+    err = send_stale(bed, c, len(first), more)
+    if err:
+        return err
+    c.send(len(first), more, options=ts_option(TS_NOW + 2))
+    if not c.wait_acked(len(first) + len(more)):
+        return "the receiver did not acknowledge the fresh copy"
+    return expect_pass(observe(bed, c), first + more, "the same bytes with an old TSval first")
+
+
 def case_spoofed_server_rst(bed):
     """An RST forged as the server (right sequence number) from the client's side, then EVIL:
     the server never sees the RST, the middlebox must not end the flow for it."""
@@ -633,6 +721,9 @@ CASES = [
     ("spoofed_server_ack", case_spoofed_server_ack, None),
     ("spoofed_server_rst", case_spoofed_server_rst, None),
     ("md5_rst_then_syn", case_md5_rst_then_syn, None),
+    ("paws_insertion_data", case_paws_insertion_data, None),
+    ("paws_insertion_fin", case_paws_insertion_fin, None),
+    ("paws_same_bytes_again", case_paws_same_bytes_again, None),
 ]
 
 
