@@ -672,6 +672,23 @@ def case_paws_same_bytes_again(bed):
     return expect_pass(observe(bed, c), first + more, "the same bytes with an old TSval first")
 
 
+def case_md5_rst_then_data(bed):
+    """An RST carrying an MD5 option (the receiver drops it and stays in the connection), then
+    EVIL at the next sequence number, with no new SYN.  The middlebox closed the flow at the
+    RST but keeps it, and inspects its data, for --flow-closed-timeout after its last packet
+    (should the table evict or expire it first, the data is a midstream pickup: dropped by the
+    default policy): block."""
+    c = connect(bed)
+    first = benign(40)
+    c.send(0, first)
+    if not c.wait_acked(len(first)):
+        return "the receiver did not acknowledge the first bytes"
+    c.send(len(first), flags="RA", options=MD5_OPTION)
+    time.sleep(0.05)
+    c.send(len(first), EVIL + benign(20))
+    return expect_block(observe(bed, c), "EVIL after an RST the receiver drops")
+
+
 def case_spoofed_server_rst(bed):
     """An RST forged as the server (right sequence number) from the client's side, then EVIL:
     the server never sees the RST, the middlebox must not end the flow for it."""
@@ -721,6 +738,7 @@ CASES = [
     ("spoofed_server_ack", case_spoofed_server_ack, None),
     ("spoofed_server_rst", case_spoofed_server_rst, None),
     ("md5_rst_then_syn", case_md5_rst_then_syn, None),
+    ("md5_rst_then_data", case_md5_rst_then_data, None),
     ("paws_insertion_data", case_paws_insertion_data, None),
     ("paws_insertion_fin", case_paws_insertion_fin, None),
     ("paws_same_bytes_again", case_paws_same_bytes_again, None),
