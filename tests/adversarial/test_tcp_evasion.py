@@ -377,6 +377,42 @@ def case_split_out_of_order(bed):
     return expect_block(observe(bed, c), "EVIL split over out-of-order segments")
 
 
+def case_seq_wrap_overlap(bed):
+    """Sequence numbers that wrap past 2^32 inside the stream (ISN 2^32 - 100): a benign copy
+    across the wrap with an MD5 option (the receiver drops it), then EVIL across the wrap, out
+    of order (the part after the wrap first): the conflict rule blocks."""
+    c = Conn(bed, isn=0xFFFFFFFF - 100)
+    if not c.connect():
+        raise RuntimeError("no SYN-ACK for port %d" % c.sport)
+    first = benign(90)
+    c.send(0, first)
+    if not c.wait_acked(len(first)):
+        return "the receiver did not acknowledge the first bytes"
+    ev = EVIL + benign(30)  # stream offset 90..: the wrap is at offset 100
+    c.send(90, ev.replace(EVIL, b"x" * len(EVIL)), options=MD5_OPTION)
+    time.sleep(0.05)
+    c.send(98, ev[8:])
+    c.send(90, ev[:8])
+    return expect_block(observe(bed, c), "EVIL across the sequence wrap over a benign copy")
+
+
+def case_seq_wrap_clean(bed):
+    """A stream across the 2^32 wrap in 1-byte-to-500-byte segments, some out of order: passes
+    byte-exact."""
+    c = Conn(bed, isn=0xFFFFFFFF - 1000)
+    if not c.connect():
+        raise RuntimeError("no SYN-ACK for port %d" % c.sport)
+    d = benign(3000, b"w")
+    for a, b in [(0, 500), (500, 990), (1010, 1500), (990, 999), (999, 1000), (1000, 1010),
+                 (1500, 2200), (2200, 3000)]:
+        c.send(a, d[a:b])
+        time.sleep(0.01)
+    if not c.wait_acked(len(d)):
+        return "the receiver did not acknowledge the stream across the wrap"
+    c.close(len(d))
+    return expect_pass(observe(bed, c), d, "a stream across the sequence wrap")
+
+
 def case_long_stream_1000_clean(bed):
     c = connect(bed)
     d = benign(48000, b"L")
@@ -722,6 +758,8 @@ CASES = [
     ("fin_spanned_by_buffered", case_fin_spanned_by_buffered, None),
     ("one_byte_segments", case_one_byte_segments, None),
     ("split_out_of_order", case_split_out_of_order, None),
+    ("seq_wrap_overlap", case_seq_wrap_overlap, None),
+    ("seq_wrap_clean", case_seq_wrap_clean, None),
     ("long_stream_1000_clean", case_long_stream_1000_clean, None),
     ("long_stream_1000_evil", case_long_stream_1000_evil, None),
     ("syn_with_data", case_syn_with_data, None),
