@@ -746,13 +746,17 @@ static void record_failed(struct eng_session *s, int dir, int why)
     e->st.records_undecrypted++;
     switch (why) {
     case DEC_EARLY_SKIP:
-        /* Expected when the early secret is missing: reported once, not a failure. */
+        /* Offline, expected when the early secret is missing: reported once, not a failure.
+         * Inline, the server may accept the 0-RTT data (it decides in EncryptedExtensions,
+         * after these records have reached it): uninspected bytes it would read, so the
+         * session follows --on-missing-keys. */
         if (err_once(s, dir, MMTLS_TLSERR_EARLY_DATA_SKIPPED))
             eng_error(s, MMTLS_TLSERR_EARLY_DATA_SKIPPED, dir, d->next_off,
                       "0-RTT records skipped: no early traffic secret");
         s->info.dir[dir].undecrypted_records--; /* counted as skipped, not undecrypted */
         e->st.records_undecrypted--;
         e->st.records_skipped++;
+        fail_closed(s, true, "0-RTT records without the early traffic secret");
         return;
     case DEC_HS_SKIP:
         s->info.dir[dir].undecrypted_records--;
@@ -1071,9 +1075,17 @@ bool eng_tls_keys_missing(const struct eng_session *s, int dir)
 
     if (!s->keys_found)
         return true;
-    /* Only key channels deliver TLS 1.3 secrets in parts (handshake secrets at the ServerHello,
-     * application secrets after the server Finished); keys from a key log are all there is. */
-    if ((s->ks.have & MMTLS_KS_BYPASS) || !s->from_channel || !s->tls13 || !s->sh_seen)
+    /* Only key channels deliver TLS 1.3 secrets in parts (the early secret with the
+     * ClientHello, handshake secrets at the ServerHello, application secrets after the server
+     * Finished); keys from a key log are all there is. */
+    if ((s->ks.have & MMTLS_KS_BYPASS) || !s->from_channel)
+        return false;
+    /* Before the ServerHello only 0-RTT records are protected: they wait for the early
+     * secret, not for just any key message (a client could send one without it). */
+    if (!s->sh_seen)
+        return dir == 0 && s->early_offered && !(s->ks.have & MMTLS_KS_EARLY) &&
+               !d->k[K_EARLY].have;
+    if (!s->tls13)
         return false;
     /* The record opens under the current phase's key or a later one (RFC 8446 §7.1). */
     for (int k = d->cur; k < K_N; k++) {
@@ -1116,7 +1128,21 @@ void eng_tls_keys_arrived(struct eng_session *s)
     }
 }
 
-/* Validates a record header for the session's state; false stops this direction. */
+/* The client's first record is a handshake record: a TLS session from here on (SESSION_START
+ * waits for the ClientHello, eng_tls_session_start). */
+static void session_begin(struct eng_session *s)
+{
+    s->started = true;
+    s->start_pending = true;
+    s->eng->st.flows_tls++;
+    s->eng->st.sessions_started++;
+}
+
+/* Validates a record header for the session's state; false stops this direction.  Once the
+ * client's first record header says handshake, a record that cannot be framed (too long,
+ * empty) is a TLS session that cannot be inspected, not a flow that is not TLS: its receiver
+ * may take it (OpenSSL skips an empty handshake record before the ClientHello), so inline it
+ * is blocked like any other. */
 static bool header_ok(struct eng_session *s, int dir, const uint8_t *p, struct mmtls_tls_hdr *h,
                       uint64_t off)
 {
@@ -1140,6 +1166,8 @@ static bool header_ok(struct eng_session *s, int dir, const uint8_t *p, struct m
     }
     prot = d->protected_ || h->type == MMTLS_CT_APPLICATION_DATA;
     max = mmtls_tls_max_fragment(s->version != 0 ? s->version : MMTLS_TLS_V12, prot);
+    if (!s->started && (h->len > max || h->len == 0))
+        session_begin(s);
     if (h->len > max) {
         eng_error(s, MMTLS_TLSERR_RECORD_OVERFLOW, dir, off,
                   "record longer than the protocol allows");
@@ -1169,10 +1197,7 @@ static void maybe_start(struct eng_session *s, int dir, const uint8_t *rec, size
         s->not_tls = true;
         return;
     }
-    s->started = true;
-    s->start_pending = true;
-    s->eng->st.flows_tls++;
-    s->eng->st.sessions_started++;
+    session_begin(s);
 }
 
 void eng_tls_session_start(struct eng_session *s)

@@ -21,9 +21,12 @@ int mmtls_tls_hdr_parse(const uint8_t *p, size_t avail, struct mmtls_tls_hdr *h)
     if (p[0] < TLS_CT_MIN || p[0] > TLS_CT_MAX) {
         return MMTLS_E_MALFORMED;
     }
-    /* RFC 8446 §5.1: legacy_record_version is 0x0301 or 0x0303 in practice; accept any TLS
-     * minor version 3.0 (SSL 3.0) .. 3.4 so the record layer can frame older peers. */
-    if (p[1] != 3 || p[2] > 4) {
+    /* RFC 8446 §5.1: legacy_record_version "MUST be ignored for all purposes"; it is 0x0301
+     * or 0x0303 in practice.  Any 3.x is framed: receivers check no more than the major
+     * version on a first record (OpenSSL accepts a ClientHello in a 3.255 record), and a
+     * record this layer refused would end inspection of a session its receiver goes on
+     * with. */
+    if (p[1] != 3) {
         return MMTLS_E_MALFORMED;
     }
     h->type = p[0];

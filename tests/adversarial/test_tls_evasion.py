@@ -199,6 +199,40 @@ def run(W, tb, mb):
     blocked(W, c, "TLS 1.3: ClientHello in 1-byte records, then EVIL")
     EXPECT[c.cport] = ("ClientHello in 1-byte records", "blocked+sni")
 
+    # legacy_record_version is to be ignored (RFC 8446 §5.1): OpenSSL takes a ClientHello in a
+    # record of any version 3.x; mmtlsd refused to frame it and let the whole flow pass as
+    # "not TLS" (found in review).  An empty handshake record before the ClientHello, which
+    # OpenSSL skips, did the same.
+    c = T.Client(W, "chv3ff")
+    ok = c.handshake(hello_frame=lambda d: d[:2] + b"\xff" + d[3:])
+    kc.send_keys(c.client_random, c.secrets())
+    c.send(b"after a version 3.255 ClientHello record " + T.EVIL)
+    V.check("TLS 1.3: ClientHello record version 3.255: the server accepts it", ok,
+            "handshake completes", "handshake ok=%s" % ok)
+    blocked(W, c, "TLS 1.3: ClientHello record version 3.255, then EVIL")
+    c = T.Client(W, "chv305")
+    ok = c.handshake(hello_frame=lambda d: d[:2] + b"\x05" + d[3:])
+    kc.send_keys(c.client_random, c.secrets())
+    c.send(b"clean data after a version 3.5 ClientHello record PING\n")
+    V.check("TLS 1.3: ClientHello record version 3.5: the server accepts it", ok,
+            "handshake completes", "handshake ok=%s" % ok)
+    inspected(W, c, "TLS 1.3: ClientHello record version 3.5, clean data",
+              b"clean data after a version 3.5 ClientHello record PING\n")
+    c = T.Client(W, "ch0len")
+    ok = c.handshake(hello_frame=lambda d: b"\x16\x03\x01\x00\x00" + d, deadline=2)
+    if ok:
+        kc.send_keys(c.client_random, c.secrets())
+        c.send(T.EVIL)
+    c.recv(1.0)
+    got, st = T.server_got(W, c.cport)
+    V.check("an empty handshake record before the ClientHello, then EVIL",
+            T.EVIL not in got and c.reset, "blocked at the empty record: server never "
+            "receives EVIL, client reset", "handshake ok=%s, server got %d bytes (EVIL %s), "
+            "client reset=%s; server: %s" % (ok, len(got), T.EVIL in got, c.reset,
+                                             st.strip().split("\n")[-1:]))
+    EXPECT[c.cport] = ("empty handshake record first", "blocked")
+    c.close()
+
     c = session(W, kc, "ch2")
     c.send(b"first session PING\n")
     c.recv(0.5)

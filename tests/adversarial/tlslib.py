@@ -341,9 +341,9 @@ class KeyChannel:
         raw = socket.create_connection((KEYSRV, KEYPORT), timeout=5)
         self.s = ctx.wrap_socket(raw)
 
-    def send_keys(self, client_random, secrets, tls13=True, tup=None):
+    def send_keys(self, client_random, secrets, tls13=True, tup=None, early=False):
         """secrets: {label: bytes} (key log labels).  tup: (client ip, client port, server ip,
-        server port) to send a TUPLE."""
+        server port) to send a TUPLE.  early: the early traffic secret goes too (EARLY flag)."""
         flags = 8  # KEYLOG: suite and version come from the ServerHello
         body = client_random
         tb = b""
@@ -352,7 +352,9 @@ class KeyChannel:
             tb = b"\x04" + socket.inet_aton(tup[0]) + socket.inet_aton(tup[2]) + \
                 struct.pack(">HH", tup[1], tup[3])
         items = [(KIND[k], v) for k, v in secrets.items() if k in KIND and
-                 (KIND[k] == 32) != tls13 and KIND[k] != 1]
+                 (KIND[k] == 32) != tls13 and (KIND[k] != 1 or early)]
+        if any(k == 1 for k, _ in items):
+            flags |= 4
         body += bytes([flags]) + tb + struct.pack(">HHB", 0x0304 if tls13 else 0x0303, 0,
                                                   len(items))
         for k, v in items:

@@ -38,8 +38,10 @@ static const struct hdr_case hdr_cases[] = {
     {"sslv2 hello", {0x80, 0x2e, 0x01, 0x03, 0x01}, MMTLS_E_MALFORMED, 0, 0, 0},
     /* version 2.0 */
     {"major 2", {0x16, 0x02, 0x00, 0x00, 0x10}, MMTLS_E_MALFORMED, 0, 0, 0},
-    /* version 3.5 */
-    {"minor 5", {0x16, 0x03, 0x05, 0x00, 0x10}, MMTLS_E_MALFORMED, 0, 0, 0},
+    /* handshake, version 3.5 (framed: legacy_record_version is ignored), 16 */
+    {"minor 5", {0x16, 0x03, 0x05, 0x00, 0x10}, 0, 22, 0x0305, 0x10},
+    /* handshake, version 3.255, 16 */
+    {"minor 255", {0x16, 0x03, 0xff, 0x00, 0x10}, 0, 22, 0x03ff, 0x10},
     /* version 0xfe 0xfd (DTLS 1.2) */
     {"dtls", {0x16, 0xfe, 0xfd, 0x00, 0x10}, MMTLS_E_MALFORMED, 0, 0, 0},
     /* plain text HTTP */
