@@ -372,11 +372,13 @@ static void on_server_hello(struct eng_session *s, const uint8_t *body, size_t l
     memcpy(s->info.server_random, sh.random, 32);
     s->info.have_server_random = true;
     s->suite = mmtls_crypto_suite(sh.cipher_suite);
+    /* A compression method other than null (RFC 3749; 0 in TLS 1.3, RFC 8446 §4.1.3): the
+     * records would decrypt to compressed bytes, which inspection cannot read as they are. */
     if (s->suite == NULL || (s->suite->tls13 != (s->version == MMTLS_TLS_V13)) ||
-        s->version < MMTLS_TLS_V10 || s->version > MMTLS_TLS_V13) {
+        s->version < MMTLS_TLS_V10 || s->version > MMTLS_TLS_V13 || sh.compression != 0) {
         if (err_once(s, 1, MMTLS_TLSERR_UNSUPPORTED_SUITE))
             eng_error(s, MMTLS_TLSERR_UNSUPPORTED_SUITE, 1, s->d[1].next_off,
-                      "cipher suite or version not decryptable");
+                      "cipher suite, version or compression not decryptable");
         s->suite = NULL;
     }
     if (s->version == MMTLS_TLS_V13) {

@@ -25,7 +25,7 @@ struct seen {
     size_t plain_len;
     int first_event; /* the session's first event */
     char sni_at_start[32];
-    int no_keys, bad_mac;
+    int no_keys, bad_mac, unsupported;
     uint32_t handshakes;
     enum mmtls_key_status status;
     uint64_t undecrypted;
@@ -54,6 +54,7 @@ static int on_ev(struct mmtls_session *s, const struct mmtls_event_info *ev, voi
     case MMTLS_EV_ERROR:
         z->no_keys += ev->err->code == MMTLS_TLSERR_NO_KEYS;
         z->bad_mac += ev->err->code == MMTLS_TLSERR_BAD_RECORD_MAC;
+        z->unsupported += ev->err->code == MMTLS_TLSERR_UNSUPPORTED_SUITE;
         break;
     case MMTLS_EV_SESSION_END:
         z->ended++;
@@ -118,6 +119,30 @@ static void run(struct seen *z, int keys2_at, struct mmtls_engine_stats *st)
     push(e, ms2, cr2);
     mmtls_engine_poll_keys(e);
     mmtls_engine_free(e);
+}
+
+/* A server that picks a compression method (RFC 3749 DEFLATE): the records carry compressed
+ * plaintext, which inspection would read as it is.  Such a session is not decryptable for
+ * mmtls (unsupported_suite; inline, --on-missing-keys blocks it), even with its keys. */
+static void test_compression_not_decrypted(void **state)
+{
+    struct seen z;
+    struct mmtls_engine *e = new_engine(&z, 2000, NULL);
+    struct synth y;
+
+    (void)state;
+    push(e, ms1, cr1);
+    synth_start(&y, e, GCM);
+    y.compression = 1;
+    synth_handshake(&y, ms1, cr1, sr1);
+    app(&y, "compressed|");
+    synth_end(&y);
+    mmtls_engine_flush(e);
+    mmtls_engine_free(e);
+    assert_int_equal(z.unsupported, 1);
+    assert_int_equal(z.plain_len, 0);
+    assert_true(z.undecrypted > 0);
+    assert_int_equal(z.ended, 1);
 }
 
 static void test_second_keys_late(void **state)
@@ -230,6 +255,7 @@ static void test_session_start_after_client_hello(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_compression_not_decrypted),
         cmocka_unit_test(test_second_keys_late),
         cmocka_unit_test(test_second_keys_before_hello),
         cmocka_unit_test(test_second_keys_missing),

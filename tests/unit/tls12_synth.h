@@ -36,7 +36,8 @@ struct synth {
     struct mmtls_key_block kb;
     struct mmtls_rprot *wr[2]; /* owned: each direction's current write protection */
     struct mmtls_rprot *pend[2];
-    uint64_t rseq[2]; /* record sequence numbers (RFC 5246 §6.1) */
+    uint64_t rseq[2];    /* record sequence numbers (RFC 5246 §6.1) */
+    uint8_t compression; /* the ServerHello's compression method (0: null) */
 };
 
 /* One TCP segment of direction dir, as a raw IPv4 frame (10.0.0.1:40000 <-> 10.0.0.2:443). */
@@ -157,7 +158,8 @@ static void synth_client_hello(struct synth *y, const uint8_t cr[32])
     synth_hs(y, 0, 1, b, n);
 }
 
-/* ServerHello { 0x0303, random, session_id <0>, suite, null } then ServerHelloDone. */
+/* ServerHello { 0x0303, random, session_id <0>, suite, y->compression } then
+ * ServerHelloDone. */
 static void synth_server_hello(struct synth *y, const uint8_t sr[32])
 {
     uint8_t b[40];
@@ -170,7 +172,7 @@ static void synth_server_hello(struct synth *y, const uint8_t sr[32])
     b[n++] = 0;
     b[n++] = (uint8_t)(y->suite_id >> 8);
     b[n++] = (uint8_t)y->suite_id;
-    b[n++] = 0;
+    b[n++] = y->compression;
     synth_hs(y, 1, 2, b, n);
     synth_hs(y, 1, 14, NULL, 0);
 }
