@@ -717,6 +717,8 @@ def main(tag, cases, prefix, root, build, mbox_args=()):
     the exit code (77: skipped)."""
     bed = Bed(prefix, root, build)
     only = [s for s in os.environ.get("ONLY", "").split(",") if s]
+    # ADV_MBOX_ARGS: more mmtlsd arguments for every file (e.g. "--io fast": another back end)
+    mbox_args = list(mbox_args) + os.environ.get("ADV_MBOX_ARGS", "").split()
     t0 = time.monotonic()
     try:
         bed.start(mbox_args)

@@ -140,7 +140,8 @@ class Testbed:
         p = self.popen("mbox", ["timeout", "300", MMTLSD, "-i", "c0:s0", "--key-listen",
                                 "%s:%d" % (KEYSRV, KEYPORT), "--cert", pki + "/mbox.crt",
                                 "--key", pki + "/mbox.key", "--client-ca", pki + "/ca.crt",
-                                "-l", logdir, "-v"] + extra,
+                                "-l", logdir, "-v"] + extra +
+                       os.environ.get("ADV_MBOX_ARGS", "").split(),
                        stdout=subprocess.DEVNULL, stderr=open(logf, "w"))
         for _ in range(100):
             if "bridging" in open(logf).read():
