@@ -441,7 +441,10 @@ int mmtls_fast_port(struct __sk_buff *skb)
         gen = ctl->gen[pi.side & 1];
         budget = ctl->budget[pi.side & 1];
     }
-    if (mode == MMTLS_FAST_BLOCK) {
+    /* Blocked: dropped, except a bare SYN (a new connection on the 4-tuple: both ends were
+     * reset, so the client may reuse its port at once), which goes up like every SYN; the
+     * engine reopens the flow (engine.c) or drops it (a refused flow). */
+    if (mode == MMTLS_FAST_BLOCK && (pi.flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN) {
         count(MMTLS_FAST_C_DROP, 1);
         return TC_ACT_SHOT;
     }

@@ -98,6 +98,9 @@ class Testbed:
                        check=True, stdout=subprocess.DEVNULL)
         subprocess.run(["bash", os.path.join(ROOT, "scripts/mkcerts.sh"),
                         os.path.join(self.w, "pki")], check=True, stdout=subprocess.DEVNULL)
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import advlib
+        advlib.backend_offloads(self.p)
         # a second client address ("another client") on the client's link
         subprocess.run(["ip", "-n", self.ns("client"), "addr", "add", CLIENT2_IP + "/24",
                         "dev", "veth0"], check=True)

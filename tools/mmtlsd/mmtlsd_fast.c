@@ -331,7 +331,10 @@ static void fast_frame(struct mmtlsd_fast *fp, struct mmtls_engine *e,
 int mmtlsd_fast_run(struct mmtlsd_fast *fp, struct mmtls_engine *e, int key_efd,
                     volatile sig_atomic_t *stop, char *err, size_t err_cap)
 {
-    struct mmtls_engine_tx tx = {.ud = fp, .send = engine_send};
+    /* meta starts with the frame's virtio_net_hdr (the divert socket has PACKET_VNET_HDR):
+     * the engine verifies the checksums that are complete (a segment the receiver will drop
+     * is not inspected) and leaves offloaded ones alone when it edits a frame (URG) */
+    struct mmtls_engine_tx tx = {.ud = fp, .send = engine_send, .meta_vnet = true};
     struct mmtls_afp_frame f[BURST];
     int rc = 0;
 
