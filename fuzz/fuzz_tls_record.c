@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             break;
         }
-        if (h.type < 20 || h.type > 24 || (h.version >> 8) != 3 || (h.version & 0xff) > 4) {
+        if (h.type < 20 || h.type > 24 || (h.version >> 8) != 3) { /* any 3.x: RFC 8446 §5.1 */
             abort();
         }
         if (mmtls_tls_max_fragment(h.version, h.type == 23) < MMTLS_TLS_MAX_PLAINTEXT) {

@@ -55,9 +55,9 @@ while :; do
         "$ROOT/fuzz/corpus/$next" >"$log" 2>&1
     set -e
     cpu=$(awk '{ printf "%d\n", $1 + $2 }' "$B/$next.time" 2>/dev/null | tail -1)
-    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
-    ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1 || true)
+    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
+    ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
     crashes=$(grep -c '^==[0-9]*==ERROR\|^SUMMARY: \|deadly signal' "$log" || true)
     # Keep a minimal corpus with the same coverage (what is committed).
     rm -rf "$kept.new" && mkdir -p "$kept.new"
