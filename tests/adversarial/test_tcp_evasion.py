@@ -594,6 +594,19 @@ def case_spoofed_server_ack(bed):
     return expect_block(observe(bed, c), "EVIL after a forged server ACK of an insertion")
 
 
+def md5_rst_after_first(bed):
+    """A connection whose receiver acknowledged 40 bytes, then an exact RST carrying an MD5
+    option (the receiver drops it and stays in the connection): (connection, the bytes)."""
+    c = connect(bed)
+    first = benign(40)
+    c.send(0, first)
+    if not c.wait_acked(len(first)):
+        raise RuntimeError("the receiver did not acknowledge the first bytes")
+    c.send(len(first), flags="RA", options=MD5_OPTION)
+    time.sleep(0.05)
+    return c, first
+
+
 def case_md5_rst_then_syn(bed):
     """An RST carrying an MD5 option (the receiver drops it and stays in the connection), then
     a SYN with a new ISN on the same 4-tuple (the receiver answers with a challenge ACK, never
@@ -601,13 +614,7 @@ def case_md5_rst_then_syn(bed):
     the RST and reopened the flow at the SYN; data before the SYN-ACK is dropped
     (`data_before_synack_dropped`).  This was an evasion: EVIL went through as bytes from
     before the new flow's start and the receiver read it."""
-    c = connect(bed)
-    first = benign(40)
-    c.send(0, first)
-    if not c.wait_acked(len(first)):
-        return "the receiver did not acknowledge the first bytes"
-    c.send(len(first), flags="RA", options=MD5_OPTION)
-    time.sleep(0.05)
+    c, first = md5_rst_after_first(bed)
     c.send(0, flags="S", seq=(c.seq(len(first)) + 5000) & 0xFFFFFFFF)
     time.sleep(0.05)
     c.send(len(first), EVIL + benign(20))
@@ -714,13 +721,7 @@ def case_md5_rst_then_data(bed):
     RST but keeps it, and inspects its data, for --flow-closed-timeout after its last packet
     (should the table evict or expire it first, the data is a midstream pickup: dropped by the
     default policy): block."""
-    c = connect(bed)
-    first = benign(40)
-    c.send(0, first)
-    if not c.wait_acked(len(first)):
-        return "the receiver did not acknowledge the first bytes"
-    c.send(len(first), flags="RA", options=MD5_OPTION)
-    time.sleep(0.05)
+    c, first = md5_rst_after_first(bed)
     c.send(len(first), EVIL + benign(20))
     return expect_block(observe(bed, c), "EVIL after an RST the receiver drops")
 
