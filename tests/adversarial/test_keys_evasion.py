@@ -205,11 +205,7 @@ def eve_checks(mb):
     st = T.stats(ev)
     for port, (case, want) in sorted(EXPECT.items()):
         t = by.get(port)
-        if want.startswith("blocked"):
-            ok, exp = t is not None and t.get("blocked") is True, "session blocked"
-        else:
-            ok = t is not None and not t.get("blocked") and t.get("key_status") == "decrypted"
-            exp = "session decrypted, not blocked"
+        ok, exp = T.eve_verdict(t, want)
         if want.endswith("+key_rejected"):
             ok = ok and "key_rejected" in [x["code"] for x in t.get("errors", [])]
             exp += ", key_rejected error"

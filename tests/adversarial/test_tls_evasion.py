@@ -486,15 +486,7 @@ def eve_checks(mb):
     st = T.stats(ev)
     for port, (case, want) in sorted(EXPECT.items()):
         t = by.get(port)
-        if want.startswith("blocked"):
-            ok = t is not None and t.get("blocked") is True
-            exp = "session blocked"
-        elif want == "clean":
-            ok = t is not None and not t.get("blocked") and t.get("key_status") == "decrypted"
-            exp = "session decrypted, not blocked"
-        else:
-            ok = t is not None
-            exp = "session logged"
+        ok, exp = T.eve_verdict(t, want)
         if want == "blocked+sni":
             ok = ok and t.get("sni") == "server.test"
             exp += ", sni server.test"

@@ -183,6 +183,18 @@ class Mbox:
         return out
 
 
+def eve_verdict(t, want):
+    """Whether a session's eve tls event t (tls_by_port) shows the expected verdict: want
+    "blocked..." (a suffix is the caller's own extra check), "clean" (decrypted, not blocked),
+    anything else: logged.  Returns (ok, what was expected)."""
+    if want.startswith("blocked"):
+        return t is not None and t.get("blocked") is True, "session blocked"
+    if want == "clean":
+        return (t is not None and not t.get("blocked") and t.get("key_status") == "decrypted",
+                "session decrypted, not blocked")
+    return t is not None, "session logged"
+
+
 def tls_by_port(events):
     """Client port -> the eve tls event of its session (with its anomalies and alerts)."""
     m = {}
