@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 
+import advlib  # noqa: E402 (same directory: the offloads other back ends need)
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
@@ -98,8 +99,6 @@ class Testbed:
                        check=True, stdout=subprocess.DEVNULL)
         subprocess.run(["bash", os.path.join(ROOT, "scripts/mkcerts.sh"),
                         os.path.join(self.w, "pki")], check=True, stdout=subprocess.DEVNULL)
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        import advlib
         advlib.backend_offloads(self.p)
         # a second client address ("another client") on the client's link
         subprocess.run(["ip", "-n", self.ns("client"), "addr", "add", CLIENT2_IP + "/24",
