@@ -695,9 +695,10 @@ def expect_pass(o, want, what):
     return None
 
 
-def connect(bed, **kw):
+def connect(bed, syn_options=b"", **kw):
+    """A connection (Conn(bed, **kw)) after its handshake; syn_options: the SYN's TCP options."""
     c = Conn(bed, **kw)
-    if not c.connect():
+    if not c.connect(options=syn_options):
         raise RuntimeError("no SYN-ACK for port %d" % c.sport)
     return c
 

@@ -381,9 +381,7 @@ def case_seq_wrap_overlap(bed):
     """Sequence numbers that wrap past 2^32 inside the stream (ISN 2^32 - 100): a benign copy
     across the wrap with an MD5 option (the receiver drops it), then EVIL across the wrap, out
     of order (the part after the wrap first): the conflict rule blocks."""
-    c = Conn(bed, isn=0xFFFFFFFF - 100)
-    if not c.connect():
-        raise RuntimeError("no SYN-ACK for port %d" % c.sport)
+    c = connect(bed, isn=0xFFFFFFFF - 100)
     first = benign(90)
     c.send(0, first)
     if not c.wait_acked(len(first)):
@@ -399,9 +397,7 @@ def case_seq_wrap_overlap(bed):
 def case_seq_wrap_clean(bed):
     """A stream across the 2^32 wrap in 1-byte-to-500-byte segments, some out of order: passes
     byte-exact."""
-    c = Conn(bed, isn=0xFFFFFFFF - 1000)
-    if not c.connect():
-        raise RuntimeError("no SYN-ACK for port %d" % c.sport)
+    c = connect(bed, isn=0xFFFFFFFF - 1000)
     d = benign(3000, b"w")
     for a, b in [(0, 500), (500, 990), (1010, 1500), (990, 999), (999, 1000), (1000, 1010),
                  (1500, 2200), (2200, 3000)]:
@@ -666,9 +662,7 @@ def send_stale(bed, c, off, data=b"", flags="PA"):
 def paws_connect(bed, first):
     """A connection that negotiated timestamps (the SYN-ACK echoes one) and whose receiver
     accepted `first` with TSval TS_NOW + 1, so that TS_NOW - 1000 is too old."""
-    c = Conn(bed)
-    if not c.connect(options=ts_option(TS_NOW)):
-        raise RuntimeError("no SYN-ACK for port %d" % c.sport)
+    c = connect(bed, syn_options=ts_option(TS_NOW))
     c.send(0, first, options=ts_option(TS_NOW + 1))
     if not c.wait_acked(len(first)):
         raise RuntimeError("the receiver did not acknowledge the first bytes")
