@@ -46,11 +46,15 @@ while :; do
     work=$B/corpus/$next
     mkdir -p "$kept" "$work"
     log=$B/$next.log
-    echo "== $next: ${least}s so far, turn of ${SLOT}s"
+    # The last turn only runs as long as the target still needs (at least a minute).
+    turn=$((GOAL - least))
+    [ "$turn" -le "$SLOT" ] || turn=$SLOT
+    [ "$turn" -ge 60 ] || turn=60
+    echo "== $next: ${least}s so far, turn of ${turn}s"
     # Crashes stop the fuzzer; the turn is still recorded (crashes column) and the loop goes on.
     set +e
     /usr/bin/time -f '%U %S' -o "$B/$next.time" chrt -i 0 "$B/fuzz/$next" \
-        -max_total_time="$SLOT" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        -max_total_time="$turn" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$ROOT/fuzz/crashes/$next-" "$work" "$kept" \
         "$ROOT/fuzz/corpus/$next" >"$log" 2>&1
     set -e
