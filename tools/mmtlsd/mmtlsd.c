@@ -198,7 +198,7 @@ static void usage(FILE *fp)
             "                           repeatable\n"
             "      --no-master-secrets  refuse TLS 1.2 master secrets from key log followers\n"
             "      --key-wait MS        hold a session's records up to MS waiting for its keys\n"
-            "                           (default 2000 with --key-listen)\n"
+            "                           (default 500 inline; offline 2000 with --key-listen)\n"
             "      --key-hold-max BYTES records held per session while waiting (default 1 MiB)\n"
             "      --key-hold-total BYTES  ... and per worker (default 256 MiB); over either\n"
             "                           cap the session is handled as without keys\n"
