@@ -34,6 +34,10 @@ import tempfile
 import threading
 import time
 
+# ADV_MBOX_ARGS: more mmtlsd arguments for every file (e.g. "--io fast": another back end); the
+# harness and some cases also look in it for what the back end changes.
+EXTRA_MBOX_ARGS = os.environ.get("ADV_MBOX_ARGS", "")
+
 CLIENT_IP = "198.18.4.1"
 SERVER_IP = "198.18.4.2"
 # IPv6 on the same link (unique local addresses, added by Bed.start without DAD)
@@ -364,14 +368,13 @@ def backend_offloads(prefix):
     """What another back end in ADV_MBOX_ARGS needs of the testbed, as in
     tests/integration/test_inline.sh: AF_XDP frames carry no offload state, so the end hosts
     must finish their checksums (tx off); DPDK's net_af_packet takes no GSO or GRO frames."""
-    args = os.environ.get("ADV_MBOX_ARGS", "")
-    if "xdp" in args or "dpdk" in args:
-        off = ["tx", "off"] + (["tso", "off", "gso", "off", "gro", "off"] if "dpdk" in args
-                               else [])
+    dpdk = "dpdk" in EXTRA_MBOX_ARGS
+    if dpdk or "xdp" in EXTRA_MBOX_ARGS:
+        off = ["tx", "off"] + (["tso", "off", "gso", "off", "gro", "off"] if dpdk else [])
         for role in ("client", "server"):
             subprocess.run(["ip", "netns", "exec", "%s-%s" % (prefix, role), "ethtool", "-K",
                             "veth0"] + off, check=True, stdout=subprocess.DEVNULL)
-    if "dpdk" in args:
+    if dpdk:
         for link in ("c0", "s0"):
             subprocess.run(["ip", "netns", "exec", prefix + "-mbox", "ethtool", "-K", link, "gro",
                             "off"], check=True, stdout=subprocess.DEVNULL)
@@ -736,8 +739,7 @@ def main(tag, cases, prefix, root, build, mbox_args=()):
     the exit code (77: skipped)."""
     bed = Bed(prefix, root, build)
     only = [s for s in os.environ.get("ONLY", "").split(",") if s]
-    # ADV_MBOX_ARGS: more mmtlsd arguments for every file (e.g. "--io fast": another back end)
-    mbox_args = list(mbox_args) + os.environ.get("ADV_MBOX_ARGS", "").split()
+    mbox_args = list(mbox_args) + EXTRA_MBOX_ARGS.split()
     t0 = time.monotonic()
     try:
         bed.start(mbox_args)

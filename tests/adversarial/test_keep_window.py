@@ -119,7 +119,7 @@ CASES = [
 
 
 if __name__ == "__main__":
-    if "fast" in os.environ.get("ADV_MBOX_ARGS", ""):
+    if "fast" in advlib.EXTRA_MBOX_ARGS:
         # docs/HARDENING.md "Known gaps": the fast path forwards copies before the engine
         # sees them, so it keeps no window (old retransmissions are counted, not compared).
         print("[adv-keep] SKIP: --io fast keeps no window (docs/HARDENING.md, Known gaps)")

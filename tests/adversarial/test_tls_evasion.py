@@ -164,7 +164,7 @@ def run(W, tb, mb):
     kc.send_keys(c.client_random, c.secrets())
     c.send(b"GO\n")
     c.recv(1.5)
-    if "--depth-count wire" in os.environ.get("ADV_MBOX_ARGS", ""):
+    if "--depth-count wire" in T.advlib.EXTRA_MBOX_ARGS:
         # The opt-in wire count (the kernel fast path applies the depth) counts padding as
         # data: documented (docs/FASTPATH.md, docs/HARDENING.md), so EVIL passes here.
         V.check("TLS 1.3: padded responses use up --inspect-depth with --depth-count wire "

@@ -143,7 +143,7 @@ class Testbed:
                                 "%s:%d" % (KEYSRV, KEYPORT), "--cert", pki + "/mbox.crt",
                                 "--key", pki + "/mbox.key", "--client-ca", pki + "/ca.crt",
                                 "-l", logdir, "-v"] + extra +
-                       os.environ.get("ADV_MBOX_ARGS", "").split(),
+                       advlib.EXTRA_MBOX_ARGS.split(),
                        stdout=subprocess.DEVNULL, stderr=open(logf, "w"))
         for _ in range(100):
             if "bridging" in open(logf).read():
