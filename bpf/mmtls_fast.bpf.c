@@ -350,23 +350,28 @@ __noinline int mmtls_fast_hdr_step(struct __sk_buff *skb, struct mmtls_fast_side
 }
 
 /* Follows the record headers of one in-order frame [s, e) of a side (w: a private copy of the
- * side's state). */
-static __noinline void walk_frame(struct __sk_buff *skb, struct mmtls_fast_side *w,
-                                  const struct pinfo *pi, struct walk *out)
+ * side's state).  A global function, like the step: the verifier checks it once, not once for
+ * every path of the caller that reaches it (107k instead of 492k instructions processed). */
+__noinline int mmtls_fast_walk(struct __sk_buff *skb, struct mmtls_fast_side *w,
+                               const struct pinfo *pi, struct walk *out)
 {
-    __u32 s = pi->seq, e = pi->seq + pi->plen;
+    __u32 s, e;
     int rc = 2;
 
+    if (skb == NULL || w == NULL || pi == NULL || out == NULL)
+        return 0;
+    s = pi->seq;
+    e = pi->seq + pi->plen;
     if (!w->valid || w->lost || pi->plen == 0)
-        return;
+        return 0;
     if (SEQ_LT(w->pos, s)) {
         w->lost = 1; /* a hole: the framing cannot be followed (the engine buffers it) */
         count(MMTLS_FAST_C_LOST, 1);
-        return;
+        return 0;
     }
     if (SEQ_LEQ(e, w->pos)) {
         out->retrans = 1;
-        return;
+        return 0;
     }
     out->retrans = SEQ_LT(s, w->pos);
     if (!w->skipping && out->want_skip && !out->retrans && w->acted_gen != out->gen) {
@@ -399,11 +404,12 @@ static __noinline void walk_frame(struct __sk_buff *skb, struct mmtls_fast_side 
     }
     if (rc == 1) {
         w->pos = e;
-        return;
+        return 0;
     }
     /* Not TLS, or more headers than we follow in one frame. */
     w->lost = 1;
     count(MMTLS_FAST_C_LOST, 1);
+    return 0;
 }
 
 SEC("tc")
@@ -531,7 +537,7 @@ int mmtls_fast_port(struct __sk_buff *skb)
         wk.want_resume = (__u8)want_resume;
         wk.fin = (__u8)fin;
         wk.gen = gen;
-        walk_frame(skb, &w, &pi, &wk);
+        mmtls_fast_walk(skb, &w, &pi, &wk);
         if (w.skipping && !wk.resume && (fin || w.lost)) {
             /* The stream ends inside a skip, or the framing was lost: inspection resumes now
              * (without framing when lost: the engine sees a gap and resynchronises). */

@@ -91,6 +91,26 @@ def children_pids(pid):
     return out
 
 
+TCP_COUNTERS = ("Tcp:RetransSegs", "TcpExt:TCPFastRetrans", "TcpExt:TCPLossProbes",
+                "TcpExt:TCPTimeouts", "TcpExt:TCPSACKReorder", "TcpExt:TCPDSACKRecv",
+                "TcpExt:TCPDSACKUndo", "TcpExt:TCPSpuriousRTOs", "TcpExt:TCPOFOQueue")
+
+
+def tcp_counters(ns):
+    """{"Tcp:RetransSegs": n, ...} of a namespace (/proc/net/snmp and netstat), for the counters
+    above: retransmissions and reordering explain throughput differences between middles"""
+    r = sh(in_ns(ns, "cat", "/proc/net/snmp", "/proc/net/netstat"), capture_output=True,
+           text=True)
+    lines, out = r.stdout.splitlines(), {}
+    for names, values in zip(lines[0::2], lines[1::2]):
+        proto = names.split(":")[0]
+        for k, v in zip(names.split()[1:], values.split()[1:]):
+            key = proto + ":" + k
+            if key in TCP_COUNTERS:
+                out[key] = int(v)
+    return out
+
+
 def rx_bytes():
     r = sh(in_ns(NS_C, "cat", "/sys/class/net/veth0/statistics/rx_bytes"), capture_output=True,
            text=True)
@@ -199,7 +219,14 @@ class Middle:
 
     def start(self):
         k = self.kind
-        if k == "e2e":
+        if k in ("e2e", "e2erps"):
+            if k == "e2erps":
+                # the Linux bridge with the RPS the fast path sets on its ports (docs/FASTPATH.md
+                # "Frame order: RPS"): the reference for what RPS alone costs on veth
+                for dev in ("c0", "s0"):
+                    sh(in_ns(NS_M, "sh", "-c",
+                             "echo %x > /sys/class/net/%s/queues/rx-0/rps_cpus" %
+                             ((1 << os.cpu_count()) - 1, dev)))
             sh(["ip", "-n", NS_M, "link", "add", "br0", "type", "bridge"])
             sh(["ip", "-n", NS_M, "link", "set", "c0", "master", "br0"])
             sh(["ip", "-n", NS_M, "link", "set", "s0", "master", "br0"])
@@ -257,8 +284,10 @@ class Middle:
 
     def stop(self):
         k = self.kind
-        if k == "e2e":
+        if k in ("e2e", "e2erps"):
             sh(["ip", "-n", NS_M, "link", "del", "br0"])
+            for dev in ("c0", "s0"):
+                sh(in_ns(NS_M, "sh", "-c", "echo 0 > /sys/class/net/%s/queues/rx-0/rps_cpus" % dev))
         elif k == "split":
             stop(self.proc, 3)  # SIGQUIT: graceful
             sh(["ip", "-n", NS_M, "addr", "del", SPLIT_C + "/32", "dev", "c0"], check=False)
@@ -302,6 +331,7 @@ def h2load(mid, obj, ephemeral, server_pids):
     m0 = proc_cpu(mid.pids())
     s0 = proc_cpu(server_pids)
     r0 = rx_bytes()
+    t0c, t0s = tcp_counters(NS_C), tcp_counters(NS_S)
     u0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     try:
@@ -314,6 +344,7 @@ def h2load(mid, obj, ephemeral, server_pids):
     t1 = time.monotonic()
     u1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     r1 = rx_bytes()
+    t1c, t1s = tcp_counters(NS_C), tcp_counters(NS_S)
     s1 = proc_cpu(server_pids)
     m1 = proc_cpu(mid.pids())
     c1 = cpu_busy()
@@ -324,7 +355,9 @@ def h2load(mid, obj, ephemeral, server_pids):
            "cpu1_si": (c1["cpu1si"] - c0["cpu1si"]) / HZ, "middle_proc": (m1 - m0) / HZ,
            "server_proc": (s1 - s0) / HZ,
            "client_proc": (u1.ru_utime + u1.ru_stime) - (u0.ru_utime + u0.ru_stime),
-           "rx_bytes": r1 - r0, "loadavg": os.getloadavg()[0]}
+           "rx_bytes": r1 - r0, "loadavg": os.getloadavg()[0],
+           "tcp_client": {k: t1c[k] - t0c.get(k, 0) for k in t1c},
+           "tcp_server": {k: t1s[k] - t0s.get(k, 0) for k in t1s}}
     m = H2_RE["secs"].search(out)
     rec["h2_secs"] = (float(m.group(1)) / (1000 if m.group(2) == "ms" else 1)) if m else None
     m = H2_RE["done"].search(out)
@@ -370,6 +403,12 @@ def peak_rss_kb(mid):
 
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if os.environ.get("END_RPS"):
+        # experiment: RPS on the end hosts' veth0 as well (all CPUs), so that frames reaching
+        # them from two CPUs (the middle's sends, the kernel's forwarding) share one backlog
+        for ns in (NS_C, NS_S):
+            sh(in_ns(ns, "sh", "-c", "echo %s > /sys/class/net/veth0/queues/rx-0/rps_cpus" %
+                     os.environ["END_RPS"]))
     srv_conf, srv_d = server_conf()
     server = start_nginx(NS_S, 0, srv_conf, srv_d)
     server_pids = children_pids(server.pid)
@@ -392,13 +431,21 @@ def main():
                             rec["round"] = rnd
                             results["runs"].append(rec)
                             gb = rec["rx_bytes"] / 1e9
+                            ts = rec["tcp_server"]
                             print("r%d %-8s %-4s %s %7.0f req/s %6.2f Gbit/s mid %.3f cpu1 %.3f "
-                                  "s/GB fail %d" % (
+                                  "s/GB fail %d; server rtx %d (fast %d, probes %d, RTO %d), "
+                                  "reorder %d, DSACK %d" % (
                                       rnd, kind, obj, "eph " if eph else "pers",
                                       rec["ok"] / (rec["h2_secs"] or 1),
                                       rec["h2_bytes"] * 8 / 1e9 / (rec["h2_secs"] or 1),
                                       rec["middle_proc"] / max(gb, 1e-9),
-                                      rec["cpu1"] / max(gb, 1e-9), rec["failed"]), flush=True)
+                                      rec["cpu1"] / max(gb, 1e-9), rec["failed"],
+                                      ts.get("Tcp:RetransSegs", 0),
+                                      ts.get("TcpExt:TCPFastRetrans", 0),
+                                      ts.get("TcpExt:TCPLossProbes", 0),
+                                      ts.get("TcpExt:TCPTimeouts", 0),
+                                      ts.get("TcpExt:TCPSACKReorder", 0),
+                                      ts.get("TcpExt:TCPDSACKRecv", 0)), flush=True)
                             if "h2_out" in rec:
                                 print(rec["h2_out"], flush=True)
                         hwm = peak_rss_kb(mid)

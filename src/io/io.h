@@ -77,6 +77,11 @@ struct mmtls_afp_opts {
     uint32_t block_nr;      /* RX ring blocks (default 64) */
     uint32_t tx_frame_size; /* TX ring frame size (default 64 KiB + headers, for GSO frames) */
     uint32_t tx_frame_nr;   /* TX ring frames (default 512) */
+    /* TPACKET_V2 rings instead of V3: every frame is handed over (and the reader woken) as it
+     * arrives, where V3 hands over whole blocks, a partly filled one only when its retire timer
+     * fires (one jiffy or more: 4-8 ms at HZ=250).  For ports with few frames whose latency
+     * matters (the fast path's divert port); block_size / block_nr still size the RX ring. */
+    bool frame_ring;
 };
 
 /* A received frame: data borrowed until mmtls_afp_rx_done(). */

@@ -8,7 +8,12 @@
  * RX (TPACKET_V3): the kernel fills a block with several frames and hands the whole block over by
  * setting block_status to TP_STATUS_USER; user space gives it back by writing TP_STATUS_KERNEL.
  * Blocks are consumed strictly in ring order.  A block is retired early when it has been open
- * for retire_blk_tov ms, which bounds the latency a half-full block adds.
+ * for retire_blk_tov ms, which bounds the latency a half-full block adds -- in jiffies: 1 ms is
+ * one jiffy, 4 ms at HZ=250, and the timer fires one to two jiffies late.
+ *
+ * RX with frame_ring (TPACKET_V2): fixed-size frame slots, each handed over on its own
+ * (tp_status TP_STATUS_USER, and the reader is woken per frame), given back in order after the
+ * burst.  The TX ring then uses struct tpacket2_hdr, whose data starts at its aligned end.
  *
  * TX: frames are fixed-size slots.  A slot whose tp_status is TP_STATUS_AVAILABLE is ours; we
  * write the frame after the tpacket3_hdr, set tp_len and hand it over with
@@ -82,6 +87,10 @@
 /* TX data starts at the aligned end of struct tpacket3_hdr (tpacket_parse_header without
  * PACKET_TX_HAS_OFF: frame + tp_hdrlen - sizeof(struct sockaddr_ll)). */
 #define AFP_TX_DATA_OFF ((uint32_t)TPACKET_ALIGN(sizeof(struct tpacket3_hdr)))
+#define AFP_TX_DATA_OFF_V2 ((uint32_t)TPACKET_ALIGN(sizeof(struct tpacket2_hdr)))
+/* RX slot of a frame ring (V2): the header, the sockaddr_ll, a vnet header, a 64 KiB GSO frame
+ * and a VLAN tag, rounded up; 15 slots per 1 MiB block. */
+#define AFP_V2_FRAME_SIZE (65536u + 4096u)
 /* Default TX slot: a 64 KiB GSO frame plus vnet header, a VLAN tag and the tpacket header,
  * rounded to 16 bytes: 4 KiB of headroom keeps 15 slots per 1 MiB block. */
 #define AFP_DEF_TX_FRAME_SIZE (65536u + 4096u)
@@ -112,10 +121,12 @@ struct mmtls_afp {
     uint32_t rx_nopen;    /* blocks taken from the kernel and not given back (from rx_tail on) */
     uint32_t rx_left;     /* frames not yet returned in the newest open block */
     uint32_t rx_next_off; /* offset in the newest open block of the next frame */
+    bool v2;              /* frame_ring: TPACKET_V2 frame slots (rx_tail / rx_nopen count slots) */
+    uint32_t rx_frame_nr, rx_per_block;
 
     /* TX ring */
     uint8_t *tx_ring; /* borrowed: inside map */
-    uint32_t tx_frame_size, tx_frame_nr, tx_per_block;
+    uint32_t tx_frame_size, tx_frame_nr, tx_per_block, tx_data_off;
     uint32_t tx_head;    /* next slot to fill */
     uint32_t tx_pending; /* slots requested since the last flush */
 
@@ -132,13 +143,28 @@ static inline uint8_t *rx_block(const struct mmtls_afp *p, uint32_t i)
     return p->rx_ring + (size_t)i * p->rx_block_size;
 }
 
+/* RX slot i of a frame ring (V2); slots never straddle blocks. */
+static inline struct tpacket2_hdr *rx_slot(const struct mmtls_afp *p, uint32_t i)
+{
+    uint32_t blk = i / p->rx_per_block, in = i % p->rx_per_block;
+
+    return (struct tpacket2_hdr *)(void *)(p->rx_ring + (size_t)blk * p->rx_block_size +
+                                           (size_t)in * AFP_V2_FRAME_SIZE);
+}
+
 /* TX slots never straddle blocks: slot i is in block i / per_block (packet_lookup_frame). */
-static inline struct tpacket3_hdr *tx_slot(const struct mmtls_afp *p, uint32_t i)
+static inline uint8_t *tx_slot(const struct mmtls_afp *p, uint32_t i)
 {
     uint32_t blk = i / p->tx_per_block, in = i % p->tx_per_block;
 
-    return (struct tpacket3_hdr *)(void *)(p->tx_ring + (size_t)blk * AFP_TX_BLOCK_SIZE +
-                                           (size_t)in * p->tx_frame_size);
+    return p->tx_ring + (size_t)blk * AFP_TX_BLOCK_SIZE + (size_t)in * p->tx_frame_size;
+}
+
+/* The status word of a TX slot: tp_status of struct tpacket2_hdr or tpacket3_hdr. */
+static inline uint32_t *tx_status(const struct mmtls_afp *p, uint8_t *slot)
+{
+    return p->v2 ? &((struct tpacket2_hdr *)(void *)slot)->tp_status
+                 : &((struct tpacket3_hdr *)(void *)slot)->tp_status;
 }
 
 /* Per-device fanout id (the kernel matches groups by id in the netns and refuses a member bound
@@ -186,6 +212,8 @@ int mmtls_afp_open(struct mmtls_afp **out, const struct mmtls_afp_opts *o, char 
     p->fd = -1;
     p->txfd = -1;
     p->vnet_hdr = o->vnet_hdr;
+    p->v2 = o->frame_ring;
+    p->tx_data_off = p->v2 ? AFP_TX_DATA_OFF_V2 : AFP_TX_DATA_OFF;
     p->rx_block_size = o->block_size ? o->block_size : AFP_DEF_BLOCK_SIZE;
     p->rx_block_nr = o->block_nr ? o->block_nr : AFP_DEF_BLOCK_NR;
     tx_frame_size = o->tx_frame_size ? o->tx_frame_size : AFP_DEF_TX_FRAME_SIZE;
@@ -194,9 +222,10 @@ int mmtls_afp_open(struct mmtls_afp **out, const struct mmtls_afp_opts *o, char 
      * is also what the page allocator hands out), frame size a multiple of TPACKET_ALIGNMENT. */
     if (p->rx_block_size < 4096 || p->rx_block_size > AFP_MAX_BLOCK_SIZE ||
         (p->rx_block_size & (p->rx_block_size - 1)) != 0 || p->rx_block_nr > AFP_MAX_BLOCK_NR ||
-        tx_frame_size < AFP_TX_DATA_OFF + 64 || tx_frame_size > AFP_TX_BLOCK_SIZE ||
-        tx_frame_size % TPACKET_ALIGNMENT != 0 || tx_frame_nr == 0 ||
-        tx_frame_nr > AFP_MAX_BLOCK_NR || o->fanout_group < 0 || o->fanout_group > 255) {
+        (p->v2 && p->rx_block_size < AFP_V2_FRAME_SIZE) || tx_frame_size < AFP_TX_DATA_OFF + 64 ||
+        tx_frame_size > AFP_TX_BLOCK_SIZE || tx_frame_size % TPACKET_ALIGNMENT != 0 ||
+        tx_frame_nr == 0 || tx_frame_nr > AFP_MAX_BLOCK_NR || o->fanout_group < 0 ||
+        o->fanout_group > 255) {
         mmtls_errf(err, err_cap, "%s: invalid ring geometry or fanout group", ifn);
         e = MMTLS_E_INVAL;
         goto out_free;
@@ -244,8 +273,9 @@ int mmtls_afp_open(struct mmtls_afp **out, const struct mmtls_afp_opts *o, char 
         e = MMTLS_E_UNSUPPORTED;
         goto out_close_fd;
     }
-    if (setopt_int(p->fd, SOL_PACKET, PACKET_VERSION, TPACKET_V3) != 0) {
-        mmtls_errf(err, err_cap, "%s: PACKET_VERSION TPACKET_V3: %s", ifn, strerror(errno));
+    if (setopt_int(p->fd, SOL_PACKET, PACKET_VERSION, p->v2 ? TPACKET_V2 : TPACKET_V3) != 0) {
+        mmtls_errf(err, err_cap, "%s: PACKET_VERSION TPACKET_V%d: %s", ifn, p->v2 ? 2 : 3,
+                   strerror(errno));
         e = MMTLS_E_UNSUPPORTED;
         goto out_close_fd;
     }
@@ -261,9 +291,17 @@ int mmtls_afp_open(struct mmtls_afp **out, const struct mmtls_afp_opts *o, char 
      * blocks); retire a partly filled block after AFP_RETIRE_TOV_MS. */
     rx.tp_block_size = p->rx_block_size;
     rx.tp_block_nr = p->rx_block_nr;
-    rx.tp_frame_size = TPACKET_ALIGNMENT << 7; /* 2048: divides every allowed block size */
-    rx.tp_frame_nr = (p->rx_block_size / rx.tp_frame_size) * p->rx_block_nr;
-    rx.tp_retire_blk_tov = AFP_RETIRE_TOV_MS;
+    if (p->v2) {
+        /* V2: the first four fields are struct tpacket_req; the kernel reads only those */
+        p->rx_per_block = p->rx_block_size / AFP_V2_FRAME_SIZE;
+        p->rx_frame_nr = p->rx_per_block * p->rx_block_nr;
+        rx.tp_frame_size = AFP_V2_FRAME_SIZE;
+        rx.tp_frame_nr = p->rx_frame_nr;
+    } else {
+        rx.tp_frame_size = TPACKET_ALIGNMENT << 7; /* 2048: divides every allowed block size */
+        rx.tp_frame_nr = (p->rx_block_size / rx.tp_frame_size) * p->rx_block_nr;
+        rx.tp_retire_blk_tov = AFP_RETIRE_TOV_MS;
+    }
     if (setsockopt(p->fd, SOL_PACKET, PACKET_RX_RING, &rx, sizeof(rx)) != 0) {
         mmtls_errf(err, err_cap, "%s: PACKET_RX_RING (%u x %u bytes): %s", ifn, rx.tp_block_nr,
                    rx.tp_block_size, strerror(errno));
@@ -279,8 +317,8 @@ int mmtls_afp_open(struct mmtls_afp **out, const struct mmtls_afp_opts *o, char 
     tx.tp_frame_size = tx_frame_size;
     tx.tp_frame_nr = tx.tp_block_nr * tx_per_block;
     if (setsockopt(p->fd, SOL_PACKET, PACKET_TX_RING, &tx, sizeof(tx)) != 0) {
-        mmtls_errf(err, err_cap, "%s: PACKET_TX_RING (TPACKET_V3, %u x %u bytes): %s", ifn,
-                   tx.tp_frame_nr, tx.tp_frame_size, strerror(errno));
+        mmtls_errf(err, err_cap, "%s: PACKET_TX_RING (TPACKET_V%d, %u x %u bytes): %s", ifn,
+                   p->v2 ? 2 : 3, tx.tp_frame_nr, tx.tp_frame_size, strerror(errno));
         e = MMTLS_E_NOMEM;
         goto out_close_fd;
     }
@@ -371,9 +409,59 @@ int mmtls_afp_tx_fd(const struct mmtls_afp *p)
     return p->txfd;
 }
 
+/* rx_burst of a frame ring (V2): slots from rx_tail + rx_nopen on, while the kernel has handed
+ * them over. */
+static int rx_burst_v2(struct mmtls_afp *p, struct mmtls_afp_frame *f, int max)
+{
+    int n = 0;
+
+    while (n < max && p->rx_nopen < p->rx_frame_nr) {
+        struct tpacket2_hdr *h = rx_slot(p, (p->rx_tail + p->rx_nopen) % p->rx_frame_nr);
+        uint32_t st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE); /* see rx_burst */
+
+        if ((st & TP_STATUS_USER) == 0) {
+            break;
+        }
+        p->rx_nopen++;
+        /* tp_mac is 16 bits, less than the slot size */
+        if (h->tp_snaplen > AFP_V2_FRAME_SIZE - h->tp_mac ||
+            (p->vnet_hdr && h->tp_mac < AFP_VNET_LEN)) {
+            MMTLS_DEBUG_ASSERT(0);
+            continue; /* never hand out bytes outside the slot */
+        }
+        if (h->tp_mac >= TPACKET2_HDRLEN) {
+            const struct sockaddr_ll *sll =
+                (const struct sockaddr_ll *)(const void *)((const uint8_t *)h +
+                                                           TPACKET_ALIGN(sizeof(*h)));
+            if (sll->sll_pkttype == PACKET_OUTGOING) {
+                p->st.rx_outgoing++;
+                continue;
+            }
+        }
+        if (h->tp_snaplen < h->tp_len) {
+            p->st.rx_drops_kernel++; /* truncated: see rx_burst */
+            continue;
+        }
+        f[n].data = (const uint8_t *)h + h->tp_mac;
+        f[n].len = h->tp_snaplen;
+        f[n].ts_us = (uint64_t)h->tp_sec * 1000000u + h->tp_nsec / 1000u;
+        f[n].vnet = p->vnet_hdr ? f[n].data - AFP_VNET_LEN : NULL;
+        f[n].vlan_valid = (st & TP_STATUS_VLAN_VALID) != 0;
+        f[n].vlan_tci = f[n].vlan_valid ? (uint16_t)h->tp_vlan_tci : 0;
+        p->st.rx_frames++;
+        p->st.rx_bytes += h->tp_snaplen;
+        n++;
+    }
+    return n;
+}
+
 int mmtls_afp_rx_burst(struct mmtls_afp *p, struct mmtls_afp_frame *f, int max)
 {
     int n = 0;
+
+    if (p->v2) {
+        return rx_burst_v2(p, f, max);
+    }
 
     while (n < max) {
         const struct tpacket3_hdr *h;
@@ -453,6 +541,17 @@ void mmtls_afp_rx_done(struct mmtls_afp *p)
 {
     /* The newest open block stays ours while frames in it are still to be returned. */
     uint32_t n = p->rx_left != 0 ? p->rx_nopen - 1 : p->rx_nopen;
+
+    if (p->v2) {
+        for (uint32_t i = 0; i < p->rx_nopen; i++) {
+            /* Release: as for a V3 block below. */
+            __atomic_store_n(&rx_slot(p, p->rx_tail)->tp_status, TP_STATUS_KERNEL,
+                             __ATOMIC_RELEASE);
+            p->rx_tail = (p->rx_tail + 1) % p->rx_frame_nr;
+        }
+        p->rx_nopen = 0;
+        return;
+    }
 
     for (uint32_t i = 0; i < n; i++) {
         struct tpacket_block_desc *bd =
@@ -536,7 +635,7 @@ static int tx_check(struct mmtls_afp *p, uint32_t len, bool vlan_valid)
         p->st.tx_errors++;
         return MMTLS_E_INVAL;
     }
-    if (len > p->tx_frame_size - AFP_TX_DATA_OFF - need) {
+    if (len > p->tx_frame_size - p->tx_data_off - need) {
         p->st.tx_errors++;
         return MMTLS_E_LIMIT;
     }
@@ -549,7 +648,8 @@ static void txq_flush(struct mmtls_afp *p);
 int mmtls_afp_tx(struct mmtls_afp *p, const uint8_t *data, uint32_t len, const uint8_t *vnet,
                  uint16_t vlan_tci, bool vlan_valid)
 {
-    struct tpacket3_hdr *h = tx_slot(p, p->tx_head);
+    uint8_t *slot = tx_slot(p, p->tx_head);
+    uint32_t *stp = tx_status(p, slot);
     uint32_t status, hl, skip;
     uint8_t *dst;
     int rc = tx_check(p, len, vlan_valid);
@@ -560,7 +660,7 @@ int mmtls_afp_tx(struct mmtls_afp *p, const uint8_t *data, uint32_t len, const u
     txq_flush(p); /* frames queued by reference go first */
     /* Acquire: pairs with the kernel's smp_wmb() in __packet_set_status(AVAILABLE) from the skb
      * destructor: the slot is no longer read by the kernel once we see it available. */
-    status = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+    status = __atomic_load_n(stp, __ATOMIC_ACQUIRE);
     if (status & TP_STATUS_WRONG_FORMAT) {
         /* Only without PACKET_LOSS; kept for safety: count it and reuse the slot. */
         p->st.tx_errors++;
@@ -568,15 +668,25 @@ int mmtls_afp_tx(struct mmtls_afp *p, const uint8_t *data, uint32_t len, const u
         p->st.tx_ring_full++;
         return MMTLS_E_LIMIT;
     }
-    dst = (uint8_t *)h + AFP_TX_DATA_OFF;
+    dst = slot + p->tx_data_off;
     hl = tx_header(p, dst, data, vnet, vlan_tci, vlan_valid, &skip);
     memcpy(dst + hl, data + skip, len - skip);
-    h->tp_len = hl + len - skip; /* counts the vnet header (tpacket_snd strips it) */
-    h->tp_snaplen = 0;
-    h->tp_next_offset = 0; /* V3 TX: variable sized slots are refused */
+    /* tp_len counts the vnet header (tpacket_snd strips it) */
+    if (p->v2) {
+        struct tpacket2_hdr *h = (struct tpacket2_hdr *)(void *)slot;
+
+        h->tp_len = hl + len - skip;
+        h->tp_snaplen = 0;
+    } else {
+        struct tpacket3_hdr *h = (struct tpacket3_hdr *)(void *)slot;
+
+        h->tp_len = hl + len - skip;
+        h->tp_snaplen = 0;
+        h->tp_next_offset = 0; /* V3 TX: variable sized slots are refused */
+    }
     /* Release: the frame bytes and tp_len are visible before the kernel sees the request
      * (tpacket_snd reads the status, then the slot). */
-    __atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
+    __atomic_store_n(stp, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
     p->tx_head = (p->tx_head + 1) % p->tx_frame_nr;
     p->tx_pending++;
     p->st.tx_frames++;

@@ -11,6 +11,8 @@
 #   test_http_vnet     100 MB HTTP download, PACKET_VNET_HDR on both ports, sha256 equal;
 #                      frames are sent by reference from the RX ring (mmtls_afp_tx_ref)
 #   test_http_ring     same through the TX ring (--tx-ring)
+#   test_http_frames   same with TPACKET_V2 frame rings (--frame-ring), by reference and
+#                      through the V2 TX ring (the fast path's divert port reads a V2 ring)
 #   test_http_novnet   same as test_http_vnet with --no-vnet and offloads off on all four ends
 #   test_http_slow     --no-vnet --tx-ring, curl reading at 50 MB/s: data waits in the client's
 #                      socket while the TX ring (zero-copy: skb frags point into ring slots)
@@ -35,7 +37,8 @@ SRCDIR=$(cd "$(dirname "$0")/../.." && pwd)
 B=${MMTLS_BUILDDIR:-$SRCDIR/build}
 BRIDGE=${MMTLS_BRIDGE:-$B/mmtls-bridge}
 SIZE_MB=${MMTLS_AFP_SIZE_MB:-100}
-ALL_TESTS="test_ping test_http_vnet test_http_ring test_http_novnet test_http_slow test_vlan"
+ALL_TESTS="test_ping test_http_vnet test_http_ring test_http_frames test_http_novnet test_http_slow
+    test_vlan"
 
 TAG=mmafp$$
 # shellcheck source=lib_bridge.sh
@@ -143,6 +146,12 @@ test_http_vnet() {
 test_http_ring() {
     offloads on
     http_through --tx-ring
+}
+
+# TPACKET_V2 frame rings (mmtls_afp_opts.frame_ring): receive, send by reference, the V2 TX ring.
+test_http_frames() {
+    offloads on
+    http_through --frame-ring && http_through --frame-ring --tx-ring
 }
 
 test_http_novnet() {

@@ -3,6 +3,7 @@
  * measured against (same packet I/O, no inspection) and the test bed of src/io/io_afpacket.c.
  *
  *   mmtls-bridge IF1 IF2 [--no-vnet] [--burst N] [--qdisc-bypass] [--fanout G] [--tx-ring]
+ *                [--frame-ring]
  *   mmtls-bridge IF1 IF2 --io xdp [--xdp-mode auto|copy|zerocopy] [--xdp-prog own|libxdp]
  *                [--queue Q] [--burst N] [--xdp-frames N]
  *   mmtls-bridge IF1 IF2 --io dpdk [--dpdk-args STR] [--busy-poll] [--burst N]
@@ -13,6 +14,8 @@
  * --tx-ring   send through the TX ring (a copy into the slot); the default sends each frame by
  *             reference from the RX ring (mmtls_afp_tx_ref: one sendmmsg per burst, the kernel
  *             copies once), as mmtlsd does.
+ * --frame-ring TPACKET_V2 rings (frame slots, handed over one by one) instead of V3 blocks, as
+ *             mmtlsd's fast path reads its divert port.
  * --io xdp    AF_XDP sockets on queue Q (default 0) of both interfaces (src/io/io_xdp.c): frames
  *             of one UMEM frame (MTU-size), no vnet header; --xdp-prog own (default) attaches
  *             io_xdp's redirect program, libxdp lets libxdp load its default program.  The two
@@ -317,7 +320,7 @@ static void print_stats(const char *name, struct mmtls_afp *p, const struct fwd_
 static void usage(void)
 {
     fprintf(stderr, "usage: mmtls-bridge IF1 IF2 [--no-vnet] [--burst N] [--qdisc-bypass] "
-                    "[--fanout G] [--tx-ring]\n"
+                    "[--fanout G] [--tx-ring] [--frame-ring]\n"
                     "       mmtls-bridge IF1 IF2 --io xdp [--xdp-mode auto|copy|zerocopy] "
                     "[--xdp-prog own|libxdp] [--queue Q] [--burst N] [--xdp-frames N]\n"
                     "       mmtls-bridge IF1 IF2 --io dpdk [--dpdk-args STR] [--busy-poll] "
@@ -345,6 +348,8 @@ int main(int argc, char **argv)
             bypass = true;
         } else if (strcmp(argv[i], "--tx-ring") == 0) {
             tx_ring = true;
+        } else if (strcmp(argv[i], "--frame-ring") == 0) {
+            o.frame_ring = true;
         } else if (strcmp(argv[i], "--burst") == 0 && i + 1 < argc) {
             burst = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--fanout") == 0 && i + 1 < argc) {

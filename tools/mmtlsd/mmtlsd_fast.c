@@ -175,9 +175,16 @@ int mmtlsd_fast_open(struct mmtlsd_fast *fp, const char *ifpair, struct mmtlsd_f
 {
     const char *colon = strchr(ifpair, ':');
     struct mmtls_fast_opts fo = {.sz = sizeof(fo)};
-    /* a deep ring: a copy lost to a full ring blocks its session (mmtls_engine_fast_inorder) */
-    struct mmtls_afp_opts ao = {
-        .sz = sizeof(ao), .vnet_hdr = true, .block_nr = 128, .fanout_group = fanout_group};
+    /* A deep ring: a copy lost to a full ring blocks its session (mmtls_engine_fast_inorder).
+     * Frame slots (TPACKET_V2), not V3 blocks: a diverted frame waits in user space until it is
+     * sent on, and in a V3 block that is not full it would wait for the block's retire timer
+     * (4-8 ms here), while the kernel forwards the sender's later frames past it: the receiver
+     * takes that reordering for loss and the sender retransmits (docs/FASTPATH.md). */
+    struct mmtls_afp_opts ao = {.sz = sizeof(ao),
+                                .vnet_hdr = true,
+                                .block_nr = 128,
+                                .fanout_group = fanout_group,
+                                .frame_ring = true};
     int rc;
 
     if (owner != NULL) {
