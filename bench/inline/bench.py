@@ -111,6 +111,11 @@ def tcp_counters(ns):
     return out
 
 
+def set_rps(ns, dev, mask):
+    """rps_cpus of dev's (single) RX queue in namespace ns; mask in hex, 0 = off"""
+    sh(in_ns(ns, "sh", "-c", "echo %s > /sys/class/net/%s/queues/rx-0/rps_cpus" % (mask, dev)))
+
+
 def rx_bytes():
     r = sh(in_ns(NS_C, "cat", "/sys/class/net/veth0/statistics/rx_bytes"), capture_output=True,
            text=True)
@@ -224,9 +229,7 @@ class Middle:
                 # the Linux bridge with the RPS the fast path sets on its ports (docs/FASTPATH.md
                 # "Frame order: RPS"): the reference for what RPS alone costs on veth
                 for dev in ("c0", "s0"):
-                    sh(in_ns(NS_M, "sh", "-c",
-                             "echo %x > /sys/class/net/%s/queues/rx-0/rps_cpus" %
-                             ((1 << os.cpu_count()) - 1, dev)))
+                    set_rps(NS_M, dev, "%x" % ((1 << os.cpu_count()) - 1))
             sh(["ip", "-n", NS_M, "link", "add", "br0", "type", "bridge"])
             sh(["ip", "-n", NS_M, "link", "set", "c0", "master", "br0"])
             sh(["ip", "-n", NS_M, "link", "set", "s0", "master", "br0"])
@@ -287,7 +290,7 @@ class Middle:
         if k in ("e2e", "e2erps"):
             sh(["ip", "-n", NS_M, "link", "del", "br0"])
             for dev in ("c0", "s0"):
-                sh(in_ns(NS_M, "sh", "-c", "echo 0 > /sys/class/net/%s/queues/rx-0/rps_cpus" % dev))
+                set_rps(NS_M, dev, "0")
         elif k == "split":
             stop(self.proc, 3)  # SIGQUIT: graceful
             sh(["ip", "-n", NS_M, "addr", "del", SPLIT_C + "/32", "dev", "c0"], check=False)
@@ -407,8 +410,7 @@ def main():
         # experiment: RPS on the end hosts' veth0 as well (all CPUs), so that frames reaching
         # them from two CPUs (the middle's sends, the kernel's forwarding) share one backlog
         for ns in (NS_C, NS_S):
-            sh(in_ns(ns, "sh", "-c", "echo %s > /sys/class/net/veth0/queues/rx-0/rps_cpus" %
-                     os.environ["END_RPS"]))
+            set_rps(ns, "veth0", os.environ["END_RPS"])
     srv_conf, srv_d = server_conf()
     server = start_nginx(NS_S, 0, srv_conf, srv_d)
     server_pids = children_pids(server.pid)

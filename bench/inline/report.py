@@ -14,11 +14,14 @@ import json
 import statistics
 import sys
 
-NAMES = {"e2e": "E2E (kernel bridge)", "e2erps": "E2E (kernel bridge, RPS on its ports)", "split": "split-TLS (nginx proxy)",
+BRIDGES = ("e2e", "e2erps")  # middles without a process of their own
+NAMES = {"e2e": "E2E (kernel bridge)", "e2erps": "E2E (kernel bridge, RPS on its ports)",
+         "split": "split-TLS (nginx proxy)",
          "mmtls64k": "mmtls, first 64 KB", "mmtlsall": "mmtls, decrypt all",
          "bare": "bare AF_PACKET forwarder", "mmtlsfast64k": "mmtls --io fast, first 64 KB",
          "mmtlsfastw64k": "mmtls --io fast, first 64 KB counted on the wire (kernel depth)"}
-SHORT = {"e2e": "E2E\n(kernel bridge)", "e2erps": "E2E + RPS\n(kernel bridge)", "split": "split-TLS\n(nginx)",
+SHORT = {"e2e": "E2E\n(kernel bridge)", "e2erps": "E2E + RPS\n(kernel bridge)",
+         "split": "split-TLS\n(nginx)",
          "mmtls64k": "mmtls\nfirst 64 KB",
          "mmtlsall": "mmtls\ndecrypt all", "bare": "bare\nAF_PACKET",
          "mmtlsfast64k": "mmtls fast\nfirst 64 KB",
@@ -37,13 +40,13 @@ def fig(r):
     d = {
         "gbps": r["h2_bytes"] * 8 / 1e9 / secs if secs and r["h2_bytes"] else None,
         "rps": r["ok"] / secs if secs else None,
-        "mid": r["middle_proc"] / gb if gb and r["middle"] not in ("e2e", "e2erps") else None,
+        "mid": r["middle_proc"] / gb if gb and r["middle"] not in BRIDGES else None,
         "cpu1": r["cpu1"] / gb if gb else None,
         "si": r.get("softirq", 0) / gb if gb else None,
         "machine": r["machine"] / gb if gb else None,
     }
     if r["ephemeral"] and r["ok"]:
-        d["mid_conn_ms"] = (r["middle_proc"] * 1000 / r["ok"]) if r["middle"] not in ("e2e", "e2erps") else None
+        d["mid_conn_ms"] = (r["middle_proc"] * 1000 / r["ok"]) if r["middle"] not in BRIDGES else None
         d["cpu1_conn_ms"] = r["cpu1"] * 1000 / r["ok"]
         d["si_conn_ms"] = r.get("softirq", 0) * 1000 / r["ok"]
     return d

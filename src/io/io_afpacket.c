@@ -409,6 +409,40 @@ int mmtls_afp_tx_fd(const struct mmtls_afp *p)
     return p->txfd;
 }
 
+/* What both ring versions do with a received frame whose header (at hdr, hdr_al bytes long
+ * when aligned; the sockaddr_ll follows it) passed the bounds checks: skip what must not be
+ * forwarded, else describe it in *f.  Returns whether *f was filled. */
+static bool rx_take(struct mmtls_afp *p, struct mmtls_afp_frame *f, const uint8_t *hdr,
+                    uint32_t hdr_al, uint16_t mac, uint32_t snaplen, uint32_t len, uint32_t sec,
+                    uint32_t nsec, uint32_t status, uint16_t tci)
+{
+    if (mac >= hdr_al + sizeof(struct sockaddr_ll)) {
+        /* The sockaddr_ll right after the aligned header (packet_mmap.rst); the callers' bounds
+         * checks keep it inside the block or slot. */
+        const struct sockaddr_ll *sll = (const struct sockaddr_ll *)(const void *)(hdr + hdr_al);
+
+        if (sll->sll_pkttype == PACKET_OUTGOING) {
+            p->st.rx_outgoing++; /* a fanout group without FLAG_IGNORE_OUTGOING */
+            return false;
+        }
+    }
+    if (snaplen < len) {
+        /* Larger than a ring block or slot: the kernel truncated it.  A bump in the wire must
+         * not forward a cut frame; counted as a kernel-side drop. */
+        p->st.rx_drops_kernel++;
+        return false;
+    }
+    f->data = hdr + mac;
+    f->len = snaplen;
+    f->ts_us = (uint64_t)sec * 1000000u + nsec / 1000u;
+    f->vnet = p->vnet_hdr ? f->data - AFP_VNET_LEN : NULL;
+    f->vlan_valid = (status & TP_STATUS_VLAN_VALID) != 0;
+    f->vlan_tci = f->vlan_valid ? tci : 0;
+    p->st.rx_frames++;
+    p->st.rx_bytes += snaplen;
+    return true;
+}
+
 /* rx_burst of a frame ring (V2): slots from rx_tail + rx_nopen on, while the kernel has handed
  * them over. */
 static int rx_burst_v2(struct mmtls_afp *p, struct mmtls_afp_frame *f, int max)
@@ -429,28 +463,10 @@ static int rx_burst_v2(struct mmtls_afp *p, struct mmtls_afp_frame *f, int max)
             MMTLS_DEBUG_ASSERT(0);
             continue; /* never hand out bytes outside the slot */
         }
-        if (h->tp_mac >= TPACKET2_HDRLEN) {
-            const struct sockaddr_ll *sll =
-                (const struct sockaddr_ll *)(const void *)((const uint8_t *)h +
-                                                           TPACKET_ALIGN(sizeof(*h)));
-            if (sll->sll_pkttype == PACKET_OUTGOING) {
-                p->st.rx_outgoing++;
-                continue;
-            }
+        if (rx_take(p, f + n, (const uint8_t *)h, TPACKET_ALIGN(sizeof(*h)), h->tp_mac,
+                    h->tp_snaplen, h->tp_len, h->tp_sec, h->tp_nsec, st, h->tp_vlan_tci)) {
+            n++;
         }
-        if (h->tp_snaplen < h->tp_len) {
-            p->st.rx_drops_kernel++; /* truncated: see rx_burst */
-            continue;
-        }
-        f[n].data = (const uint8_t *)h + h->tp_mac;
-        f[n].len = h->tp_snaplen;
-        f[n].ts_us = (uint64_t)h->tp_sec * 1000000u + h->tp_nsec / 1000u;
-        f[n].vnet = p->vnet_hdr ? f[n].data - AFP_VNET_LEN : NULL;
-        f[n].vlan_valid = (st & TP_STATUS_VLAN_VALID) != 0;
-        f[n].vlan_tci = f[n].vlan_valid ? (uint16_t)h->tp_vlan_tci : 0;
-        p->st.rx_frames++;
-        p->st.rx_bytes += h->tp_snaplen;
-        n++;
     }
     return n;
 }
@@ -507,40 +523,18 @@ int mmtls_afp_rx_burst(struct mmtls_afp *p, struct mmtls_afp_frame *f, int max)
             MMTLS_DEBUG_ASSERT(0);
             p->rx_left = 0;
         }
-        if (h->tp_mac >= TPACKET3_HDRLEN) {
-            /* TPACKET_V3 puts the sockaddr_ll right after the aligned header (packet_mmap.rst);
-             * the bounds check above keeps it inside the block. */
-            const struct sockaddr_ll *sll =
-                (const struct sockaddr_ll *)(const void *)((const uint8_t *)h +
-                                                           TPACKET_ALIGN(sizeof(*h)));
-            if (sll->sll_pkttype == PACKET_OUTGOING) {
-                p->st.rx_outgoing++; /* a fanout group without FLAG_IGNORE_OUTGOING */
-                continue;
-            }
+        if (rx_take(p, f + n, (const uint8_t *)h, TPACKET_ALIGN(sizeof(*h)), h->tp_mac,
+                    h->tp_snaplen, h->tp_len, h->tp_sec, h->tp_nsec, h->tp_status,
+                    h->hv1.tp_vlan_tci)) {
+            n++;
         }
-        if (h->tp_snaplen < h->tp_len) {
-            /* Larger than a ring block: the kernel truncated it.  A bump in the wire must not
-             * forward a cut frame; counted as a kernel-side drop. */
-            p->st.rx_drops_kernel++;
-            continue;
-        }
-        f[n].data = blk + off + h->tp_mac;
-        f[n].len = h->tp_snaplen;
-        f[n].ts_us = (uint64_t)h->tp_sec * 1000000u + h->tp_nsec / 1000u;
-        f[n].vnet = p->vnet_hdr ? f[n].data - AFP_VNET_LEN : NULL;
-        f[n].vlan_valid = (h->tp_status & TP_STATUS_VLAN_VALID) != 0;
-        f[n].vlan_tci = f[n].vlan_valid ? (uint16_t)h->hv1.tp_vlan_tci : 0;
-        p->st.rx_frames++;
-        p->st.rx_bytes += h->tp_snaplen;
-        n++;
     }
     return n;
 }
 
 void mmtls_afp_rx_done(struct mmtls_afp *p)
 {
-    /* The newest open block stays ours while frames in it are still to be returned. */
-    uint32_t n = p->rx_left != 0 ? p->rx_nopen - 1 : p->rx_nopen;
+    uint32_t n;
 
     if (p->v2) {
         for (uint32_t i = 0; i < p->rx_nopen; i++) {
@@ -552,6 +546,8 @@ void mmtls_afp_rx_done(struct mmtls_afp *p)
         p->rx_nopen = 0;
         return;
     }
+    /* The newest open block stays ours while frames in it are still to be returned. */
+    n = p->rx_left != 0 ? p->rx_nopen - 1 : p->rx_nopen;
 
     for (uint32_t i = 0; i < n; i++) {
         struct tpacket_block_desc *bd =
