@@ -234,9 +234,12 @@ class Middle:
             sh(["ip", "-n", NS_M, "link", "set", "c0", "master", "br0"])
             sh(["ip", "-n", NS_M, "link", "set", "s0", "master", "br0"])
             sh(["ip", "-n", NS_M, "link", "set", "br0", "up"])
-        elif k == "bare":
+        elif k in ("bare", "barev3"):
+            # bare: TPACKET_V2 frame rings, as mmtlsd's default (--afp-ring frames); barev3:
+            # TPACKET_V3 blocks, as mmtlsd --afp-ring blocks (and both before 2026-11-22)
+            ring = ["--frame-ring"] if k == "bare" else []
             self.proc = subprocess.Popen(
-                ["taskset", "-c", "1"] + in_ns(NS_M, BRIDGE, "c0", "s0"),
+                ["taskset", "-c", "1"] + in_ns(NS_M, BRIDGE, *ring, "c0", "s0"),
                 stdout=subprocess.DEVNULL, stderr=open(os.path.join(W, "bridge.err"), "a"))
             time.sleep(0.5)
         elif k == "split":
@@ -256,8 +259,10 @@ class Middle:
             args = [MMTLSD, "-i", "c0:s0", "--key-listen", "198.18.6.2:4433",
                     "--cert", W + "/pki/mbox.crt", "--key", W + "/pki/mbox.key",
                     "--client-ca", W + "/pki/ca.crt", "-l", self.evedir, "-q"]
-            if k in ("mmtls64k", "mmtlsfast64k", "mmtlsfastw64k"):
+            if k in ("mmtls64k", "mmtls64kv3", "mmtlsfast64k", "mmtlsfastw64k"):
                 args += ["--inspect-depth", str(DEPTH)]
+            if k == "mmtls64kv3":
+                args += ["--afp-ring", "blocks"]  # TPACKET_V3 blocks (the default until 2026-11-22)
             if k in ("mmtlsfast64k", "mmtlsfastw64k"):
                 args += ["--io", "fast"]  # issue 8: the kernel fast path (docs/FASTPATH.md)
             if k == "mmtlsfastw64k":

@@ -11,6 +11,7 @@ Figures per run (bench.py):
 Ratios are taken inside each round, then the median over rounds (bench/README.md rule).
 """
 import json
+import os
 import statistics
 import sys
 
@@ -18,12 +19,17 @@ BRIDGES = ("e2e", "e2erps")  # middles without a process of their own
 NAMES = {"e2e": "E2E (kernel bridge)", "e2erps": "E2E (kernel bridge, RPS on its ports)",
          "split": "split-TLS (nginx proxy)",
          "mmtls64k": "mmtls, first 64 KB", "mmtlsall": "mmtls, decrypt all",
-         "bare": "bare AF_PACKET forwarder", "mmtlsfast64k": "mmtls --io fast, first 64 KB",
+         "mmtls64kv3": "mmtls, first 64 KB, TPACKET_V3 blocks (--afp-ring blocks)",
+         "bare": "bare AF_PACKET forwarder (TPACKET_V2 frames, as mmtlsd)",
+         "barev3": "bare AF_PACKET forwarder, TPACKET_V3 blocks",
+         "mmtlsfast64k": "mmtls --io fast, first 64 KB",
          "mmtlsfastw64k": "mmtls --io fast, first 64 KB counted on the wire (kernel depth)"}
 SHORT = {"e2e": "E2E\n(kernel bridge)", "e2erps": "E2E + RPS\n(kernel bridge)",
          "split": "split-TLS\n(nginx)",
          "mmtls64k": "mmtls\nfirst 64 KB",
+         "mmtls64kv3": "mmtls 64 KB\nV3 blocks",
          "mmtlsall": "mmtls\ndecrypt all", "bare": "bare\nAF_PACKET",
+         "barev3": "bare\nV3 blocks",
          "mmtlsfast64k": "mmtls fast\nfirst 64 KB",
          "mmtlsfastw64k": "mmtls fast\nkernel depth"}
 SIZE_B = {"1k": 1024, "16k": 16384, "64k": 65536, "256k": 262144, "1m": 1048576, "4m": 4194304}
@@ -61,6 +67,7 @@ def fmt(x, p=2):
 def main():
     res = json.load(open(sys.argv[1]))
     out_md, plotdir = sys.argv[2], sys.argv[3]
+    os.makedirs(plotdir, exist_ok=True)
     cfg = res["config"]
     middles = cfg["middles"]
     sizes = cfg["sizes"]
@@ -162,7 +169,7 @@ def main():
     import matplotlib.pyplot as plt
     xs = [SIZE_B[s] / 1024 for s in sizes]
     style = {"e2e": "k-o", "split": "r-s", "mmtls64k": "b-^", "mmtlsall": "c-v", "bare": "g-d",
-             "mmtlsfast64k": "m-x", "mmtlsfastw64k": "y-*"}
+             "mmtlsfast64k": "m-x", "mmtlsfastw64k": "y-*", "mmtls64kv3": "b--", "barev3": "g--"}
     fig1, ax = plt.subplots(1, 2, figsize=(11, 4.2))
     for mid in middles:
         ax[0].plot(xs, [m(mid, s, False, "gbps") or float("nan") for s in sizes], style[mid],

@@ -3,8 +3,11 @@
 #   client (h2load, CPU 0) -- middle (CPU 1) -- server (nginx, CPU 0) on scripts/testbed.sh
 # Middles, interleaved in every round: e2e (Linux bridge br0 in the mbox namespace), split
 # (nginx TLS reverse proxy in the mbox, keep-alive upstream), mmtls64k (mmtlsd -i c0:s0
-# --inspect-depth 65536), mmtlsall (mmtlsd decrypting everything), bare (mmtls-bridge c0 s0,
-# the AF_PACKET data plane with no inspection).
+# --inspect-depth 65536), mmtlsall (mmtlsd decrypting everything), bare (mmtls-bridge
+# --frame-ring c0 s0, the AF_PACKET data plane with no inspection, on TPACKET_V2 frame rings as
+# mmtlsd's default).  More on request (MIDDLES): mmtls64kv3 and barev3 (TPACKET_V3 blocks:
+# mmtlsd --afp-ring blocks, mmtls-bridge's default), e2erps, mmtlsfast64k, mmtlsfastw64k, and
+# rulesNk / depthNk.
 # Workloads: persistent HTTP/1.1 connections (h2load --h1 -c 8) fetching 1k..4m objects, and
 # ephemeral connections (a new TLS connection per 1 KB request: the server answers
 # "Connection: close", h2load reconnects).

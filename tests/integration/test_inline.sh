@@ -30,7 +30,9 @@
 # frames); two workers are two queue pairs (qpairs=2), spread by the vdev's symmetric
 # PACKET_FANOUT_HASH, so every session of the two-worker case must decrypt.
 # MMTLS_IO=fast runs every case over the kernel fast path (mmtlsd --io fast, docs/FASTPATH.md);
-# it runs one worker, so the two-worker case runs with one.
+# its two workers share the divert interface through a PACKET_FANOUT_HASH group.
+# MMTLS_AFP_RING=frames|blocks runs the AF_PACKET cases with that --afp-ring (TPACKET_V2 frames,
+# the default, or V3 blocks) and checks that mmtlsd says it bridges with it.
 # Exit 0 pass, 1 fail, 77 skip.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -41,6 +43,7 @@ SHIM=${MMTLS_PRELOAD:-$BUILD/lib/keyshare/libmmtls-preload.so}
 NAME=test_inline
 P=mmtls-ti$$
 IO=${MMTLS_IO:-afpacket}
+RING=${MMTLS_AFP_RING:-} # AF_PACKET: frames (mmtlsd's default) or blocks (--afp-ring)
 
 # shellcheck source=lib_testbed.sh
 . "$HERE/lib_testbed.sh"
@@ -116,7 +119,7 @@ HTTP_PID=$!
 start_mbox() {
     local tag=$1
     shift
-    ip netns exec "$P-mbox" timeout 120 "$MMTLSD" -i c0:s0 --io "$IO" \
+    ip netns exec "$P-mbox" timeout 120 "$MMTLSD" -i c0:s0 --io "$IO" ${RING:+--afp-ring "$RING"} \
         --key-listen 198.18.6.2:4433 \
         --cert "$W/pki/mbox.crt" --key "$W/pki/mbox.key" --client-ca "$W/pki/ca.crt" \
         -l "$W/$tag" ${EICAR_OPT---block-eicar} --log-http -v ${MBOX_V:-} "$@" 2>"$W/$tag.log" &
@@ -126,6 +129,12 @@ start_mbox() {
         sleep 0.1
     done
     grep -q bridging "$W/$tag.log" || { echo "mmtlsd did not start: $(cat "$W/$tag.log")"; exit 1; }
+    if [ -n "$RING" ]; then
+        local want="TPACKET_V2 frames"
+        [ "$RING" = blocks ] && want="TPACKET_V3 blocks"
+        grep bridging "$W/$tag.log" | grep -q "$want" ||
+            { echo "mmtlsd does not bridge with $want: $(grep bridging "$W/$tag.log")"; exit 1; }
+    fi
 }
 stop_mbox() {
     kill -INT "$MB" 2>/dev/null

@@ -36,6 +36,7 @@ struct opts {
     const char *read;
     const char *iface; /* inline: "IF1:IF2" */
     bool no_vnet;
+    bool afp_blocks;              /* --afp-ring blocks: TPACKET_V3 RX blocks, not V2 frames */
     enum mmtlsd_io io;            /* --io */
     enum mmtls_xdp_mode xdp_mode; /* --xdp-mode */
     const char *dpdk_args;        /* --dpdk-args */
@@ -91,10 +92,13 @@ static void usage(FILE *fp)
             "Inline mode: bridge two interfaces, inspect TLS with the keys clients share, and\n"
             "block sessions (DESIGN §3 packet rules).\n"
             "\n"
-            "  -i, --interfaces IF1:IF2 bridge these two interfaces (AF_PACKET, TPACKET_V3)\n"
+            "  -i, --interfaces IF1:IF2 bridge these two interfaces (AF_PACKET rings)\n"
             "      --workers N          N share-nothing workers, flows spread by a symmetric\n"
             "                           hash (PACKET_FANOUT_HASH); default 1, at most 64\n"
             "      --no-vnet            no PACKET_VNET_HDR (then turn GRO/GSO/TSO off yourself)\n"
+            "      --afp-ring frames|blocks  AF_PACKET receive rings: TPACKET_V2 frames, each\n"
+            "                           handed over as it arrives (default), or TPACKET_V3\n"
+            "                           blocks, a part-filled one after a 4-8 ms timer\n"
             "      --io afpacket|xdp|fast  packet I/O: AF_PACKET rings (default), AF_XDP sockets\n"
             "                           (one per worker and RX queue: --workers = queues; MTU-\n"
             "                           size frames; senders' checksums must be complete) or\n"
@@ -258,6 +262,7 @@ enum {
     O_KWAIT,
     O_KHOLD,
     O_NOVNET,
+    O_AFPRING,
     O_IO,
     O_XDPMODE,
     O_DPDKARGS,
@@ -311,6 +316,7 @@ static const struct option lopts[] = {
     {"on-evasion", required_argument, NULL, O_EVASION},
     {"test-rules", no_argument, NULL, O_TESTRULES},
     {"no-vnet", no_argument, NULL, O_NOVNET},
+    {"afp-ring", required_argument, NULL, O_AFPRING},
     {"io", required_argument, NULL, O_IO},
     {"xdp-mode", required_argument, NULL, O_XDPMODE},
     {"dpdk-args", required_argument, NULL, O_DPDKARGS},
@@ -402,6 +408,13 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case 'r': o->read = optarg; break;
         case 'i': o->iface = optarg; break;
         case O_NOVNET: o->no_vnet = true; break;
+        case O_AFPRING:
+            if (strcmp(optarg, "frames") != 0 && strcmp(optarg, "blocks") != 0) {
+                fprintf(stderr, "mmtlsd: --afp-ring wants frames or blocks (got '%s')\n", optarg);
+                return -1;
+            }
+            o->afp_blocks = optarg[0] == 'b';
+            break;
         case O_IO:
             if (strcmp(optarg, "afpacket") == 0) {
                 o->io = MMTLSD_IO_AFPACKET;
@@ -760,6 +773,10 @@ static int check_args(struct opts *o)
     if (o->depth_wire && (o->inspect_depth == 0 || o->log_http || o->nrules > 0)) {
         fprintf(stderr, "mmtlsd: --depth-count wire needs --inspect-depth, without --rules and "
                         "--log-http (those count HTTP bodies)\n");
+        return -1;
+    }
+    if (o->afp_blocks && o->io != MMTLSD_IO_AFPACKET) {
+        fprintf(stderr, "mmtlsd: --afp-ring applies to --io afpacket\n");
         return -1;
     }
     if (o->io == MMTLSD_IO_FAST && o->no_vnet) {
@@ -1294,6 +1311,7 @@ static int run_inline(const struct opts *o, struct worker *w, int n)
     struct mmtlsd_dpdk dpdk = {{0, 0}, false};
     struct mmtlsd_io_opts io = {.io = o->io,
                                 .vnet = !o->no_vnet,
+                                .frame_ring = !o->afp_blocks,
                                 .fanout_group = n > 1 ? 1 : 0,
                                 .xdp_mode = o->xdp_mode,
                                 .xdp = &xdp,
@@ -1325,11 +1343,13 @@ static int run_inline(const struct opts *o, struct worker *w, int n)
         goto out;
     }
     mmtls_log(MMTLS_LOG_INFO, "bridging %s with %d worker%s (%s)", o->iface, n, n > 1 ? "s" : "",
-              o->io == MMTLSD_IO_XDP    ? "AF_XDP, one socket per worker and queue"
-              : o->io == MMTLSD_IO_DPDK ? "DPDK, one queue per worker and device, polled"
-              : o->io == MMTLSD_IO_FAST ? "kernel fast path: TC programs, divert interface"
-              : o->no_vnet              ? "no vnet header"
-                                        : "PACKET_VNET_HDR: GSO frames kept");
+              o->io == MMTLSD_IO_XDP        ? "AF_XDP, one socket per worker and queue"
+              : o->io == MMTLSD_IO_DPDK     ? "DPDK, one queue per worker and device, polled"
+              : o->io == MMTLSD_IO_FAST     ? "kernel fast path: TC programs, divert interface"
+              : o->no_vnet && o->afp_blocks ? "TPACKET_V3 blocks, no vnet header"
+              : o->no_vnet                  ? "TPACKET_V2 frames, no vnet header"
+              : o->afp_blocks               ? "TPACKET_V3 blocks, PACKET_VNET_HDR: GSO frames kept"
+                              : "TPACKET_V2 frames, PACKET_VNET_HDR: GSO frames kept");
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     for (int i = 0; i < n; i++) {

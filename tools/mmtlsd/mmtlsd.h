@@ -32,6 +32,7 @@ struct mmtlsd_dpdk {
 struct mmtlsd_io_opts {
     enum mmtlsd_io io;
     bool vnet;        /* AF_PACKET: PACKET_VNET_HDR */
+    bool frame_ring;  /* AF_PACKET: TPACKET_V2 frame rings (else V3 blocks) */
     int fanout_group; /* AF_PACKET: 0 for one worker, else 1..255 */
     enum mmtls_xdp_mode xdp_mode;
     const struct mmtlsd_xdp *xdp;   /* AF_XDP: borrowed; NULL: libxdp's default program */

@@ -383,7 +383,8 @@ int mmtlsd_bridge_open(struct mmtlsd_bridge **out, const char *ifpair,
         struct mmtls_afp_opts o = {.sz = sizeof(o),
                                    .ifname = b->names[i],
                                    .vnet_hdr = io->vnet,
-                                   .fanout_group = io->fanout_group};
+                                   .fanout_group = io->fanout_group,
+                                   .frame_ring = io->frame_ring};
         b->port[i].io = io->io;
         rc = mmtls_afp_open(&b->port[i].afp, &o, err, err_cap);
         if (rc != 0) {
