@@ -11,13 +11,18 @@ Every round (ROUNDS, default 3; the order of the middles rotates) measures, side
   fwd       a bounded plain-HTTP download (curl of FWD_MB / FWD_MB_B MiB from nginx, sendfile)
             through each forwarding middle, plus the same download over a direct veth pair (no middle);
             group A at the veth defaults (TSO/GSO): direct, bridge (Linux br0), bare-afp
-            (mmtls-bridge AF_PACKET), mmtlsd-afp, mmtlsd-fast; group B with tx checksumming off
-            at the end hosts (what AF_XDP copy mode needs; no TSO, MTU-sized frames): direct,
-            bridge, bare-xdp, mmtlsd-xdp (both --xdp-mode copy);
+            (mmtls-bridge AF_PACKET, TPACKET_V2 frame rings as mmtlsd's default), mmtlsd-afp,
+            mmtlsd-fast; group B with tx checksumming off at the end hosts (what AF_XDP copy
+            mode and DPDK's net_af_packet need; no TSO, MTU-sized frames): direct, bridge,
+            bare-xdp, mmtlsd-xdp (both --xdp-mode copy), bare-dpdk, mmtlsd-dpdk;
   attrib    group A again under `perf record -a -g`: the middle's processes plus the kernel
             samples under its receive hook (see attrib_run);
   tls64k    h2load, 8 persistent TLS connections fetching 1 MB objects: direct, bridge, mmtlsd
             AF_PACKET and mmtlsd --io fast, both --inspect-depth 65536 (keys from the shim);
+  decrypt   per back end (DEC_KINDS: mmtlsd AF_PACKET, --io fast, AF_XDP, DPDK), h2load 8
+            connections of 1 MB objects inspected to 64 KB and decrypted whole, each under perf
+            (decrypt_run): the engine's cost per byte, its difference per decrypted byte, and
+            the AEAD's, against openssl speed aes-256-gcm in the same round;
   scale     h2load, SCALE_CONNS connections, 1 MB objects, mmtlsd AF_PACKET decrypting
             everything with --workers 1 and 2 (nothing pinned) and the bridge as reference.
 After the rounds: perf profiles (inline decrypt-all under load, offline decrypt) and callgrind
@@ -38,6 +43,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -59,8 +65,11 @@ FWD_MB_B = int(os.environ.get("FWD_MB_B", "512"))  # group B (MTU frames: slower
 TLS_SECS = float(os.environ.get("TLS_SECS", "4"))
 SCALE_CONNS = int(os.environ.get("SCALE_CONNS", "32"))
 SCALE_FAST = int(os.environ.get("SCALE_FAST", "1"))  # also --io fast with 1 and 2 workers
-PARTS = os.environ.get("PARTS", "offline fwd attrib tls64k scale profile callgrind").split()
+PARTS = os.environ.get("PARTS",
+                       "offline fwd attrib tls64k decrypt scale profile callgrind").split()
 TLS_KINDS = os.environ.get("TLS_KINDS", "").split()  # middles of tls64k/tlsattrib (default: all)
+# back ends of the decrypt part
+DEC_KINDS = os.environ.get("DEC_KINDS", "mmtlsd-afp mmtlsd-fast mmtlsd-xdp mmtlsd-dpdk").split()
 ATTRIB_MB = int(os.environ.get("ATTRIB_MB", "1024"))
 OPENSSL_SECS = int(os.environ.get("OPENSSL_SECS", "1"))
 SERVER, DIRECT_S = "198.18.4.2", "198.18.7.2"
@@ -306,7 +315,8 @@ def set_rps(mask):
 
 class Middle:
     """kind: direct | bridge | bridge-rps (with RPS on its ports, as --io fast sets it) | bare-afp
-    | bare-xdp | mmtlsd-afp | mmtlsd-xdp | mmtlsd-fast | mmtlsd-fastw (--depth-count wire),
+    | bare-xdp | bare-dpdk | mmtlsd-afp | mmtlsd-xdp | mmtlsd-dpdk | mmtlsd-fast | mmtlsd-fastw
+    (--depth-count wire),
     with options: depth (bytes, 0 = decrypt all), workers, cpus (taskset list or None)"""
 
     def __init__(self, kind, tag, depth=0, workers=1, cpus="1"):
@@ -341,10 +351,19 @@ class Middle:
             sh(["ip", "-n", NS_M, "link", "set", "br0", "up"])
             time.sleep(0.2)
             return
+        if k.endswith("dpdk"):
+            # net_af_packet reads what the veth hands it: no GRO super-frames (as test_inline)
+            for dev in ("c0", "s0"):
+                sh(in_ns(NS_M, "ethtool", "-K", dev, "gro", "off"), stdout=subprocess.DEVNULL,
+                   check=False)
         if k.startswith("bare"):
             args = [BRIDGE, "c0", "s0"]
+            if k == "bare-afp":
+                args += ["--frame-ring"]  # TPACKET_V2 frames, as mmtlsd's default --afp-ring
             if k == "bare-xdp":
                 args += ["--io", "xdp", "--xdp-mode", "copy"]
+            if k == "bare-dpdk":
+                args += ["--io", "dpdk"]
             self.proc = subprocess.Popen(self.pin() + in_ns(NS_M, *args),
                                          stdout=subprocess.DEVNULL, stderr=open(self.errf, "w"))
             for _ in range(50):
@@ -361,6 +380,8 @@ class Middle:
                         ["-q"] if self.quiet else ["-v"])
             if k == "mmtlsd-xdp":
                 args += ["--io", "xdp", "--xdp-mode", "copy"]
+            elif k == "mmtlsd-dpdk":
+                args += ["--io", "dpdk"]
             elif k in ("mmtlsd-fast", "mmtlsd-fastw"):
                 args += ["--io", "fast"]
             if k == "mmtlsd-fastw":
@@ -533,6 +554,56 @@ def h2_run(mid, server_pids, conns, pin_client=True):
     rec["ok"] = rc == 0 and rec["okreq"] > 0 and rec["failed"] == 0
     if not rec["ok"]:
         rec["err"] = (out + err)[-800:]
+    return rec
+
+
+PERF_HZ = 1999
+ENGINE = "mmtls_engine_packet_inline"  # every back end hands each frame to the engine here
+
+
+def decrypt_run(mid, server_pids):
+    """h2_run with `perf record --call-graph dwarf -p MIDDLE` over a window inside its measured phase: samples
+    whose call chain passes the engine's per-frame entry (ENGINE) and no system call (the I/O it
+    triggers), those in libcrypto (the AEAD), and all of the process's, per byte the server sent
+    in the window.  Independent of polling: a back end that spins (AF_XDP, DPDK) spins outside
+    the engine."""
+    data = os.path.join(W, "perf-%s.data" % mid.tag)
+    win = {}
+
+    def window():
+        time.sleep(1.3)  # h2load's warm-up (1 s) and the middle's first sessions
+        a = link_stats(NS_S, "veth0")["tx_bytes"]
+        t = time.monotonic()
+        # dwarf: the Release build keeps no frame pointers (nor do libc and libcrypto)
+        subprocess.run(["perf", "record", "-q", "-e", "cpu-clock", "-F", str(PERF_HZ),
+                        "--call-graph", "dwarf", "-o", data, "-p", str(mid.proc.pid), "--", "sleep",
+                        str(max(TLS_SECS - 1.0, 1.0))],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        win["secs"] = time.monotonic() - t
+        win["bytes"] = link_stats(NS_S, "veth0")["tx_bytes"] - a
+
+    th = threading.Thread(target=window)
+    th.start()
+    rec = h2_run(mid, server_pids, 8)
+    th.join()
+    # each sample: its period (ns of task clock) on a line of its own, then its call chain
+    n = {"samples": 0, "all": 0, "engine": 0, "crypto": 0}
+    r = subprocess.run(["perf", "script", "-i", data, "-F", "period,ip,sym,dso"],
+                       capture_output=True, text=True)
+    for smp in r.stdout.split("\n\n"):
+        lines = [ln.strip() for ln in smp.strip().splitlines() if ln.strip()]
+        if len(lines) < 2 or not lines[0].isdigit():
+            continue
+        ns = int(lines[0])
+        n["samples"] += 1
+        n["all"] += ns
+        if "libcrypto" in lines[1]:
+            n["crypto"] += ns
+        chain = " ".join(lines[1:])
+        if ENGINE in chain and "entry_SYSCALL_64" not in chain:
+            n["engine"] += ns
+    rec["perf_win"] = dict(win, **n)
+    os.unlink(data)
     return rec
 
 
@@ -719,9 +790,10 @@ def main():
     res = {"config": {"rounds": ROUNDS, "fwd_mb": FWD_MB, "fwd_mb_b": FWD_MB_B,
                       "tls_secs": TLS_SECS,
                       "scale_conns": SCALE_CONNS, "parts": PARTS, "mhz": mhz,
+                      "perf_hz": PERF_HZ,
                       "kernel": os.uname().release, "date": time.strftime("%Y-%m-%d %H:%M"),
                       "cap_big": meta(CAP_BIG), "cap_small": meta(CAP_SMALL)},
-           "offline": [], "fwd": [], "attrib": [], "tls64k": [], "scale": []}
+           "offline": [], "fwd": [], "attrib": [], "tls64k": [], "scale": [], "decrypt": []}
 
     def save():
         with open(OUT, "w") as f:
@@ -749,7 +821,8 @@ def main():
             if "fwd" in PARTS:
                 for group, kinds in (("A", ["direct", "bridge", "bare-afp", "mmtlsd-afp",
                                             "mmtlsd-fast"]),
-                                     ("B", ["direct", "bridge", "bare-xdp", "mmtlsd-xdp"])):
+                                     ("B", ["direct", "bridge", "bare-xdp", "mmtlsd-xdp",
+                                            "bare-dpdk", "mmtlsd-dpdk"])):
                     set_tx(group == "A")
                     for kind in rotate(kinds, rnd - 1):
                         mid = Middle(kind, "fwd%s-%s-r%d" % (group, kind, rnd))
@@ -787,6 +860,30 @@ def main():
                         rec["middle_proc"], rec.get("eve", {}).get("key_status", ""),
                         "ok" if rec["ok"] else "FAIL " + rec.get("err", "")))
                     save()
+            if "decrypt" in PARTS:
+                # decryption per back end: the same TLS load inspected to 64 KB and decrypted
+                # whole, side by side, under perf (decrypt_run); the engine's difference is the
+                # cost of decrypting the other 15/16 (report.py), against openssl speed in the
+                # same round
+                res["decrypt_speed"] = res.get("decrypt_speed", []) + [
+                    {"round": rnd, "speed_aes-256-gcm": openssl_speed("aes-256-gcm")}]
+                pairs = [(k, d) for k in DEC_KINDS for d in (65536, 0)]
+                for kind, depth in rotate(pairs, 2 * (rnd - 1)):
+                    set_tx(kind not in ("mmtlsd-xdp", "mmtlsd-dpdk"))  # MTU frames for those
+                    mid = Middle(kind, "dec-%s-d%d-r%d" % (kind, depth, rnd), depth=depth)
+                    rec = with_middle(mid, lambda: decrypt_run(mid, server_pids))
+                    rec.update(round=rnd, depth=depth)
+                    res["decrypt"].append(rec)
+                    pw = rec["perf_win"]
+                    log("r%d decrypt %-12s depth %-6d %5.2f Gbit/s mid %.3f s perf: %d samples, "
+                        "%.3f s, engine %.3f s, libcrypto %.3f s, %d bytes %s %s" % (
+                        rnd, kind, depth, rec["h2_bytes"] * 8e-9 / (rec["h2_secs"] or 1),
+                        rec["middle_proc"], pw["samples"], pw["all"] * 1e-9, pw["engine"] * 1e-9,
+                        pw["crypto"] * 1e-9,
+                        pw.get("bytes", 0), rec.get("eve", {}).get("key_status", ""),
+                        "ok" if rec["ok"] else "FAIL " + rec.get("err", "")))
+                    save()
+                set_tx(True)
             if "tlsattrib" in PARTS:
                 for kind in rotate([k for k in TLS_KINDS if k != "direct"] or
                                    ["bridge", "mmtlsd-afp", "mmtlsd-fast", "mmtlsd-fastw"], rnd - 1):

@@ -20,10 +20,13 @@ NAMES = {
     "mmtlsd-fastw": "mmtlsd --io fast --depth-count wire (kernel depth)",
     "bare-xdp": "mmtls-bridge AF_XDP copy (bare)",
     "mmtlsd-xdp": "mmtlsd AF_XDP copy",
+    "bare-dpdk": "mmtls-bridge DPDK net_af_packet (bare)",
+    "mmtlsd-dpdk": "mmtlsd DPDK net_af_packet",
     "direct": "direct veth (reference)",
 }
 # mmtlsd back end -> the bare forwarder of the same back end (fast: the kernel's own forwarding)
-BARE = {"mmtlsd-afp": "bare-afp", "mmtlsd-xdp": "bare-xdp", "mmtlsd-fast": "bridge"}
+BARE = {"mmtlsd-afp": "bare-afp", "mmtlsd-xdp": "bare-xdp", "mmtlsd-dpdk": "bare-dpdk",
+        "mmtlsd-fast": "bridge"}
 
 
 def med(xs):
@@ -83,6 +86,44 @@ def fwd_table(res):
                     if b["middle_proc"] > 0:
                         e["ratio_proc"].append((a["middle_proc"] / a["rx_bytes"]) /
                                                (b["middle_proc"] / b["rx_bytes"]))
+    return out
+
+
+def decrypt_table(res):
+    """{back end: per-round lists}: perf samples of the middle in a window of the run (bench.py
+    decrypt_run), per byte the server sent: under the engine's per-frame entry (no system call)
+    and in libcrypto, inspected to 64 KB and decrypted whole in the same round.  Decrypting per
+    byte = the engine's difference divided by the 15/16 of the bytes only the second run
+    decrypts; against openssl speed aes-256-gcm of that round."""
+    out = {}
+    speed = {r["round"]: r["speed_aes-256-gcm"] for r in res.get("decrypt_speed", [])}
+    for rnd in sorted({r["round"] for r in res["decrypt"]}):
+        recs = {(r["middle"], r["depth"]): r for r in res["decrypt"]
+                if r["round"] == rnd and r["ok"] and r.get("perf_win", {}).get("bytes")}
+        for m in sorted({k[0] for k in recs}):
+            e = out.setdefault(m, {k: [] for k in (
+                "gbps64", "gbps0", "eng64", "eng0", "all64", "all0", "aead", "dec", "ratio",
+                "ratio_aead")})
+            pw = {}
+            for d, key in ((65536, "64"), (0, "0")):
+                r = recs.get((m, d))
+                if r is None:
+                    continue
+                w = pw[key] = r["perf_win"]
+                e["gbps" + key].append(r["h2_bytes"] * 8e-9 / (r["h2_secs"] or 1))
+                e["eng" + key].append(w["engine"] / w["bytes"])
+                e["all" + key].append(w["all"] / w["bytes"])
+                if key == "0":
+                    e["aead"].append(w["crypto"] / w["bytes"])
+            if len(pw) < 2:
+                continue
+            dec = (pw["0"]["engine"] / pw["0"]["bytes"] -
+                   pw["64"]["engine"] / pw["64"]["bytes"])
+            dec /= 1.0 - 65536.0 / (1 << 20)
+            e["dec"].append(dec)
+            if rnd in speed:
+                e["ratio"].append(dec / speed[rnd])
+                e["ratio_aead"].append(e["aead"][-1] / speed[rnd])
     return out
 
 
@@ -359,7 +400,7 @@ def main():
         L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for g in ("A", "B"):
             for m in ("direct", "bridge", "bare-afp", "mmtlsd-afp", "mmtlsd-fast", "bare-xdp",
-                      "mmtlsd-xdp"):
+                      "mmtlsd-xdp", "bare-dpdk", "mmtlsd-dpdk"):
                 e = fw.get((g, m))
                 if not e:
                     continue
@@ -382,6 +423,49 @@ def main():
                          r["round"], r["group"], r["middle"], r["ok"], r["rx_bytes"],
                          r["frames_in"], r["total"], r["middle_proc"], r["server_proc"],
                          r["client_proc"], r["ksoftirqd"], r["soak_sys"], r["loadavg"]))
+        L.append("```\n")
+    dt = decrypt_table(res) if res.get("decrypt") else {}
+    if dt:
+        sp = [r["speed_aes-256-gcm"] for r in res.get("decrypt_speed", [])]
+        L.append("## Decrypting, per back end (TLS, 1 MB objects, h2load 8 connections)\n")
+        L.append("Each back end runs the same load twice in a round: inspected to 64 KB and "
+                 "decrypted whole, each under `perf record --call-graph dwarf -p MIDDLE` for a window of its "
+                 "measured phase. *Engine* = samples whose call chain passes "
+                 "`mmtls_engine_packet_inline` (every back end hands each frame to the engine "
+                 "there) and no system call: decode, flows, reassembly, records, AEAD, apps, not "
+                 "the I/O; so polling (AF_XDP, DPDK spin a core) and the receive work a send runs "
+                 "are left out. Per byte the server sent in the window. *Decrypting* = the "
+                 "engine's difference between the two runs divided by the 15/16 of the bytes "
+                 "only the second decrypts. *AEAD* = samples in libcrypto in the decrypt-all "
+                 "run. openssl speed -evp aes-256-gcm (16 KB blocks, same round): median %s "
+                 "ns/B. AF_XDP and DPDK run with MTU frames (tx checksumming off at the end "
+                 "hosts).\n" % f(med(sp), 3))
+        L.append("| back end | Gbit/s (64 KB / all) | process ns/B (64 KB / all) | engine ns/B "
+                 "(64 KB / all) | decrypting ns/B | cycles/B | vs openssl speed | AEAD ns/B "
+                 "| AEAD vs openssl speed |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for m in ("mmtlsd-afp", "mmtlsd-fast", "mmtlsd-xdp", "mmtlsd-dpdk"):
+            e = dt.get(m)
+            if not e:
+                continue
+            d = med(e["dec"])
+            L.append("| %s | %s / %s | %s / %s | %s / %s | %s | %s | %s | %s | %s |" % (
+                NAMES[m], f(med(e["gbps64"])), f(med(e["gbps0"])), f(med(e["all64"]), 3),
+                f(med(e["all0"]), 3), f(med(e["eng64"]), 3), f(med(e["eng0"]), 3), f(d, 3),
+                f(d * ghz if d is not None else None, 2),
+                ("%s (%s-%s)" % ((f(med(e["ratio"])),) + tuple(f(x) for x in rng(e["ratio"]))))
+                if e["ratio"] else "n/a", f(med(e["aead"]), 3), f(med(e["ratio_aead"]))))
+        L.append("\n```")
+        for r in res["decrypt"]:
+            w = r.get("perf_win", {})
+            L.append("r%d %-12s depth=%-6d ok=%s Gbit/s=%.2f mid=%.3fs perf window %.2fs "
+                     "bytes=%d samples=%d sampled=%.3fs engine=%.3fs libcrypto=%.3fs keys=%s" % (
+                         r["round"], r["middle"], r["depth"], r["ok"],
+                         r["h2_bytes"] * 8e-9 / (r["h2_secs"] or 1), r["middle_proc"],
+                         w.get("secs", 0), w.get("bytes", 0), w.get("samples", 0),
+                         w.get("all", 0) * 1e-9, w.get("engine", 0) * 1e-9,
+                         w.get("crypto", 0) * 1e-9,
+                         r.get("eve", {}).get("key_status", "")))
         L.append("```\n")
     at = attrib_table(res) if res.get("attrib") else {}
     if at:
