@@ -15,11 +15,27 @@ bash scripts/deps.sh
 step() { printf '\n=== %s ===\n' "$*"; }
 
 step "build (gcc, -Werror)"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# Every back end on (scripts/deps.sh installed libxdp, libbpf, libdpdk): a missing library fails
+# the configure step here instead of silently leaving that back end's tests out.
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMMTLS_XDP=ON -DMMTLS_DPDK=ON \
+    -DMMTLS_FAST=ON >/dev/null
 cmake --build build -j"$JOBS"
 
 step "unit and real-traffic tests (gcc build)"
-(cd build && ctest --output-on-failure -j"$JOBS")
+(cd build && ctest --output-on-failure -j"$JOBS" | tee ctest.log)
+# A real-traffic test skips (exit 77) without root, network namespaces or a peer program; as
+# root, where scripts/deps.sh has installed every peer, a skip means a test that did not run.
+if [ "$(id -u)" = 0 ] && [ "${MMTLS_ALLOW_SKIP:-0}" != 1 ] && grep -q "(Skipped)" build/ctest.log
+then
+    echo "tests skipped as root (MMTLS_ALLOW_SKIP=1 accepts this):" >&2
+    grep "(Skipped)" build/ctest.log >&2
+    exit 1
+fi
+
+step "the back ends are optional: build without AF_XDP, DPDK and the fast path"
+cmake -S . -B build-min -DMMTLS_XDP=OFF -DMMTLS_DPDK=OFF -DMMTLS_FAST=OFF -DMMTLS_TESTS=OFF \
+    >/dev/null
+cmake --build build-min -j"$JOBS" --target mmtlsd mmtls-bridge
 
 step "unit tests under ASan+UBSan (clang, -Werror)"
 CC=clang cmake -S . -B build-asan -DMMTLS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
