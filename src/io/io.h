@@ -62,8 +62,8 @@ MMTLS_MUST_USE int mmtls_pcapng_block_parse(const uint8_t *p, size_t len, bool s
                                             struct mmtls_pcapng_block *b, size_t *need);
 
 /* ------------------------------------------------------------------------------------------ */
-/* AF_PACKET port (inline mode): one interface of one worker, TPACKET_V3 memory-mapped RX ring  */
-/* (batched receive) and a TX ring (batched send).  With vnet_hdr, frames carry the kernel's    */
+/* AF_PACKET port (inline mode): one interface of one worker, a memory-mapped RX ring (V3      */
+/* blocks or V2 frames) and a TX ring (batched send).  With vnet_hdr, frames carry the kernel's */
 /* struct virtio_net_hdr (GSO super-frames with unfinished checksums) in and out unchanged.     */
 
 struct mmtls_afp;
@@ -79,8 +79,9 @@ struct mmtls_afp_opts {
     uint32_t tx_frame_nr;   /* TX ring frames (default 512) */
     /* TPACKET_V2 rings instead of V3: every frame is handed over (and the reader woken) as it
      * arrives, where V3 hands over whole blocks, a partly filled one only when its retire timer
-     * fires (one jiffy or more: 4-8 ms at HZ=250).  For ports with few frames whose latency
-     * matters (the fast path's divert port); block_size / block_nr still size the RX ring. */
+     * fires (one jiffy or more: 4-8 ms at HZ=250).  Each frame then costs a wake-up, so V3
+     * costs less CPU per byte under load.  mmtlsd uses frames by default (--afp-ring) and always
+     * on the fast path's divert port; block_size / block_nr still size the RX ring. */
     bool frame_ring;
 };
 
@@ -107,7 +108,8 @@ int mmtls_afp_fd(const struct mmtls_afp *p);
 /* The fd that sends the frames queued by reference (for socket options such as
  * PACKET_QDISC_BYPASS). */
 int mmtls_afp_tx_fd(const struct mmtls_afp *p);
-/* Up to max frames from the current RX block(s); 0 when none is ready (never blocks). */
+/* Up to max frames from the current RX block(s) or slots; 0 when none is ready (never
+ * blocks). */
 int mmtls_afp_rx_burst(struct mmtls_afp *p, struct mmtls_afp_frame *f, int max);
 /* Gives the frames of the last burst back to the kernel. */
 void mmtls_afp_rx_done(struct mmtls_afp *p);

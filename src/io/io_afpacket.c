@@ -1,5 +1,6 @@
-/* io_afpacket — inline packet port over AF_PACKET: a TPACKET_V3 RX ring (block-batched receive)
- * and a TPACKET_V3 TX ring (frame-batched send) sharing one mmap, on one socket per interface.
+/* io_afpacket — inline packet port over AF_PACKET: an RX ring (TPACKET_V3 blocks, or TPACKET_V2
+ * frame slots with frame_ring) and a TX ring of the same version (frame-batched send) sharing
+ * one mmap, on one socket per interface.
  *
  * Kernel documentation: Documentation/networking/packet_mmap.rst; the socket options are in
  * linux/if_packet.h.  Layout of the mapping: the RX ring's blocks first, then the TX ring's

@@ -1342,14 +1342,15 @@ static int run_inline(const struct opts *o, struct worker *w, int n)
         status = 2;
         goto out;
     }
-    mmtls_log(MMTLS_LOG_INFO, "bridging %s with %d worker%s (%s)", o->iface, n, n > 1 ? "s" : "",
-              o->io == MMTLSD_IO_XDP        ? "AF_XDP, one socket per worker and queue"
-              : o->io == MMTLSD_IO_DPDK     ? "DPDK, one queue per worker and device, polled"
-              : o->io == MMTLSD_IO_FAST     ? "kernel fast path: TC programs, divert interface"
-              : o->no_vnet && o->afp_blocks ? "TPACKET_V3 blocks, no vnet header"
-              : o->no_vnet                  ? "TPACKET_V2 frames, no vnet header"
-              : o->afp_blocks               ? "TPACKET_V3 blocks, PACKET_VNET_HDR: GSO frames kept"
-                              : "TPACKET_V2 frames, PACKET_VNET_HDR: GSO frames kept");
+    mmtls_log(MMTLS_LOG_INFO, "bridging %s with %d worker%s (%s%s)", o->iface, n, n > 1 ? "s" : "",
+              o->io == MMTLSD_IO_XDP    ? "AF_XDP, one socket per worker and queue"
+              : o->io == MMTLSD_IO_DPDK ? "DPDK, one queue per worker and device, polled"
+              : o->io == MMTLSD_IO_FAST ? "kernel fast path: TC programs, divert interface"
+              : o->afp_blocks           ? "TPACKET_V3 blocks, "
+                                        : "TPACKET_V2 frames, ",
+              o->io != MMTLSD_IO_AFPACKET ? ""
+              : o->no_vnet                ? "no vnet header"
+                                          : "PACKET_VNET_HDR: GSO frames kept");
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     for (int i = 0; i < n; i++) {
