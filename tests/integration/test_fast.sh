@@ -65,11 +65,13 @@ tb_keys
 CURL=(timeout 30 curl -sS --http1.1 --resolve server.test:443:198.18.4.2 --cacert "$W/pki/ca.crt")
 
 # 1. Three 1 MB responses on one connection, then EICAR on the same connection.
-#    three_responses TAG MAX_SEEN MIN_KSKIP MBOX_ARGS...: MAX_SEEN bounds the bytes user space
-#    gets (copies + diverted), MIN_KSKIP the skips the kernel starts itself (wire budget).
+#    three_responses TAG MAX_SEEN MBOX_ARGS...: MAX_SEEN bounds the bytes user space gets
+#    (copies + diverted).  With the wire count, whether the kernel or the engine starts a skip
+#    first is a race (both start it at the same frame); the count of the kernel's own skips is
+#    printed, not checked: tests/unit/test_io_fast.c checks both orders frame by frame.
 three_responses() {
-    local tag=$1 max_seen=$2 min_kskip=$3 rc fwd copied divb res late kskip
-    shift 3
+    local tag=$1 max_seen=$2 rc fwd copied divb res late kskip
+    shift 2
     start_mbox "$tag" "$@"
     client "${KEYS[@]}" "${CURL[@]}" -o "$W/a1" https://server.test/1m.bin -o "$W/a2" \
         https://server.test/1m.bin -o "$W/a3" https://server.test/1m.bin -o "$W/a4" \
@@ -99,9 +101,6 @@ three_responses() {
         fail "$tag: user space saw ${copied:-?} + ${divb:-?} B (bound $max_seen)"
     [ "${res:-0}" -ge 2 ] && pass "$tag: skips ended at the next requests ($res resumes)" ||
         fail "$tag: resumes: ${res:-?}"
-    [ "${kskip:-0}" -ge "$min_kskip" ] &&
-        pass "$tag: ${kskip:-0} skips started by the kernel (>= $min_kskip)" ||
-        fail "$tag: skips started by the kernel: ${kskip:-?} (want >= $min_kskip)"
     [ "${late:-1}" = 0 ] && pass "$tag: fast_late 0: no copy completed a record" ||
         fail "$tag: fast_late ${late:-?}"
     python3 - "$W/$tag/eve.json" "$tag" <<'EOF' || fail "$tag eve"
@@ -122,10 +121,10 @@ EOF
 }
 # User space sees the first 64 KB of each response plus what the server had in flight when the
 # skip was asked for (a TCP window: a few hundred KB here); the rest passes uncopied.
-three_responses run1 1500000 0 --inspect-depth 65536
+three_responses run1 1500000 --inspect-depth 65536
 # With the wire count the kernel skips by itself: user space sees about the first 64 KB of each
 # response and one frame more.
-three_responses run1w 700000 1 --inspect-depth 65536 --depth-count wire
+three_responses run1w 700000 --inspect-depth 65536 --depth-count wire
 
 # 2. EICAR beyond the depth passes; within it (at the start) it is blocked, and the kernel
 #    drops the flow's later frames.
