@@ -40,6 +40,24 @@ in_c() { ip netns exec "$NS_C" "$@"; }
 in_m() { ip netns exec "$NS_M" "$@"; }
 in_s() { ip netns exec "$NS_S" "$@"; }
 
+# bridge_probe ARGS...: starts "$BRIDGE" ARGS in the middle namespace, waits up to 30 s for it
+# to report its ports ("<->") or to exit, then stops it; true when it reported them.  Log in
+# $WORK/probe.log.  (A fixed short timeout turned a slow start on a loaded machine into a skip.)
+bridge_probe() {
+    local pid up=1
+    ip netns exec "$NS_M" "$BRIDGE" "$@" 2>"$WORK/probe.log" &
+    pid=$!
+    for _ in $(seq 300); do
+        grep -q '<->' "$WORK/probe.log" && { up=0; break; }
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -INT "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    grep -q '<->' "$WORK/probe.log" && up=0
+    return $up
+}
+
 # The namespaces and the two veth pairs, addresses on the end hosts only.
 bridge_topology() {
     ip netns add "$NS_C" && ip netns add "$NS_M" && ip netns add "$NS_S" || return 1

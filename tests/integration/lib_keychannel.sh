@@ -64,14 +64,14 @@ ip netns exec "$NS_S" nginx -c "$W/nginx.conf" -p "$W/nginx" 2>"$W/nginx.err" &
 PIDS+=($!)
 
 # --- the middlebox: live capture into mmtlsd with its key server -------------------------------
-# start_middlebox TAG: outputs in $W/TAG/{eve.json,plain/}, log $W/TAG.log
+# start_middlebox TAG [MMTLSD_ARGS...]: outputs in $W/TAG/{eve.json,plain/}, log $W/TAG.log
 start_middlebox() {
-    local tag=$1
+    local tag=$1 more="${*:2}"
     rm -f "$W/$tag.tcpdump.log"
     ip netns exec "$NS_S" bash -c "tcpdump -i veth-s -s 0 -U --immediate-mode -B 8192 -w - \
         'tcp port 443' 2>'$W/$tag.tcpdump.log' | '$MMTLSD' -r - --key-listen 198.18.2.2:4433 \
         --cert '$W/pki/mbox.crt' --key '$W/pki/mbox.key' --client-ca '$W/pki/ca.crt' \
-        -l '$W/$tag' --dump-plaintext '$W/$tag/plain' -v 2>'$W/$tag.log'" &
+        -l '$W/$tag' --dump-plaintext '$W/$tag/plain' -v $more 2>'$W/$tag.log'" &
     MB=$!
     PIDS+=($MB)
     for _ in $(seq 100); do

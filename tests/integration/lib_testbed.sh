@@ -102,8 +102,9 @@ tb_mbox_start() {
         --cert "$W/pki/mbox.crt" --key "$W/pki/mbox.key" --client-ca "$W/pki/ca.crt" "$@" \
         2>"$log" &
     MB=$!
-    for _ in $(seq 50); do
+    for _ in $(seq 300); do # up to 30 s: the BPF verifier, DPDK's start, a loaded machine
         grep -q bridging "$log" 2>/dev/null && break
+        kill -0 "$MB" 2>/dev/null || break
         sleep 0.1
     done
     grep -q bridging "$log" || { echo "mmtlsd did not start: $(cat "$log")"; exit 1; }

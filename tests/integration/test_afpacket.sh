@@ -295,8 +295,7 @@ head -c "$((SIZE_MB * 1024 * 1024))" /dev/urandom >"$WORK/www/blob"
 sha256sum "$WORK/www/blob" >"$WORK/blob.sha256"
 
 # Probe: can an AF_PACKET ring be opened here at all?
-in_m timeout -s INT 2 "$BRIDGE" m0 lo 2>"$WORK/probe.log"
-if ! grep -q '<->' "$WORK/probe.log"; then
+if ! bridge_probe m0 lo; then
     skip "AF_PACKET rings unavailable: $(head -1 "$WORK/probe.log")"
 fi
 

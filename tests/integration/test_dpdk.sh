@@ -261,8 +261,7 @@ mkdir -p "$WORK/www"
 head -c "$((SIZE_MB * 1024 * 1024))" /dev/urandom >"$WORK/www/blob"
 
 # Probe: is DPDK there at all (a build without libdpdk answers "built without DPDK")?
-in_m timeout -s INT 5 "$BRIDGE" m0 m1 --io dpdk 2>"$WORK/probe.log"
-if ! grep -q '<->' "$WORK/probe.log"; then
+if ! bridge_probe m0 m1 --io dpdk; then
     grep -q 'built without DPDK' "$WORK/probe.log" && skip "built without DPDK"
     echo "FAIL: the DPDK bridge does not start:"
     cat "$WORK/probe.log"

@@ -124,8 +124,9 @@ start_mbox() {
         --cert "$W/pki/mbox.crt" --key "$W/pki/mbox.key" --client-ca "$W/pki/ca.crt" \
         -l "$W/$tag" ${EICAR_OPT---block-eicar} --log-http -v ${MBOX_V:-} "$@" 2>"$W/$tag.log" &
     MB=$!
-    for _ in $(seq 50); do
+    for _ in $(seq 300); do # up to 30 s: the BPF verifier, DPDK's start, a loaded machine
         grep -q bridging "$W/$tag.log" 2>/dev/null && break
+        kill -0 "$MB" 2>/dev/null || break
         sleep 0.1
     done
     grep -q bridging "$W/$tag.log" || { echo "mmtlsd did not start: $(cat "$W/$tag.log")"; exit 1; }

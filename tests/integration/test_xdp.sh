@@ -316,8 +316,7 @@ head -c "$((SIZE_MB * 1024 * 1024))" /dev/urandom >"$WORK/www/blob"
 sha256sum "$WORK/www/blob" >"$WORK/blob.sha256"
 
 # Probe: can an AF_XDP port be opened here at all?
-in_m timeout -s INT 2 "$BRIDGE" m0 m1 --io xdp 2>"$WORK/probe.log"
-if ! grep -q '<->' "$WORK/probe.log"; then
+if ! bridge_probe m0 m1 --io xdp; then
     skip "AF_XDP unavailable: $(head -1 "$WORK/probe.log")"
 fi
 
