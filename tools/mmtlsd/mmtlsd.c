@@ -10,6 +10,9 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1423,6 +1426,24 @@ static int load_rules(const struct opts *o, struct mmtls_rules_set **rs, struct 
     return status;
 }
 
+/* The allocator.  Flows' kept copies (reasm.c: up to about 1 MB a direction, freed whenever the
+ * peer has acknowledged everything) and record buffers are freed and allocated again all the
+ * time.  With glibc's defaults such blocks get mappings of their own or are trimmed off an
+ * arena's top, and every reuse faults its pages in again (zeroed by the kernel): 0.1 ns/B of the
+ * fast path's decrypt-all run (docs/BENCHMARKS.md "Eighth session").  Here blocks below 4 MB
+ * come from the arenas, and up to 64 MB free at an arena's top stays mapped: memory the
+ * engine's caps do not see, at most 64 MB per arena (one per worker and the main thread).  A
+ * GLIBC_TUNABLES setting in the environment is left to rule instead. */
+static void malloc_tune(void)
+{
+#if defined(__GLIBC__)
+    if (getenv("GLIBC_TUNABLES") != NULL)
+        return;
+    (void)mallopt(M_MMAP_THRESHOLD, 4 << 20);
+    (void)mallopt(M_TRIM_THRESHOLD, 64 << 20);
+#endif
+}
+
 int main(int argc, char **argv)
 {
     struct opts o = {.stats_event = true, .workers = 1, .pcap_port_from = 443, .pcap_port_to = 80};
@@ -1445,6 +1466,7 @@ int main(int argc, char **argv)
     /* Session secrets live in this process: no core dumps, no ptrace by other processes of the
      * same user (prctl(2) PR_SET_DUMPABLE). */
     (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    malloc_tune();
     mmtls_engine_opts_default(&o.eng);
     o.eng.key_wait_ms = UINT32_MAX;        /* "not given": becomes 2000 with --key-listen, else 0 */
     o.eng.midstream_grace_ms = UINT32_MAX; /* "not given": the idle flow timeout */
