@@ -40,6 +40,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -558,14 +559,16 @@ def h2_run(mid, server_pids, conns, pin_client=True):
 
 
 PERF_HZ = 1999
+PERF_KEEP = os.environ.get("PERF_KEEP", "")  # a directory: keep decrypt's perf data there
 ENGINE = "mmtls_engine_packet_inline"  # every back end hands each frame to the engine here
+IRQ_ENTRY = ("asm_sysvec_", "asm_common_interrupt", "handle_softirqs")  # interrupt entries
 
 
 def decrypt_run(mid, server_pids):
     """h2_run with `perf record --call-graph dwarf -p MIDDLE` over a window inside its measured phase: samples
     whose call chain passes the engine's per-frame entry (ENGINE) and no system call (the I/O it
-    triggers), those in libcrypto (the AEAD), and all of the process's, per byte the server sent
-    in the window.  Independent of polling: a back end that spins (AF_XDP, DPDK) spins outside
+    triggers) nor interrupt (engine_irq: counted apart), those in libcrypto (the AEAD), and all
+    of the process's, per byte the server sent in the window.  Independent of polling: a back end that spins (AF_XDP, DPDK) spins outside
     the engine."""
     data = os.path.join(W, "perf-%s.data" % mid.tag)
     win = {}
@@ -587,7 +590,7 @@ def decrypt_run(mid, server_pids):
     rec = h2_run(mid, server_pids, 8)
     th.join()
     # each sample: its period (ns of task clock) on a line of its own, then its call chain
-    n = {"samples": 0, "all": 0, "engine": 0, "crypto": 0}
+    n = {"samples": 0, "all": 0, "engine": 0, "engine_irq": 0, "crypto": 0}
     r = subprocess.run(["perf", "script", "-i", data, "-F", "period,ip,sym,dso"],
                        capture_output=True, text=True)
     for smp in r.stdout.split("\n\n"):
@@ -597,13 +600,20 @@ def decrypt_run(mid, server_pids):
         ns = int(lines[0])
         n["samples"] += 1
         n["all"] += ns
-        if "libcrypto" in lines[1]:
-            n["crypto"] += ns
         chain = " ".join(lines[1:])
+        # an interrupt taken while the engine ran: the kernel's work (with RPS, as the fast path
+        # sets it, the softirq of frames the kernel forwards), not the engine's
+        irq = any(x in chain for x in IRQ_ENTRY)
+        if "libcrypto" in lines[1] and not irq:
+            n["crypto"] += ns
         if ENGINE in chain and "entry_SYSCALL_64" not in chain:
-            n["engine"] += ns
+            n["engine_irq" if irq else "engine"] += ns
     rec["perf_win"] = dict(win, **n)
-    os.unlink(data)
+    if PERF_KEEP:  # for perf report by hand
+        os.makedirs(PERF_KEEP, exist_ok=True)
+        shutil.move(data, os.path.join(PERF_KEEP, os.path.basename(data)))
+    else:
+        os.unlink(data)
     return rec
 
 
@@ -876,9 +886,11 @@ def main():
                     res["decrypt"].append(rec)
                     pw = rec["perf_win"]
                     log("r%d decrypt %-12s depth %-6d %5.2f Gbit/s mid %.3f s perf: %d samples, "
-                        "%.3f s, engine %.3f s, libcrypto %.3f s, %d bytes %s %s" % (
+                        "%.3f s, engine %.3f s (+ interrupts in it %.3f s), libcrypto %.3f s, "
+                        "%d bytes %s %s" % (
                         rnd, kind, depth, rec["h2_bytes"] * 8e-9 / (rec["h2_secs"] or 1),
                         rec["middle_proc"], pw["samples"], pw["all"] * 1e-9, pw["engine"] * 1e-9,
+                        pw["engine_irq"] * 1e-9,
                         pw["crypto"] * 1e-9,
                         pw.get("bytes", 0), rec.get("eve", {}).get("key_status", ""),
                         "ok" if rec["ok"] else "FAIL " + rec.get("err", "")))
