@@ -561,7 +561,6 @@ def h2_run(mid, server_pids, conns, pin_client=True):
 PERF_HZ = 1999
 PERF_KEEP = os.environ.get("PERF_KEEP", "")  # a directory: keep decrypt's perf data there
 ENGINE = "mmtls_engine_packet_inline"  # every back end hands each frame to the engine here
-IRQ_ENTRY = ("asm_sysvec_", "asm_common_interrupt", "handle_softirqs")  # interrupt entries
 
 
 def decrypt_run(mid, server_pids):
@@ -603,7 +602,7 @@ def decrypt_run(mid, server_pids):
         chain = " ".join(lines[1:])
         # an interrupt taken while the engine ran: the kernel's work (with RPS, as the fast path
         # sets it, the softirq of frames the kernel forwards), not the engine's
-        irq = any(x in chain for x in IRQ_ENTRY)
+        irq = bool(IRQ.search(chain))
         if "libcrypto" in lines[1] and not irq:
             n["crypto"] += ns
         if ENGINE in chain and "entry_SYSCALL_64" not in chain:
