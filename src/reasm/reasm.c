@@ -155,6 +155,7 @@ static void kept_drop_to(struct mmtls_reasm *r, uint64_t off)
     if (kept_live(r) == 0) {
         r->kept.len = 0;
         if (r->kept.cap > REASM_KEPT_IDLE_CAP) {
+            r->kept_regrow = r->kept.cap;
             mmtls_buf_fini(&r->kept, false);
         }
     }
@@ -198,6 +199,13 @@ static void kept_add(struct mmtls_reasm *r, const uint8_t *p, size_t n)
     }
     if (mmtls_memcap_charge(r->memcap, n) != 0) {
         goto out_reset;
+    }
+    /* A stream whose kept bytes were all acknowledged (a response ended) usually needs as
+     * much room again for the next one.  Only the bytes kept are charged to the memcap, as for
+     * the slack of any kept buffer.  Refused: the append below grows from small. */
+    if (r->kept.cap == 0 && r->kept_regrow > n &&
+        mmtls_buf_reserve(&r->kept, r->kept_regrow) != 0) {
+        r->kept_regrow = 0;
     }
     if (mmtls_buf_append(&r->kept, p, n) != 0) {
         mmtls_memcap_release(r->memcap, n);

@@ -71,6 +71,8 @@ struct mmtls_reasm {
     size_t ooo_bytes;
     struct mmtls_buf kept; /* owned: delivered bytes [kept_off, next_off) */
     uint64_t kept_off;
+    size_t kept_regrow; /* capacity of the kept buffer last freed idle: reserved at once when
+                         * bytes are kept again, instead of growing (and copying) in doublings */
     struct mmtls_reasm_stats stats;
 };
 

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <cmocka.h>
 
 #include "reasm/reasm.h"
@@ -760,6 +761,52 @@ static void test_kept_bound(void **state)
     fx_fini(&f);
 }
 
+/* A kept buffer freed once everything in it is acknowledged comes back at its old size when
+ * bytes are kept again (no doubling, no copy of the live bytes), and the memcap still carries
+ * only the bytes kept. */
+static void test_kept_regrow(void **state)
+{
+    enum { N = 600 << 10, PIECE = 1448 };
+    uint8_t *data = malloc(N);
+    struct fx f;
+    size_t big;
+
+    (void)state;
+    assert_non_null(data);
+    fill_pattern(data, N, 11);
+    fx_init(&f, 1 << 20, 1 << 20, 100, 0);
+    f.sink.data = NULL; /* more bytes than the recorder holds; the kept copy is checked */
+    mmtls_reasm_syn(&f.r, 0);
+    for (uint64_t off = 0; off < N / 2; off += PIECE) {
+        assert_int_equal(fx_seg(&f, 0, data, off, (size_t)MMTLS_MIN(PIECE, N / 2 - off), false), 0);
+    }
+    big = f.r.kept.cap;
+    assert_true(big > (256u << 10));
+    assert_int_equal(f.r.kept_regrow, 0);
+    /* all acknowledged: the idle buffer is freed, its size remembered */
+    mmtls_reasm_ack(&f.r, 1 + N / 2, &f.sink);
+    assert_null(f.r.kept.p);
+    assert_int_equal(f.r.kept.cap, 0);
+    assert_int_equal(f.r.kept_regrow, big);
+    assert_int_equal(f.mc.used, 0);
+    /* the next response: one allocation of the old size, the bytes kept are right */
+    assert_int_equal(fx_seg(&f, 0, data, N / 2, PIECE, false), 0);
+    assert_int_equal(f.r.kept.cap, big);
+    assert_int_equal(f.mc.used, PIECE);
+    for (uint64_t off = N / 2 + PIECE; off < N; off += PIECE) {
+        assert_int_equal(fx_seg(&f, 0, data, off, (size_t)MMTLS_MIN(PIECE, N - off), false), 0);
+    }
+    assert_int_equal(f.r.kept.cap, big);
+    assert_int_equal(f.r.kept_off, N / 2);
+    assert_memory_equal(f.r.kept.p + f.r.kept.len - N / 2, data + N / 2, N / 2);
+    /* a retransmission is still checked against the kept copy */
+    data[N - 10] ^= 0xff;
+    assert_int_equal(fx_seg(&f, 0, data, N - PIECE, PIECE, false), 0);
+    assert_int_equal(rec_count(&f.rec, MMTLS_REASM_EV_OVERLAP_DIFF), 1);
+    fx_fini(&f);
+    free(data);
+}
+
 /* keep_until_acked: no unacknowledged byte leaves the kept copy; what would need it is refused
  * whole, before any state changes, and taken once ACKs make room. */
 static void test_keep_until_acked(void **state)
@@ -932,6 +979,7 @@ int main(void)
         cmocka_unit_test(test_flush_gap),
         cmocka_unit_test(test_caps),
         cmocka_unit_test(test_kept_bound),
+        cmocka_unit_test(test_kept_regrow),
         cmocka_unit_test(test_keep_until_acked),
         cmocka_unit_test(test_out_of_window),
         cmocka_unit_test(test_coalesce),
