@@ -196,13 +196,15 @@ bool mmtls_ct_eq(const void *a, const void *b, size_t len);
  * MADV_DONTDUMP (never in a core dump, even with dumping allowed), locked in RAM when
  * mmtls_secmem_set_lock(true) was called (best effort), returned zeroed, and wiped when freed.
  * Small objects share pages (size classes up to 64 KiB), so it is fit for many small keys.
- * Thread-safe (one mutex; for handshake-time allocations, not the packet path). */
+ * Thread-safe: each thread caches the small objects it frees (up to 64 KiB per size class) and
+ * reuses them without the pool's mutex; handshake-time allocations, not the packet path. */
 struct mmtls_secmem_stats {
     size_t mapped_bytes; /* pages mapped (chunks and large objects) */
     size_t locked_bytes; /* of which mlock'ed */
     size_t live_bytes;   /* bytes handed out and not freed (rounded to the size class) */
     uint64_t live_objects;
     uint64_t mappings;
+    uint64_t cached_objects; /* freed, held in threads' caches for reuse */
 };
 
 /* len bytes, zeroed; NULL when len is 0 or out of memory.  Free with mmtls_secmem_free. */

@@ -13,6 +13,16 @@
  * does not shrink, so its size is the peak of live secrets, and mmtls_secmem_wipe_all() can wipe
  * every byte of it on exit.
  *
+ * Per-thread caches (the per-worker pools of docs/ARCHITECTURE.md "Memory"): each thread keeps
+ * the small-class objects it frees on its own free lists, up to SM_TC_BYTES per class, and takes
+ * from them first, so that workers allocating and freeing session keys at every connection do not
+ * meet on the mutex.  A cached object is wiped like any free one.  A thread's cache goes back to
+ * the shared lists when the thread exits (a pthread key destructor); mmtls_secmem_wipe_all()
+ * moves a generation number on, and a cache of an older generation is dropped unused (its
+ * objects are in wiped chunks, which the pool treats as used up).  Each thread also keeps its own
+ * share of the live counters, which mmtls_secmem_stats_get sums: a counter shared by the
+ * workers would bounce its cache line between their cores at every call.
+ *
  * Locking (mlock) is best effort: RLIMIT_MEMLOCK is often small (8 MiB), so a refusal is logged
  * once and the pool goes on without it.
  */
@@ -26,12 +36,13 @@
 
 #include "util/util.h"
 
-#define SM_HDR 16u              /* header before each object; keeps 16-byte alignment */
-#define SM_MAGIC 0x6d6d5345u    /* "mmSE" */
-#define SM_MIN_SHIFT 6          /* smallest class: 64 bytes (header included) */
-#define SM_CLASSES 11           /* 64 B .. 64 KiB */
-#define SM_CHUNK (256u * 1024u) /* bytes per chunk of the small classes */
-#define SM_BIG_CLASS 0xffu      /* object with its own mapping */
+#define SM_HDR 16u                /* header before each object; keeps 16-byte alignment */
+#define SM_MAGIC 0x6d6d5345u      /* "mmSE" */
+#define SM_MIN_SHIFT 6            /* smallest class: 64 bytes (header included) */
+#define SM_CLASSES 11             /* 64 B .. 64 KiB */
+#define SM_CHUNK (256u * 1024u)   /* bytes per chunk of the small classes */
+#define SM_BIG_CLASS 0xffu        /* object with its own mapping */
+#define SM_TC_BYTES (64u * 1024u) /* per class and thread: bytes of freed objects cached */
 
 struct sm_hdr {
     uint32_t magic;
@@ -57,8 +68,27 @@ static struct {
     bool wiped_all;                      /* mmtls_secmem_wipe_all ran: frees are no-ops */
     struct sm_chunk *chunks[SM_CLASSES]; /* owned: newest first */
     struct sm_free *free_list[SM_CLASSES];
-    struct mmtls_secmem_stats st;
-} sm = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    struct mmtls_secmem_stats st; /* live_* and cached_objects: plus each thread's own counts */
+    struct sm_tcache *threads;    /* borrowed: the threads' caches (their TLS), while they run */
+    uint64_t gen;                 /* atomic: moved on by mmtls_secmem_wipe_all */
+    pthread_once_t tc_once;
+    pthread_key_t tc_key; /* its destructor returns an exiting thread's cache */
+    bool tc_key_ok;
+} sm = {.mu = PTHREAD_MUTEX_INITIALIZER, .tc_once = PTHREAD_ONCE_INIT};
+
+/* One thread's cache of freed small-class objects and its share of the live counters (see the
+ * file comment).  Only the thread writes it, except under sm.mu once it has exited (or at a
+ * wipe); the counters are relaxed atomics so that mmtls_secmem_stats_get can read them. */
+struct sm_tcache {
+    struct sm_free *head[SM_CLASSES]; /* borrowed: objects of the pool's chunks */
+    uint32_t n[SM_CLASSES];
+    uint64_t gen;           /* sm.gen the objects were cached under */
+    int state;              /* 0 new, 1 registered (in sm.threads), -1 none: sm.st under sm.mu */
+    struct sm_tcache *next; /* borrowed: sm.threads list, under sm.mu */
+    int64_t live_bytes, live_objects, cached_objects; /* this thread's changes */
+};
+
+static __thread struct sm_tcache sm_tc;
 
 static size_t class_size(unsigned cls)
 {
@@ -104,6 +134,109 @@ static size_t page_round(size_t len)
     return (len + ps - 1) / ps * ps;
 }
 
+static void tc_count(int64_t *c, int64_t d)
+{
+    __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + d, __ATOMIC_RELAXED);
+}
+
+/* Caller holds sm.mu.  An exiting thread: its cached objects go back on the shared free lists
+ * (unless a wipe made them stale), its counts into sm.st, and it leaves sm.threads. */
+static void tc_return(struct sm_tcache *tc)
+{
+    bool current = tc->gen == __atomic_load_n(&sm.gen, __ATOMIC_RELAXED);
+
+    for (unsigned cls = 0; cls < SM_CLASSES; cls++) {
+        while (current && tc->head[cls] != NULL) {
+            struct sm_free *f = tc->head[cls];
+
+            tc->head[cls] = f->next;
+            f->next = sm.free_list[cls];
+            sm.free_list[cls] = f;
+        }
+        tc->head[cls] = NULL; /* an older generation: wiped memory, dropped */
+        tc->n[cls] = 0;
+    }
+    sm.st.live_bytes += (size_t)tc->live_bytes;
+    sm.st.live_objects += (uint64_t)tc->live_objects;
+    tc->live_bytes = tc->live_objects = tc->cached_objects = 0;
+    for (struct sm_tcache **l = &sm.threads; *l != NULL; l = &(*l)->next) {
+        if (*l == tc) {
+            *l = tc->next;
+            break;
+        }
+    }
+    tc->state = -1; /* a later call in this thread (another destructor) takes the mutex */
+}
+
+static void tc_destructor(void *arg)
+{
+    pthread_mutex_lock(&sm.mu);
+    tc_return(arg);
+    pthread_mutex_unlock(&sm.mu);
+}
+
+static void tc_key_create(void)
+{
+    sm.tc_key_ok = pthread_key_create(&sm.tc_key, tc_destructor) == 0;
+}
+
+/* This thread's cache, registered on first use and emptied if a wipe made it stale; NULL when
+ * it cannot be registered (no pthread key): the caller counts in sm.st under sm.mu. */
+static struct sm_tcache *tc_get(void)
+{
+    struct sm_tcache *tc = &sm_tc;
+
+    if (tc->state == 0) {
+        pthread_once(&sm.tc_once, tc_key_create);
+        tc->state = -1;
+        if (sm.tc_key_ok && pthread_setspecific(sm.tc_key, tc) == 0) {
+            pthread_mutex_lock(&sm.mu);
+            tc->gen = __atomic_load_n(&sm.gen, __ATOMIC_RELAXED);
+            tc->next = sm.threads;
+            sm.threads = tc;
+            tc->state = 1;
+            pthread_mutex_unlock(&sm.mu);
+        }
+    }
+    if (tc->state < 0) {
+        return NULL;
+    }
+    if (tc->gen != __atomic_load_n(&sm.gen, __ATOMIC_RELAXED)) {
+        memset(tc->head, 0, sizeof(tc->head));
+        memset(tc->n, 0, sizeof(tc->n));
+        tc->gen = __atomic_load_n(&sm.gen, __ATOMIC_RELAXED);
+    }
+    return tc;
+}
+
+/* A cached object of class cls (wiped when it was freed), or NULL. */
+static struct sm_hdr *tc_pop(struct sm_tcache *tc, unsigned cls)
+{
+    struct sm_free *f = tc->head[cls];
+
+    if (f == NULL) {
+        return NULL;
+    }
+    tc->head[cls] = f->next;
+    tc->n[cls]--;
+    tc_count(&tc->cached_objects, -1);
+    f->next = NULL;
+    return (struct sm_hdr *)(void *)f;
+}
+
+/* Caches the wiped object f of class cls; false when the cache is full. */
+static bool tc_push(struct sm_tcache *tc, struct sm_free *f, unsigned cls)
+{
+    if ((size_t)(tc->n[cls] + 1) * class_size(cls) > SM_TC_BYTES) {
+        return false;
+    }
+    f->next = tc->head[cls];
+    tc->head[cls] = f;
+    tc->n[cls]++;
+    tc_count(&tc->cached_objects, 1);
+    return true;
+}
+
 void mmtls_secmem_set_lock(bool lock)
 {
     pthread_mutex_lock(&sm.mu);
@@ -143,9 +276,32 @@ static struct sm_hdr *class_alloc(unsigned cls)
     return h;
 }
 
+/* An object with its own mapping (larger than the largest class). */
+static void *big_alloc(size_t len)
+{
+    size_t mlen = page_round(len + SM_HDR);
+    struct sm_hdr *h = NULL;
+
+    if (mlen == 0) {
+        return NULL;
+    }
+    pthread_mutex_lock(&sm.mu);
+    h = sm_map(mlen);
+    if (h != NULL) {
+        h->len = mlen;
+        h->magic = SM_MAGIC;
+        h->cls = SM_BIG_CLASS;
+        sm.st.live_objects++;
+        sm.st.live_bytes += mlen;
+    }
+    pthread_mutex_unlock(&sm.mu);
+    return h != NULL ? (uint8_t *)h + SM_HDR : NULL;
+}
+
 void *mmtls_secmem_alloc(size_t len)
 {
-    struct sm_hdr *h = NULL;
+    struct sm_tcache *tc;
+    struct sm_hdr *h;
     unsigned cls = 0;
 
     if (len == 0 || len > SIZE_MAX / 2) {
@@ -154,31 +310,35 @@ void *mmtls_secmem_alloc(size_t len)
     while (cls < SM_CLASSES && class_size(cls) < len + SM_HDR) {
         cls++;
     }
-    pthread_mutex_lock(&sm.mu);
-    if (cls < SM_CLASSES) {
+    if (cls >= SM_CLASSES) {
+        return big_alloc(len);
+    }
+    tc = tc_get();
+    h = tc != NULL ? tc_pop(tc, cls) : NULL;
+    if (h == NULL) {
+        pthread_mutex_lock(&sm.mu);
         h = class_alloc(cls);
-    } else {
-        size_t mlen = page_round(len + SM_HDR);
-
-        if (mlen != 0) {
-            h = sm_map(mlen);
+        if (h != NULL && tc == NULL) {
+            sm.st.live_objects++;
+            sm.st.live_bytes += class_size(cls);
         }
-        if (h != NULL) {
-            h->len = mlen;
+        pthread_mutex_unlock(&sm.mu);
+        if (h == NULL) {
+            return NULL;
         }
     }
-    if (h != NULL) {
-        h->magic = SM_MAGIC;
-        h->cls = cls < SM_CLASSES ? cls : SM_BIG_CLASS;
-        sm.st.live_objects++;
-        sm.st.live_bytes += cls < SM_CLASSES ? class_size(cls) : h->len;
+    if (tc != NULL) {
+        tc_count(&tc->live_objects, 1);
+        tc_count(&tc->live_bytes, (int64_t)class_size(cls));
     }
-    pthread_mutex_unlock(&sm.mu);
-    return h != NULL ? (uint8_t *)h + SM_HDR : NULL;
+    h->magic = SM_MAGIC;
+    h->cls = cls;
+    return (uint8_t *)h + SM_HDR;
 }
 
 void mmtls_secmem_free(void *p)
 {
+    struct sm_tcache *tc;
     struct sm_hdr *h;
 
     if (p == NULL) {
@@ -217,11 +377,21 @@ void mmtls_secmem_free(void *p)
 
         /* wipe everything, header included (a stale header would let a double free pass) */
         explicit_bzero(h, osz);
+        tc = tc_get();
+        if (tc != NULL) {
+            tc_count(&tc->live_objects, -1);
+            tc_count(&tc->live_bytes, -(int64_t)osz);
+            if (tc_push(tc, f, cls)) {
+                return;
+            }
+        }
         pthread_mutex_lock(&sm.mu);
         f->next = sm.free_list[cls];
         sm.free_list[cls] = f;
-        sm.st.live_objects--;
-        sm.st.live_bytes -= osz;
+        if (tc == NULL) {
+            sm.st.live_objects--;
+            sm.st.live_bytes -= osz;
+        }
         pthread_mutex_unlock(&sm.mu);
     }
 }
@@ -238,6 +408,10 @@ void mmtls_secmem_wipe_all(void)
 {
     pthread_mutex_lock(&sm.mu);
     sm.wiped_all = true;
+    __atomic_add_fetch(&sm.gen, 1, __ATOMIC_RELAXED); /* every thread's cache is stale */
+    for (struct sm_tcache *t = sm.threads; t != NULL; t = t->next) {
+        __atomic_store_n(&t->cached_objects, 0, __ATOMIC_RELAXED); /* dropped at its next call */
+    }
     for (unsigned cls = 0; cls < SM_CLASSES; cls++) {
         for (struct sm_chunk *c = sm.chunks[cls]; c != NULL; c = c->next) {
             /* everything after the chunk header: live objects too (this is the exit path) */
@@ -255,9 +429,19 @@ void mmtls_secmem_wipe_all(void)
 
 void mmtls_secmem_stats_get(struct mmtls_secmem_stats *out)
 {
+    int64_t bytes = 0, objects = 0, cached = 0;
+
     pthread_mutex_lock(&sm.mu);
     *out = sm.st;
+    for (const struct sm_tcache *t = sm.threads; t != NULL; t = t->next) {
+        bytes += __atomic_load_n(&t->live_bytes, __ATOMIC_RELAXED);
+        objects += __atomic_load_n(&t->live_objects, __ATOMIC_RELAXED);
+        cached += __atomic_load_n(&t->cached_objects, __ATOMIC_RELAXED);
+    }
     pthread_mutex_unlock(&sm.mu);
+    out->live_bytes += (size_t)bytes;
+    out->live_objects += (uint64_t)objects;
+    out->cached_objects += (uint64_t)cached;
 }
 
 bool mmtls_secmem_owns(const void *p)

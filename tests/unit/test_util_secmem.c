@@ -1,12 +1,14 @@
 /* Unit tests for the secure-memory pool (util_secmem.c): zeroed allocations, wiping on free,
  * reuse of freed objects, large objects, and the MADV_DONTDUMP flag as the kernel reports it in
  * /proc/self/smaps ("dd" in VmFlags). */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "util/util.h"
@@ -158,6 +160,117 @@ static void test_secmem_lock(void **state)
 }
 
 /* Runs last: after the exit wipe every pooled byte is zero and frees are no-ops. */
+/* Per-thread caches: a thread reuses what it freed without the mutex, objects freed by a thread
+ * other than the one that allocated them are fine, and a thread's cache goes back to the shared
+ * lists when it exits. */
+enum { TC_OBJS = 64, TC_ROUNDS = 200 };
+
+struct tc_arg {
+    void **objs; /* freed by the thread (allocated by another), may be NULL */
+    size_t nobjs;
+    uint8_t seed;
+    bool ok;
+};
+
+static void *tc_thread(void *varg)
+{
+    static const size_t sizes[] = {40, 100, 300, 2400, 5000};
+    struct tc_arg *a = varg;
+    void *p[TC_OBJS];
+
+    a->ok = true;
+    for (size_t i = 0; i < a->nobjs; i++) {
+        mmtls_secmem_free(a->objs[i]);
+    }
+    for (int r = 0; r < TC_ROUNDS; r++) {
+        for (int i = 0; i < TC_OBJS; i++) {
+            size_t n = sizes[(size_t)(i + r) % MMTLS_ARRAY_SIZE(sizes)];
+
+            p[i] = mmtls_secmem_alloc(n);
+            if (p[i] == NULL || !all_zero(p[i], n)) {
+                a->ok = false;
+                return NULL;
+            }
+            memset(p[i], (uint8_t)(a->seed + i), n);
+        }
+        for (int i = 0; i < TC_OBJS; i++) {
+            size_t n = sizes[(size_t)(i + r) % MMTLS_ARRAY_SIZE(sizes)];
+
+            for (size_t j = 0; j < n; j += 37) {
+                if (((uint8_t *)p[i])[j] != (uint8_t)(a->seed + i)) {
+                    a->ok = false; /* another thread wrote into it */
+                }
+            }
+            mmtls_secmem_free(p[i]);
+        }
+    }
+    return NULL;
+}
+
+static void test_secmem_thread_caches(void **state)
+{
+    enum { NT = 3, CROSS = 40 };
+    pthread_t t[NT];
+    struct tc_arg a[NT];
+    void *cross[CROSS];
+    struct mmtls_secmem_stats st0, st;
+
+    (void)state;
+    for (int i = 0; i < CROSS; i++) {
+        cross[i] = mmtls_secmem_alloc(2400);
+        assert_non_null(cross[i]);
+    }
+    mmtls_secmem_stats_get(&st0);
+    for (int k = 0; k < NT; k++) {
+        a[k] = (struct tc_arg){
+            .objs = k == 0 ? cross : NULL, .nobjs = k == 0 ? CROSS : 0, .seed = (uint8_t)(k * 50)};
+        assert_int_equal(pthread_create(&t[k], NULL, tc_thread, &a[k]), 0);
+    }
+    for (int k = 0; k < NT; k++) {
+        assert_int_equal(pthread_join(t[k], NULL), 0);
+        assert_true(a[k].ok);
+    }
+    mmtls_secmem_stats_get(&st);
+    assert_int_equal(st.live_objects, st0.live_objects - CROSS); /* thread 0 freed them */
+    assert_int_equal(st.live_bytes, st0.live_bytes - CROSS * 4096);
+    /* the exited threads' caches went back: only this thread's remain */
+    assert_int_equal(st.cached_objects, st0.cached_objects);
+
+    /* this thread: a freed object is cached and comes back first, wiped */
+    {
+        uint8_t *p = mmtls_secmem_alloc(700), *q;
+
+        assert_non_null(p);
+        memset(p, 0x77, 700);
+        mmtls_secmem_stats_get(&st0);
+        mmtls_secmem_free(p);
+        mmtls_secmem_stats_get(&st);
+        assert_int_equal(st.cached_objects, st0.cached_objects + 1);
+        q = mmtls_secmem_alloc(700);
+        assert_ptr_equal(q, p);
+        assert_true(all_zero(q, 700));
+        mmtls_secmem_stats_get(&st);
+        assert_int_equal(st.cached_objects, st0.cached_objects);
+        mmtls_secmem_free(q);
+    }
+    /* the cache is bounded: 64 KiB per class (16 objects of the 4 KiB class) */
+    {
+        void *p[40];
+
+        mmtls_secmem_stats_get(&st0);
+        for (int i = 0; i < 40; i++) {
+            p[i] = mmtls_secmem_alloc(3000);
+            assert_non_null(p[i]);
+        }
+        for (int i = 0; i < 40; i++) {
+            mmtls_secmem_free(p[i]);
+        }
+        mmtls_secmem_stats_get(&st);
+        assert_true(st.cached_objects <= st0.cached_objects + 16);
+        assert_true(st.cached_objects >= 16);
+    }
+}
+
 static void test_secmem_wipe_all(void **state)
 {
     uint8_t *p = mmtls_secmem_alloc(300);
@@ -168,6 +281,17 @@ static void test_secmem_wipe_all(void **state)
     mmtls_secmem_wipe_all();
     assert_true(all_zero(p - 16, 316));
     mmtls_secmem_free(p);
+    /* the caches were dropped with the wipe: nothing comes from wiped memory again */
+    {
+        struct mmtls_secmem_stats st;
+        uint8_t *q = mmtls_secmem_alloc(300);
+
+        mmtls_secmem_stats_get(&st);
+        assert_int_equal(st.cached_objects, 0);
+        assert_non_null(q);
+        assert_ptr_not_equal(q, p);
+        mmtls_secmem_free(q);
+    }
 }
 
 int main(void)
@@ -175,7 +299,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_secmem_zero_and_wipe), cmocka_unit_test(test_secmem_many),
         cmocka_unit_test(test_secmem_dontdump),      cmocka_unit_test(test_secmem_lock),
-        cmocka_unit_test(test_secmem_wipe_all),
+        cmocka_unit_test(test_secmem_thread_caches), cmocka_unit_test(test_secmem_wipe_all),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
