@@ -144,6 +144,15 @@ static const uint8_t *kept_at(const struct mmtls_reasm *r, uint64_t off)
     return r->kept.p + (r->kept.len - kept_live(r)) + (size_t)(off - r->kept_off);
 }
 
+/* Frees the kept buffer and the memcap charge of room reserved in it and not filled. */
+static void kept_buf_free(struct mmtls_reasm *r)
+{
+    mmtls_memcap_release(r->memcap, r->kept_resv);
+    r->kept_resv = 0;
+    r->kept_peak = 0;
+    mmtls_buf_fini(&r->kept, false);
+}
+
 /* Frees kept bytes below off (off <= next_off). */
 static void kept_drop_to(struct mmtls_reasm *r, uint64_t off)
 {
@@ -155,10 +164,41 @@ static void kept_drop_to(struct mmtls_reasm *r, uint64_t off)
     if (kept_live(r) == 0) {
         r->kept.len = 0;
         if (r->kept.cap > REASM_KEPT_IDLE_CAP) {
-            r->kept_regrow = r->kept.cap;
-            mmtls_buf_fini(&r->kept, false);
+            /* Everything acknowledged (a response ended).  The next one usually needs as much:
+             * twice the most that was live (the dead prefix is compacted once it is as large
+             * as the live part), so that it does not grow from small in doublings that each
+             * copy the live bytes. */
+            r->kept_regrow = MMTLS_MIN(r->kept.cap, 2 * r->kept_peak);
+            kept_buf_free(r);
         }
     }
+}
+
+/* Reserves kept_regrow bytes for a kept buffer about to be allocated for n bytes, if the memcap
+ * can spare the room beyond n: at most half of it may be used afterwards, so that room reserved
+ * never makes the memcap refuse bytes that must be kept.  The reservation is charged until the
+ * bytes kept fill it (kept_add) or the buffer is freed. */
+static void kept_reserve(struct mmtls_reasm *r, size_t n)
+{
+    size_t want = r->kept_regrow, extra;
+    const struct mmtls_memcap *m = r->memcap;
+
+    r->kept_regrow = 0;
+    if (want <= n || r->kept.cap != 0) {
+        return;
+    }
+    extra = want - n;
+    if (m != NULL && m->limit != 0 && (m->used > m->limit / 2 || extra > m->limit / 2 - m->used)) {
+        return;
+    }
+    if (mmtls_memcap_charge(r->memcap, extra) != 0) {
+        return;
+    }
+    if (mmtls_buf_reserve(&r->kept, want) != 0) {
+        mmtls_memcap_release(r->memcap, extra);
+        return;
+    }
+    r->kept_resv = extra;
 }
 
 /* Frees all kept bytes: nothing before next_off can be checked any more. */
@@ -172,7 +212,7 @@ static void kept_reset(struct mmtls_reasm *r)
 static void kept_add(struct mmtls_reasm *r, const uint8_t *p, size_t n)
 {
     uint64_t end = r->next_off + n, lo;
-    size_t max = r->opts->max_kept_bytes, live, dead;
+    size_t max = r->opts->max_kept_bytes, live, dead, from_resv;
 
     if (max == 0) {
         r->kept_off = end;
@@ -197,21 +237,22 @@ static void kept_add(struct mmtls_reasm *r, const uint8_t *p, size_t n)
     if (dead > 0 && dead >= live) {
         mmtls_buf_consume(&r->kept, dead);
     }
-    if (mmtls_memcap_charge(r->memcap, n) != 0) {
+    /* Bytes that fill reserved room were charged with the reservation. */
+    from_resv = MMTLS_MIN(n, r->kept_resv);
+    if (mmtls_memcap_charge(r->memcap, n - from_resv) != 0) {
         goto out_reset;
     }
-    /* A stream whose kept bytes were all acknowledged (a response ended) usually needs as
-     * much room again for the next one.  Only the bytes kept are charged to the memcap, as for
-     * the slack of any kept buffer.  Refused: the append below grows from small. */
-    if (r->kept.cap == 0 && r->kept_regrow > n &&
-        mmtls_buf_reserve(&r->kept, r->kept_regrow) != 0) {
-        r->kept_regrow = 0;
+    r->kept_resv -= from_resv;
+    if (r->kept.cap == 0 && r->kept_regrow != 0) {
+        kept_reserve(r, n);
     }
     if (mmtls_buf_append(&r->kept, p, n) != 0) {
-        mmtls_memcap_release(r->memcap, n);
+        mmtls_memcap_release(r->memcap, n - from_resv);
+        r->kept_resv += from_resv;
         goto out_reset;
     }
     r->kept_off = lo; /* next_off moves to end right after: live = end - lo <= max */
+    r->kept_peak = MMTLS_MAX(r->kept_peak, (size_t)(end - lo));
     return;
 
 out_reset:
@@ -541,7 +582,8 @@ void mmtls_reasm_fini(struct mmtls_reasm *r)
         seg_free(r, g);
     }
     kept_reset(r);
-    mmtls_buf_fini(&r->kept, false);
+    kept_buf_free(r);
+    r->kept_regrow = 0;
     r->started = false;
     r->fin_seen = false;
 }
@@ -755,7 +797,7 @@ size_t mmtls_reasm_seg_overhead(void)
 size_t mmtls_reasm_charged(const struct mmtls_reasm *r)
 {
     const struct mmtls_reasm_seg *g;
-    size_t n = kept_live(r);
+    size_t n = kept_live(r) + r->kept_resv;
 
     for (g = r->ooo; g != NULL; g = g->next) {
         n += REASM_SEG_OVERHEAD + g->cap;

@@ -71,8 +71,10 @@ struct mmtls_reasm {
     size_t ooo_bytes;
     struct mmtls_buf kept; /* owned: delivered bytes [kept_off, next_off) */
     uint64_t kept_off;
-    size_t kept_regrow; /* capacity of the kept buffer last freed idle: reserved at once when
-                         * bytes are kept again, instead of growing (and copying) in doublings */
+    size_t kept_regrow; /* room for the next response's kept bytes: set when the kept buffer is
+                         * freed idle, taken (charged to the memcap) when bytes are kept again */
+    size_t kept_resv;   /* memcap charge for room reserved and not filled yet */
+    size_t kept_peak;   /* most live kept bytes since the kept buffer was allocated */
     struct mmtls_reasm_stats stats;
 };
 

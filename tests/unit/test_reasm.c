@@ -761,20 +761,19 @@ static void test_kept_bound(void **state)
     fx_fini(&f);
 }
 
-/* A kept buffer freed once everything in it is acknowledged comes back at its old size when
- * bytes are kept again (no doubling, no copy of the live bytes), and the memcap still carries
- * only the bytes kept. */
-static void test_kept_regrow(void **state)
+/* A kept buffer freed once everything in it is acknowledged comes back at its size when bytes
+ * are kept again (no doubling, no copy of the live bytes); the room reserved is charged to the
+ * memcap until bytes fill it, and it is not taken when the memcap is more than half used. */
+static void kept_regrow_run(size_t memcap, bool expect_reserved)
 {
     enum { N = 600 << 10, PIECE = 1448 };
-    uint8_t *data = malloc(N);
+    uint8_t *data = malloc(N + 100); /* N + 100: the small response at the end */
     struct fx f;
     size_t big;
 
-    (void)state;
     assert_non_null(data);
-    fill_pattern(data, N, 11);
-    fx_init(&f, 1 << 20, 1 << 20, 100, 0);
+    fill_pattern(data, N + 100, 11);
+    fx_init(&f, 1 << 20, 1 << 20, 100, memcap);
     f.sink.data = NULL; /* more bytes than the recorder holds; the kept copy is checked */
     mmtls_reasm_syn(&f.r, 0);
     for (uint64_t off = 0; off < N / 2; off += PIECE) {
@@ -783,28 +782,54 @@ static void test_kept_regrow(void **state)
     big = f.r.kept.cap;
     assert_true(big > (256u << 10));
     assert_int_equal(f.r.kept_regrow, 0);
-    /* all acknowledged: the idle buffer is freed, its size remembered */
+    /* all acknowledged: the idle buffer is freed, the room for the next response remembered */
     mmtls_reasm_ack(&f.r, 1 + N / 2, &f.sink);
     assert_null(f.r.kept.p);
     assert_int_equal(f.r.kept.cap, 0);
-    assert_int_equal(f.r.kept_regrow, big);
+    assert_int_equal(f.r.kept_regrow, big); /* min(capacity, twice the peak of N / 2) */
     assert_int_equal(f.mc.used, 0);
-    /* the next response: one allocation of the old size, the bytes kept are right */
+    /* the next response */
     assert_int_equal(fx_seg(&f, 0, data, N / 2, PIECE, false), 0);
-    assert_int_equal(f.r.kept.cap, big);
-    assert_int_equal(f.mc.used, PIECE);
+    assert_int_equal(f.r.kept_regrow, 0);
+    if (expect_reserved) {
+        /* one allocation of the old size, charged whole */
+        assert_int_equal(f.r.kept.cap, big);
+        assert_int_equal(f.r.kept_resv, big - PIECE);
+        assert_int_equal(f.mc.used, big);
+    } else {
+        assert_true(f.r.kept.cap < big);
+        assert_int_equal(f.r.kept_resv, 0);
+        assert_int_equal(f.mc.used, PIECE);
+    }
     for (uint64_t off = N / 2 + PIECE; off < N; off += PIECE) {
         assert_int_equal(fx_seg(&f, 0, data, off, (size_t)MMTLS_MIN(PIECE, N - off), false), 0);
     }
-    assert_int_equal(f.r.kept.cap, big);
+    if (expect_reserved) {
+        assert_int_equal(f.r.kept.cap, big);
+        assert_int_equal(f.r.kept_resv, big - N / 2);
+    }
     assert_int_equal(f.r.kept_off, N / 2);
     assert_memory_equal(f.r.kept.p + f.r.kept.len - N / 2, data + N / 2, N / 2);
     /* a retransmission is still checked against the kept copy */
     data[N - 10] ^= 0xff;
     assert_int_equal(fx_seg(&f, 0, data, N - PIECE, PIECE, false), 0);
     assert_int_equal(rec_count(&f.rec, MMTLS_REASM_EV_OVERLAP_DIFF), 1);
-    fx_fini(&f);
+    /* a small response after it: the room follows what was used, not the old capacity */
+    mmtls_reasm_ack(&f.r, 1 + N, &f.sink);
+    assert_int_equal(f.mc.used, 0);
+    assert_int_equal(fx_seg(&f, 0, data, N, 100, false), 0);
+    mmtls_reasm_ack(&f.r, 1 + N + 100, &f.sink);
+    assert_int_equal(f.mc.used, expect_reserved ? f.r.kept_resv : 0);
+    fx_fini(&f); /* the memcap is back to 0: the reservation was released */
     free(data);
+}
+
+static void test_kept_regrow(void **state)
+{
+    (void)state;
+    kept_regrow_run(0, true);        /* no memcap */
+    kept_regrow_run(8u << 20, true); /* room to spare */
+    kept_regrow_run(1000000, false); /* the reservation would pass half of it */
 }
 
 /* keep_until_acked: no unacknowledged byte leaves the kept copy; what would need it is refused
