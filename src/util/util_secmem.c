@@ -175,13 +175,46 @@ static void tc_destructor(void *arg)
     pthread_mutex_unlock(&sm.mu);
 }
 
+/* fork(): the child has only the forking thread.  The others' caches (their TLS, copied) are
+ * dropped from the registry, their counts folded into sm.st and their cached objects left
+ * unused; the mutex, held across the fork, is released in both processes. */
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&sm.mu);
+}
+
+static void atfork_parent(void)
+{
+    pthread_mutex_unlock(&sm.mu);
+}
+
+static void atfork_child(void)
+{
+    struct sm_tcache *self = sm_tc.state == 1 ? &sm_tc : NULL;
+
+    for (struct sm_tcache *t = sm.threads; t != NULL; t = t->next) {
+        if (t != self) {
+            sm.st.live_bytes += (size_t)t->live_bytes;
+            sm.st.live_objects += (uint64_t)t->live_objects;
+        }
+    }
+    sm.threads = self;
+    if (self != NULL) {
+        self->next = NULL;
+    }
+    pthread_mutex_unlock(&sm.mu);
+}
+
 static void tc_key_create(void)
 {
-    sm.tc_key_ok = pthread_key_create(&sm.tc_key, tc_destructor) == 0;
+    sm.tc_key_ok = pthread_key_create(&sm.tc_key, tc_destructor) == 0 &&
+                   pthread_atfork(atfork_prepare, atfork_parent, atfork_child) == 0;
 }
 
 /* This thread's cache, registered on first use and emptied if a wipe made it stale; NULL when
- * it cannot be registered (no pthread key): the caller counts in sm.st under sm.mu. */
+ * it cannot be registered (no pthread key): the caller counts in sm.st under sm.mu.  A thread
+ * whose first call comes from another key's destructor after glibc's last destructor round
+ * would stay registered after it exits; no thread of ours does that. */
 static struct sm_tcache *tc_get(void)
 {
     struct sm_tcache *tc = &sm_tc;
@@ -204,6 +237,7 @@ static struct sm_tcache *tc_get(void)
     if (tc->gen != __atomic_load_n(&sm.gen, __ATOMIC_RELAXED)) {
         memset(tc->head, 0, sizeof(tc->head));
         memset(tc->n, 0, sizeof(tc->n));
+        __atomic_store_n(&tc->cached_objects, 0, __ATOMIC_RELAXED);
         tc->gen = __atomic_load_n(&sm.gen, __ATOMIC_RELAXED);
     }
     return tc;
@@ -439,9 +473,14 @@ void mmtls_secmem_stats_get(struct mmtls_secmem_stats *out)
         cached += __atomic_load_n(&t->cached_objects, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&sm.mu);
-    out->live_bytes += (size_t)bytes;
-    out->live_objects += (uint64_t)objects;
-    out->cached_objects += (uint64_t)cached;
+    /* The threads' counts are read one after the other while they run: an object freed by
+     * another thread than the one that allocated it can be seen freed and not yet allocated.
+     * Exact when the threads are quiet; never below zero. */
+    bytes += (int64_t)out->live_bytes;
+    objects += (int64_t)out->live_objects;
+    out->live_bytes = bytes > 0 ? (size_t)bytes : 0;
+    out->live_objects = objects > 0 ? (uint64_t)objects : 0;
+    out->cached_objects = cached > 0 ? (uint64_t)cached : 0;
 }
 
 bool mmtls_secmem_owns(const void *p)

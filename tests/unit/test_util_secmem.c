@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "util/util.h"
 
@@ -159,7 +161,6 @@ static void test_secmem_lock(void **state)
     mmtls_secmem_set_lock(false);
 }
 
-/* Runs last: after the exit wipe every pooled byte is zero and frees are no-ops. */
 /* Per-thread caches: a thread reuses what it freed without the mutex, objects freed by a thread
  * other than the one that allocated them are fine, and a thread's cache goes back to the shared
  * lists when it exits. */
@@ -271,12 +272,91 @@ static void test_secmem_thread_caches(void **state)
     }
 }
 
+/* fork() while another thread has a cache: the child's registry holds only the forking thread,
+ * so a new thread in the child (which may get the exited thread's stack and TLS) registers
+ * cleanly, and the counts stay right. */
+static int fork_ready[2], fork_go[2]; /* holder -> main, main -> holder */
+
+static void *fork_holder(void *arg)
+{
+    char c;
+    void *p = mmtls_secmem_alloc(700);
+
+    (void)arg;
+    mmtls_secmem_free(p); /* this thread is registered, with a cached object */
+    if (write(fork_ready[1], "r", 1) != 1 || read(fork_go[0], &c, 1) != 1) {
+        return NULL;
+    }
+    return NULL;
+}
+
+static void *fork_child_thread(void *arg)
+{
+    void *p = mmtls_secmem_alloc(700);
+
+    mmtls_secmem_free(p);
+    *(bool *)arg = p != NULL;
+    return NULL;
+}
+
+static void test_secmem_fork(void **state)
+{
+    struct mmtls_secmem_stats before;
+    pthread_t t;
+    pid_t pid;
+    char c;
+    int status;
+
+    (void)state;
+    assert_int_equal(pipe(fork_ready), 0);
+    assert_int_equal(pipe(fork_go), 0);
+    assert_int_equal(pthread_create(&t, NULL, fork_holder, NULL), 0);
+    assert_int_equal(read(fork_ready[0], &c, 1), 1);
+    mmtls_secmem_stats_get(&before);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct mmtls_secmem_stats st0, st;
+        bool ok = false;
+
+        alarm(10); /* a cycle in the registry would hang here */
+        mmtls_secmem_stats_get(&st0);
+        if (st0.cached_objects != before.cached_objects - 1) {
+            _exit(4); /* the holder's cache (one object) left the child's registry */
+        }
+        for (int i = 0; i < 3; i++) {
+            pthread_t ct;
+
+            if (pthread_create(&ct, NULL, fork_child_thread, &ok) != 0 ||
+                pthread_join(ct, NULL) != 0 || !ok) {
+                _exit(2);
+            }
+        }
+        mmtls_secmem_stats_get(&st);
+        _exit(st.live_objects == st0.live_objects ? 0 : 3);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(write(fork_go[1], "x", 1), 1);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    for (int i = 0; i < 2; i++) {
+        close(fork_ready[i]);
+        close(fork_go[i]);
+    }
+}
+
+/* Runs last: after the exit wipe every pooled byte is zero and frees are no-ops. */
 static void test_secmem_wipe_all(void **state)
 {
-    uint8_t *p = mmtls_secmem_alloc(300);
+    uint8_t *p = mmtls_secmem_alloc(300), *r = mmtls_secmem_alloc(300);
+    struct mmtls_secmem_stats st0;
 
     (void)state;
     assert_non_null(p);
+    assert_non_null(r);
+    mmtls_secmem_free(r); /* in this thread's cache now */
+    mmtls_secmem_stats_get(&st0);
     memset(p, 0x5a, 300);
     mmtls_secmem_wipe_all();
     assert_true(all_zero(p - 16, 316));
@@ -290,6 +370,8 @@ static void test_secmem_wipe_all(void **state)
         assert_int_equal(st.cached_objects, 0);
         assert_non_null(q);
         assert_ptr_not_equal(q, p);
+        assert_ptr_not_equal(q, r);                      /* not from the (wiped) cache */
+        assert_true(st.mapped_bytes > st0.mapped_bytes); /* a fresh chunk */
         mmtls_secmem_free(q);
     }
 }
@@ -299,7 +381,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_secmem_zero_and_wipe), cmocka_unit_test(test_secmem_many),
         cmocka_unit_test(test_secmem_dontdump),      cmocka_unit_test(test_secmem_lock),
-        cmocka_unit_test(test_secmem_thread_caches), cmocka_unit_test(test_secmem_wipe_all),
+        cmocka_unit_test(test_secmem_thread_caches), cmocka_unit_test(test_secmem_fork),
+        cmocka_unit_test(test_secmem_wipe_all),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
