@@ -356,6 +356,7 @@ struct mmtls_fast_opts {
     size_t sz;
     const char *ifname[2];   /* the bridged ports */
     const char *divert_name; /* divert veth to create (its peer is NAME + "p"); NULL: mmfdPID */
+    uint32_t rps_cpus;       /* CPUs (bit k: CPU k) for the ports' RPS; 0: every online CPU */
 };
 
 /* The kernel's framing of one side (endpoint as sender) of a flow. */

@@ -208,14 +208,17 @@ static int sysfs_rw(const char *path, char *buf, size_t cap, const char *write_v
     return 0;
 }
 
-static void rps_set(struct mmtls_fast *f, int port)
+/* cpus: bit k for CPU k, 0 for every online CPU. */
+static void rps_set(struct mmtls_fast *f, int port, uint32_t cpus)
 {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     char mask[16], path[128];
 
     if (ncpu < 1 || ncpu > 32)
         return; /* larger masks have several comma-separated words: left alone */
-    snprintf(mask, sizeof(mask), "%lx", ncpu == 32 ? 0xffffffffL : (1L << ncpu) - 1);
+    if (cpus == 0)
+        cpus = ncpu == 32 ? 0xffffffffu : (1u << ncpu) - 1;
+    snprintf(mask, sizeof(mask), "%x", (unsigned)cpus);
     for (int q = 0; q < 16; q++) {
         snprintf(path, sizeof(path), "/sys/class/net/%s/queues/rx-%d/rps_cpus", f->ifname[port], q);
         if (sysfs_rw(path, f->rps_saved[port][q], sizeof(f->rps_saved[port][q]), NULL) != 0)
@@ -369,7 +372,7 @@ int mmtls_fast_open(struct mmtls_fast **out, const struct mmtls_fast_opts *o, ch
     }
     for (int i = 0; i < 2; i++) {
         snprintf(f->ifname[i], sizeof(f->ifname[i]), "%s", o->ifname[i]);
-        rps_set(f, i);
+        rps_set(f, i, o->rps_cpus);
     }
     *out = f;
     return 0;

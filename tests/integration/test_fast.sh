@@ -132,7 +132,13 @@ three_responses run1w 700000 --inspect-depth 65536 --depth-count wire
 
 # 2. EICAR beyond the depth passes; within it (at the start) it is blocked, and the kernel
 #    drops the flow's later frames.
-start_mbox run2 --inspect-depth 65536
+#    This run also puts the ports' RPS on CPU 0 only (--fast-rps 0), restored at exit.
+rps_of() { ip netns exec "$P-mbox" cat /sys/class/net/c0/queues/rx-0/rps_cpus; }
+rps_before=$(rps_of)
+start_mbox run2 --inspect-depth 65536 --fast-rps 0
+rps_during=$(rps_of)
+[ $((16#${rps_during//,/})) = 1 ] && pass "--fast-rps 0: the ports' rps_cpus is CPU 0 ($rps_during)" ||
+    fail "--fast-rps 0: rps_cpus $rps_during"
 client "${KEYS[@]}" "${CURL[@]}" -o "$W/b1" https://server.test/deep.bin &&
     cmp -s "$W/b1" "$W/www/deep.bin" && pass "EICAR 400 KB deep, depth 64 KB: passes" ||
     fail "EICAR beyond the depth"
@@ -174,6 +180,8 @@ PYEOF
     sleep 0.3
 fi
 tb_mbox_stop
+[ "$(rps_of)" = "$rps_before" ] && pass "rps_cpus restored at exit ($rps_before)" ||
+    fail "rps_cpus not restored: $(rps_of), was $rps_before"
 drop=$(grep 'fast path: kernel' "$W/run2.log" | sed -n 's/.*dropped \([0-9]*\);.*/\1/p')
 [ "${drop:-0}" -ge 1 ] && pass "blocked flow: $drop later frames dropped in the kernel" ||
     fail "no frame dropped in the kernel"

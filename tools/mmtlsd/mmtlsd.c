@@ -60,6 +60,7 @@ struct opts {
     uint64_t inspect_depth;
     uint64_t inspect_depth_req;
     bool depth_wire; /* --depth-count wire */
+    uint32_t fast_rps; /* --fast-rps: CPUs (bit k: CPU k); 0: all */
     const char *bypass_allow[17];
     int nbypass;
     const char *block_content[8];
@@ -143,6 +144,8 @@ static void usage(FILE *fp)
             "                           --log-http): plaintext (default; padding never counts)\n"
             "                           or wire: record bytes as sent, padding included; with\n"
             "                           --io fast the kernel then applies the depth itself\n"
+            "      --fast-rps CPUS      --io fast: the CPUs the kernel hands the two ports'\n"
+            "                           frames to (RPS), as taskset -c lists them; default all\n"
             "      --block-content STR  block sessions whose decrypted data contains STR\n"
             "                           (repeatable, up to 8)\n"
             "  -r, --read FILE          capture to read (pcap or pcapng; '-' = standard input)\n"
@@ -285,6 +288,7 @@ enum {
     O_KHOLDTOTAL,
     O_DEPTHREQ,
     O_DEPTHCOUNT,
+    O_FASTRPS,
     O_USER,
     O_ALLOWCORE,
     O_PCAPOUT,
@@ -331,6 +335,7 @@ static const struct option lopts[] = {
     {"inspect-depth", required_argument, NULL, O_DEPTH},
     {"inspect-depth-request", required_argument, NULL, O_DEPTHREQ},
     {"depth-count", required_argument, NULL, O_DEPTHCOUNT},
+    {"fast-rps", required_argument, NULL, O_FASTRPS},
     {"user", required_argument, NULL, O_USER},
     {"allow-core-dumps", no_argument, NULL, O_ALLOWCORE},
     {"bypass-allow", required_argument, NULL, O_BYPASS},
@@ -395,6 +400,41 @@ static int parse_policy(const char *opt, const char *s, int *out)
         fprintf(stderr, "mmtlsd: --%s takes closed or open\n", opt);
         return -1;
     }
+    return 0;
+}
+
+/* "all" (0) or a CPU list as taskset -c takes it ("0,2-3"), CPUs 0-31, into a bit mask. */
+static int parse_cpu_list(const char *s, uint32_t *mask)
+{
+    uint32_t m = 0;
+
+    if (strcmp(s, "all") == 0) {
+        *mask = 0;
+        return 0;
+    }
+    while (*s != '\0') {
+        char *end;
+        unsigned long lo = strtoul(s, &end, 10), hi = lo;
+
+        if (end == s || lo > 31)
+            return -1;
+        s = end;
+        if (*s == '-') {
+            hi = strtoul(s + 1, &end, 10);
+            if (end == s + 1 || hi > 31 || hi < lo)
+                return -1;
+            s = end;
+        }
+        for (unsigned long c = lo; c <= hi; c++)
+            m |= 1u << c;
+        if (*s == ',' && s[1] != '\0')
+            s++;
+        else if (*s != '\0')
+            return -1;
+    }
+    if (m == 0)
+        return -1;
+    *mask = m;
     return 0;
 }
 
@@ -530,6 +570,15 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 o->depth_wire = true;
             else {
                 fprintf(stderr, "mmtlsd: --depth-count takes plaintext or wire\n");
+                return -1;
+            }
+            break;
+        case O_FASTRPS:
+            if (parse_cpu_list(optarg, &o->fast_rps) != 0) {
+                fprintf(stderr,
+                        "mmtlsd: --fast-rps takes all or a list of CPUs below 32, like 0,2-3 "
+                        "(got '%s')\n",
+                        optarg);
                 return -1;
             }
             break;
@@ -781,6 +830,18 @@ static int check_args(struct opts *o)
     if (o->afp_blocks && o->io != MMTLSD_IO_AFPACKET) {
         fprintf(stderr, "mmtlsd: --afp-ring applies to --io afpacket\n");
         return -1;
+    }
+    if (o->fast_rps != 0 && o->io != MMTLSD_IO_FAST) {
+        fprintf(stderr, "mmtlsd: --fast-rps applies to --io fast\n");
+        return -1;
+    }
+    if (o->fast_rps != 0) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+        if (ncpu > 0 && ncpu < 32 && (o->fast_rps >> ncpu) != 0) {
+            fprintf(stderr, "mmtlsd: --fast-rps names a CPU beyond the %ld online\n", ncpu);
+            return -1;
+        }
     }
     if (o->io == MMTLSD_IO_FAST && o->no_vnet) {
         fprintf(stderr, "mmtlsd: --io fast runs with vnet headers\n");
@@ -1334,7 +1395,7 @@ static int run_inline(const struct opts *o, struct worker *w, int n)
     for (int i = 0; i < n; i++) {
         if (w[i].fast != NULL
                 ? mmtlsd_fast_open(w[i].fast, o->iface, i > 0 ? w[0].fast : NULL, io.fanout_group,
-                                   err, sizeof(err)) != 0
+                                   o->fast_rps, err, sizeof(err)) != 0
                 : mmtlsd_bridge_open(&w[i].br, o->iface, &io, i, err, sizeof(err)) != 0) {
             fprintf(stderr, "mmtlsd: %s\n", err);
             status = 2;

@@ -171,10 +171,10 @@ void mmtlsd_fast_engine_opts(struct mmtlsd_fast *fp, struct mmtls_engine_opts *e
 }
 
 int mmtlsd_fast_open(struct mmtlsd_fast *fp, const char *ifpair, struct mmtlsd_fast *owner,
-                     int fanout_group, char *err, size_t err_cap)
+                     int fanout_group, uint32_t rps_cpus, char *err, size_t err_cap)
 {
     const char *colon = strchr(ifpair, ':');
-    struct mmtls_fast_opts fo = {.sz = sizeof(fo)};
+    struct mmtls_fast_opts fo = {.sz = sizeof(fo), .rps_cpus = rps_cpus};
     /* A deep ring: a copy lost to a full ring blocks its session (mmtls_engine_fast_inorder).
      * Frame slots (TPACKET_V2), not V3 blocks: a diverted frame waits in user space until it is
      * sent on, and in a V3 block that is not full it would wait for the block's retire timer
