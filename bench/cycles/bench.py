@@ -308,6 +308,18 @@ def set_tx(on):
                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
 
 
+END_RPS = os.environ.get("END_RPS", "")  # experiment: rps_cpus of the end hosts' veth0
+
+
+def set_end_rps(mask):
+    """rps_cpus of the end hosts' veth0 (END_RPS=1: their receive work on CPU 0, where they run,
+    whoever sent the frame; without it a frame the middle sends from CPU 1 is received there, in
+    the middle's process, as veth delivers inside the sender's transmit)"""
+    for ns in (NS_C, NS_S):
+        sh(in_ns(ns, "sh", "-c", "for q in /sys/class/net/veth0/queues/rx-*/rps_cpus; do "
+                 "echo %s > $q; done" % mask))
+
+
 def set_rps(mask):
     """rps_cpus of every RX queue of the middle's ports c0 and s0"""
     sh(in_ns(NS_M, "sh", "-c", "for q in /sys/class/net/[cs]0/queues/rx-*/rps_cpus; do "
@@ -315,9 +327,10 @@ def set_rps(mask):
 
 
 class Middle:
-    """kind: direct | bridge | bridge-rps (with RPS on its ports, as --io fast sets it) | bare-afp
-    | bare-xdp | bare-dpdk | mmtlsd-afp | mmtlsd-xdp | mmtlsd-dpdk | mmtlsd-fast | mmtlsd-fastw
-    (--depth-count wire),
+    """kind: direct | bridge | bridge-rps (with RPS on its ports, as --io fast sets it) |
+    bridge-rps0 (RPS on CPU 0 only) | bare-afp | bare-xdp | bare-dpdk | mmtlsd-afp | mmtlsd-xdp |
+    mmtlsd-dpdk | mmtlsd-fast | mmtlsd-fastw (--depth-count wire) | mmtlsd-fastw-rps0 (and
+    --fast-rps 0),
     with options: depth (bytes, 0 = decrypt all), workers, cpus (taskset list or None)"""
 
     def __init__(self, kind, tag, depth=0, workers=1, cpus="1"):
@@ -343,9 +356,11 @@ class Middle:
         self.errf = os.path.join(W, "mid-%s.err" % self.tag)
         if k == "direct":
             return
-        if k in ("bridge", "bridge-rps"):
+        if k in ("bridge", "bridge-rps", "bridge-rps0"):
             if k == "bridge-rps":  # the RPS that --io fast sets (src/io/io_fast.c), for reference
                 set_rps("3")
+            if k == "bridge-rps0":  # the RPS of mmtlsd-fastw-rps0: every frame to CPU 0
+                set_rps("1")
             sh(["ip", "-n", NS_M, "link", "add", "br0", "type", "bridge"])
             sh(["ip", "-n", NS_M, "link", "set", "c0", "master", "br0"])
             sh(["ip", "-n", NS_M, "link", "set", "s0", "master", "br0"])
@@ -383,10 +398,13 @@ class Middle:
                 args += ["--io", "xdp", "--xdp-mode", "copy"]
             elif k == "mmtlsd-dpdk":
                 args += ["--io", "dpdk"]
-            elif k in ("mmtlsd-fast", "mmtlsd-fastw"):
+            elif k in ("mmtlsd-fast", "mmtlsd-fastw", "mmtlsd-fastw-rps0"):
                 args += ["--io", "fast"]
-            if k == "mmtlsd-fastw":
+            if k in ("mmtlsd-fastw", "mmtlsd-fastw-rps0"):
                 args += ["--depth-count", "wire"]  # the kernel applies the depth itself
+            if k == "mmtlsd-fastw-rps0":
+                # the ports' RPS on CPU 0 (the end hosts'), none on the middle's CPU 1
+                args += ["--fast-rps", "0"]
             if self.depth:
                 args += ["--inspect-depth", str(self.depth)]
             if self.workers != 1:
@@ -410,9 +428,9 @@ class Middle:
         return self.last_pids
 
     def stop(self):
-        if self.kind in ("bridge", "bridge-rps"):
+        if self.kind in ("bridge", "bridge-rps", "bridge-rps0"):
             sh(["ip", "-n", NS_M, "link", "del", "br0"])
-            if self.kind == "bridge-rps":
+            if self.kind in ("bridge-rps", "bridge-rps0"):
                 set_rps("0")
         elif self.proc is not None:
             stop(self.proc)
@@ -796,8 +814,10 @@ def main():
             if line.startswith("cpu MHz"):
                 mhz = float(line.split(":")[1])
                 break
+    if END_RPS:
+        set_end_rps(END_RPS)
     res = {"config": {"rounds": ROUNDS, "fwd_mb": FWD_MB, "fwd_mb_b": FWD_MB_B,
-                      "tls_secs": TLS_SECS,
+                      "tls_secs": TLS_SECS, "end_rps": END_RPS,
                       "scale_conns": SCALE_CONNS, "parts": PARTS, "mhz": mhz,
                       "perf_hz": PERF_HZ,
                       "kernel": os.uname().release, "date": time.strftime("%Y-%m-%d %H:%M"),

@@ -18,6 +18,8 @@ NAMES = {
     "mmtlsd-afp": "mmtlsd AF_PACKET",
     "mmtlsd-fast": "mmtlsd --io fast",
     "mmtlsd-fastw": "mmtlsd --io fast --depth-count wire (kernel depth)",
+    "bridge-rps0": "Linux bridge with RPS on CPU 0",
+    "mmtlsd-fastw-rps0": "mmtlsd --io fast --depth-count wire --fast-rps 0",
     "bare-xdp": "mmtls-bridge AF_XDP copy (bare)",
     "mmtlsd-xdp": "mmtlsd AF_XDP copy",
     "bare-dpdk": "mmtls-bridge DPDK net_af_packet (bare)",
@@ -144,7 +146,8 @@ def chain_cost(r, scale):
     return c, c + r["attrib_irq_unres"] * share * scale
 
 
-TLS_MIDDLES = ("bridge", "bridge-rps", "mmtlsd-afp", "mmtlsd-fast", "mmtlsd-fastw")
+TLS_MIDDLES = ("bridge", "bridge-rps", "bridge-rps0", "mmtlsd-afp", "mmtlsd-fast", "mmtlsd-fastw",
+               "mmtlsd-fastw-rps0")
 
 
 def table_rows(L, tab, middles, cells, need=None):
@@ -594,7 +597,8 @@ def main():
         L.append("| middle | Gbit/s | all benchmark CPU s/GB | incremental s/GB (= ns/B) | "
                  "middle process s/GB | incremental / bridge's |")
         L.append("|---|---:|---:|---:|---:|---:|")
-        for m in ("direct", "bridge", "bridge-rps", "mmtlsd-afp", "mmtlsd-fast", "mmtlsd-fastw"):
+        for m in ("direct", "bridge", "bridge-rps", "bridge-rps0", "mmtlsd-afp", "mmtlsd-fast",
+                  "mmtlsd-fastw", "mmtlsd-fastw-rps0"):
             e = tls.get(m)
             if not e:
                 continue
