@@ -59,7 +59,7 @@ struct opts {
     bool log_http;
     uint64_t inspect_depth;
     uint64_t inspect_depth_req;
-    bool depth_wire; /* --depth-count wire */
+    bool depth_wire;   /* --depth-count wire */
     uint32_t fast_rps; /* --fast-rps: CPUs (bit k: CPU k); 0: all */
     const char *bypass_allow[17];
     int nbypass;

@@ -77,11 +77,11 @@ struct mmtlsd_fast;
 struct mmtlsd_fast *mmtlsd_fast_new(void);
 void mmtlsd_fast_engine_opts(struct mmtlsd_fast *fp, struct mmtls_engine_opts *eo);
 /* Worker 0 (owner NULL) loads the programs and makes the divert interface; the others (owner:
- * worker 0's) share them.  fanout_group != 0 when there are several workers. */
-/* rps_cpus: the CPUs for the ports' RPS (bit k: CPU k; 0: all), --fast-rps. */
+ * worker 0's) share them.  fanout_group != 0 when there are several workers.  rps_cpus: the CPUs
+ * for the ports' RPS (bit k: CPU k; 0: all), --fast-rps. */
 MMTLS_MUST_USE int mmtlsd_fast_open(struct mmtlsd_fast *fp, const char *ifpair,
-                                    struct mmtlsd_fast *owner, int fanout_group,
-                                    uint32_t rps_cpus, char *err, size_t err_cap);
+                                    struct mmtlsd_fast *owner, int fanout_group, uint32_t rps_cpus,
+                                    char *err, size_t err_cap);
 int mmtlsd_fast_run(struct mmtlsd_fast *fp, struct mmtls_engine *e, int key_efd,
                     volatile sig_atomic_t *stop, char *err, size_t err_cap);
 void mmtlsd_fast_close(struct mmtlsd_fast *fp);
