@@ -259,14 +259,17 @@ class Middle:
             args = [MMTLSD, "-i", "c0:s0", "--key-listen", "198.18.6.2:4433",
                     "--cert", W + "/pki/mbox.crt", "--key", W + "/pki/mbox.key",
                     "--client-ca", W + "/pki/ca.crt", "-l", self.evedir, "-q"]
-            if k in ("mmtls64k", "mmtls64kv3", "mmtlsfast64k", "mmtlsfastw64k"):
+            if k in ("mmtls64k", "mmtls64kv3", "mmtlsfast64k", "mmtlsfastw64k",
+                     "mmtlsfastw64krps0"):
                 args += ["--inspect-depth", str(DEPTH)]
             if k == "mmtls64kv3":
                 args += ["--afp-ring", "blocks"]  # TPACKET_V3 blocks (the default until 2026-11-22)
-            if k in ("mmtlsfast64k", "mmtlsfastw64k"):
+            if k in ("mmtlsfast64k", "mmtlsfastw64k", "mmtlsfastw64krps0"):
                 args += ["--io", "fast"]  # issue 8: the kernel fast path (docs/FASTPATH.md)
-            if k == "mmtlsfastw64k":
+            if k in ("mmtlsfastw64k", "mmtlsfastw64krps0"):
                 args += ["--depth-count", "wire"]  # the kernel applies the depth itself
+            if k == "mmtlsfastw64krps0":
+                args += ["--fast-rps", "0"]  # RPS on CPU 0 (the end hosts'), not mmtlsd's CPU 1
             m = re.match(r"(rules|depth)(\d+)k$", k)
             if m:
                 # issue 6: the Snort 3 community ruleset (rulesNk) against the same inspection

@@ -23,7 +23,8 @@ NAMES = {"e2e": "E2E (kernel bridge)", "e2erps": "E2E (kernel bridge, RPS on its
          "bare": "bare AF_PACKET forwarder (TPACKET_V2 frames, as mmtlsd)",
          "barev3": "bare AF_PACKET forwarder, TPACKET_V3 blocks",
          "mmtlsfast64k": "mmtls --io fast, first 64 KB",
-         "mmtlsfastw64k": "mmtls --io fast, first 64 KB counted on the wire (kernel depth)"}
+         "mmtlsfastw64k": "mmtls --io fast, first 64 KB counted on the wire (kernel depth)",
+         "mmtlsfastw64krps0": "mmtls --io fast, kernel depth, --fast-rps 0"}
 SHORT = {"e2e": "E2E\n(kernel bridge)", "e2erps": "E2E + RPS\n(kernel bridge)",
          "split": "split-TLS\n(nginx)",
          "mmtls64k": "mmtls\nfirst 64 KB",
@@ -31,7 +32,8 @@ SHORT = {"e2e": "E2E\n(kernel bridge)", "e2erps": "E2E + RPS\n(kernel bridge)",
          "mmtlsall": "mmtls\ndecrypt all", "bare": "bare\nAF_PACKET",
          "barev3": "bare\nV3 blocks",
          "mmtlsfast64k": "mmtls fast\nfirst 64 KB",
-         "mmtlsfastw64k": "mmtls fast\nkernel depth"}
+         "mmtlsfastw64k": "mmtls fast\nkernel depth",
+         "mmtlsfastw64krps0": "mmtls fast\nkernel depth\nRPS CPU 0"}
 SIZE_B = {"1k": 1024, "16k": 16384, "64k": 65536, "256k": 262144, "1m": 1048576, "4m": 4194304}
 
 
@@ -169,7 +171,7 @@ def main():
     import matplotlib.pyplot as plt
     xs = [SIZE_B[s] / 1024 for s in sizes]
     style = {"e2e": "k-o", "split": "r-s", "mmtls64k": "b-^", "mmtlsall": "c-v", "bare": "g-d",
-             "mmtlsfast64k": "m-x", "mmtlsfastw64k": "y-*", "mmtls64kv3": "b--", "barev3": "g--"}
+             "mmtlsfast64k": "m-x", "mmtlsfastw64k": "y-*", "mmtlsfastw64krps0": "c-*", "mmtls64kv3": "b--", "barev3": "g--"}
     fig1, ax = plt.subplots(1, 2, figsize=(11, 4.2))
     for mid in middles:
         ax[0].plot(xs, [m(mid, s, False, "gbps") or float("nan") for s in sizes], style[mid],
