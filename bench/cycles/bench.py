@@ -308,21 +308,15 @@ def set_tx(on):
                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
 
 
-END_RPS = os.environ.get("END_RPS", "")  # experiment: rps_cpus of the end hosts' veth0
+# experiment: rps_cpus of the end hosts' veth0 (END_RPS=1: their receive work on CPU 0, where
+# they run, whoever sent the frame; without it a frame the middle sends from CPU 1 is received
+# there, in the middle's process, as veth delivers inside the sender's transmit)
+END_RPS = os.environ.get("END_RPS", "")
 
 
-def set_end_rps(mask):
-    """rps_cpus of the end hosts' veth0 (END_RPS=1: their receive work on CPU 0, where they run,
-    whoever sent the frame; without it a frame the middle sends from CPU 1 is received there, in
-    the middle's process, as veth delivers inside the sender's transmit)"""
-    for ns in (NS_C, NS_S):
-        sh(in_ns(ns, "sh", "-c", "for q in /sys/class/net/veth0/queues/rx-*/rps_cpus; do "
-                 "echo %s > $q; done" % mask))
-
-
-def set_rps(mask):
-    """rps_cpus of every RX queue of the middle's ports c0 and s0"""
-    sh(in_ns(NS_M, "sh", "-c", "for q in /sys/class/net/[cs]0/queues/rx-*/rps_cpus; do "
+def set_rps(mask, ns=NS_M, devs="[cs]0"):
+    """rps_cpus of every RX queue of devs (a glob) in ns; by default the middle's ports c0, s0"""
+    sh(in_ns(ns, "sh", "-c", "for q in /sys/class/net/" + devs + "/queues/rx-*/rps_cpus; do "
              "echo %s > $q; done" % mask))
 
 
@@ -814,8 +808,8 @@ def main():
             if line.startswith("cpu MHz"):
                 mhz = float(line.split(":")[1])
                 break
-    if END_RPS:
-        set_end_rps(END_RPS)
+    for ns in (NS_C, NS_S) if END_RPS else ():
+        set_rps(END_RPS, ns, "veth0")
     res = {"config": {"rounds": ROUNDS, "fwd_mb": FWD_MB, "fwd_mb_b": FWD_MB_B,
                       "tls_secs": TLS_SECS, "end_rps": END_RPS,
                       "scale_conns": SCALE_CONNS, "parts": PARTS, "mhz": mhz,
