@@ -19,8 +19,6 @@
  * in-order frames; any surprise (reordering, a header that is not TLS, too many records in a
  * frame) marks the side lost and everything of it is diverted from then on (fail closed).
  *
- * mmtls_fast_tx: TC ingress of the divert interface's kernel end: frames user space sends
- * back, tagged with the port to leave by.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -608,21 +606,4 @@ int mmtls_fast_port(struct __sk_buff *skb)
     if (kind == MMTLS_FAST_K_COPY)
         return fwd_copy(skb, cfg, port);
     return divert(skb, cfg, kind, port);
-}
-
-SEC("tc")
-int mmtls_fast_tx(struct __sk_buff *skb)
-{
-    __u32 zero = 0, vid;
-    struct mmtls_fast_cfg *cfg = bpf_map_lookup_elem(&mmtls_cfg, &zero);
-
-    if (cfg == NULL || !skb->vlan_present)
-        return TC_ACT_SHOT;
-    vid = skb->vlan_tci & 0x0fff;
-    if ((vid & ~1u) != MMTLS_FAST_VID_TX)
-        return TC_ACT_SHOT; /* the divert interface's own chatter */
-    if (bpf_skb_vlan_pop(skb) != 0)
-        return TC_ACT_SHOT;
-    count(MMTLS_FAST_C_TX, 1);
-    return bpf_redirect(cfg->ifindex[vid & 1], 0);
 }

@@ -80,8 +80,8 @@ struct mmtls_fast_cfg {
 };
 
 /* Diverted frames reach user space with a VLAN tag (802.1Q, hardware-accelerated on the divert
- * interface) whose VID says what they are and which port they came in by; user space sends
- * frames back through the divert interface tagged MMTLS_FAST_VID_TX + the port to leave by. */
+ * interface) whose VID says what they are and which port they came in by.  User space sends
+ * frames straight out of the ports (AF_PACKET, by interface index). */
 #define MMTLS_FAST_VID_BASE 0xf00
 #define MMTLS_FAST_VID(kind, port) (MMTLS_FAST_VID_BASE | ((kind) << 1) | (port))
 enum {
@@ -93,7 +93,6 @@ enum {
                                       * previous bytes ended (so did copies: a hole before it
                                       * in user space means a copy was lost) */
 };
-#define MMTLS_FAST_VID_TX 0xff0
 
 /* Counters (per-CPU array, summed by user space). */
 enum {
@@ -106,7 +105,6 @@ enum {
     MMTLS_FAST_C_DROP, /* frames of blocked flows dropped */
     MMTLS_FAST_C_RESUME,
     MMTLS_FAST_C_LOST,  /* sides whose framing was lost */
-    MMTLS_FAST_C_TX,    /* frames user space sent back out */
     MMTLS_FAST_C_OTHER, /* not TCP: forwarded */
     MMTLS_FAST_C_RACE,  /* concurrent updates of one side: diverted */
     MMTLS_FAST_C_REARM, /* lost sides re-armed from user space */

@@ -122,6 +122,16 @@ MMTLS_MUST_USE int mmtls_afp_tx(struct mmtls_afp *p, const uint8_t *data, uint32
  * Frames queued with mmtls_afp_tx and mmtls_afp_tx_ref leave in call order. */
 MMTLS_MUST_USE int mmtls_afp_tx_ref(struct mmtls_afp *p, const uint8_t *data, uint32_t len,
                                     const uint8_t *vnet, uint16_t vlan_tci, bool vlan_valid);
+/* As mmtls_afp_tx_ref, out of another interface (ifindex; 0: the port's own).  The fast path
+ * sends this way straight to its ports. */
+MMTLS_MUST_USE int mmtls_afp_tx_ref_dev(struct mmtls_afp *p, int ifindex, const uint8_t *data,
+                                        uint32_t len, const uint8_t *vnet, uint16_t vlan_tci,
+                                        bool vlan_valid);
+/* As mmtls_afp_tx_ref_dev for data that does not outlive the call: copied first into one of the
+ * port's staging slots (allocated at first use), free again after the flush. */
+MMTLS_MUST_USE int mmtls_afp_tx_copy_dev(struct mmtls_afp *p, int ifindex, const uint8_t *data,
+                                         uint32_t len, const uint8_t *vnet, uint16_t vlan_tci,
+                                         bool vlan_valid);
 /* Kicks the kernel to send what is queued (both ways). */
 void mmtls_afp_tx_flush(struct mmtls_afp *p);
 void mmtls_afp_get_stats(const struct mmtls_afp *p, struct mmtls_afp_stats *st);
@@ -332,9 +342,7 @@ enum mmtls_fast_mode {
     MMTLS_FASTM_BLOCK = 4,   /* drop */
 };
 
-/* The VLAN tag of frames on the divert interface: received (kernel to user space) VIDs are
- * MMTLS_FAST_RX_VID(kind, arrival port); frames to send out of port p carry VID
- * MMTLS_FAST_TX_VID + p. */
+/* The VLAN tag of frames on the divert interface: MMTLS_FAST_RX_VID(kind, arrival port). */
 enum mmtls_fast_kind {
     MMTLS_FASTK_COPY = 1,           /* forwarded by the kernel already: inspect, never send */
     MMTLS_FASTK_DIVERT = 2,         /* only user space has it */
@@ -343,7 +351,6 @@ enum mmtls_fast_kind {
     MMTLS_FASTK_DIVERT_INORDER = 5, /* diverted; in order as the kernel saw it (as copies are) */
 };
 #define MMTLS_FAST_RX_VID(kind, port) (0xf00u | ((unsigned)(kind) << 1) | (unsigned)(port))
-#define MMTLS_FAST_TX_VID 0xff0u
 
 /* A flow as the engine's flow table keys it: endpoint 0 is the smaller (address, port). */
 struct mmtls_fast_flowkey {
@@ -371,18 +378,20 @@ struct mmtls_fast_side_info {
 };
 
 struct mmtls_fast_stats {
-    uint64_t fwd, fwd_bytes, copy, copy_bytes, divert, divert_bytes, drop, resume, lost, tx, other,
+    uint64_t fwd, fwd_bytes, copy, copy_bytes, divert, divert_bytes, drop, resume, lost, other,
         race, rearm, kskip;
 };
 
-/* Creates the divert veth pair, loads and attaches the programs (TC ingress of both ports and
- * of the divert pair's kernel end). */
+/* Creates the divert veth pair, loads and attaches the program (TC ingress of both ports). */
 MMTLS_MUST_USE int mmtls_fast_open(struct mmtls_fast **out, const struct mmtls_fast_opts *o,
                                    char *err, size_t err_cap);
 /* Detaches, deletes the divert pair, frees; NULL is a no-op. */
 void mmtls_fast_close(struct mmtls_fast *f);
-/* The interface user space reads diverted frames from and sends frames through. */
+/* The interface user space reads diverted frames from (it sends out of the ports themselves:
+ * mmtls_fast_port_ifindex). */
 const char *mmtls_fast_divert_ifname(const struct mmtls_fast *f);
+/* The interface index of port 0 or 1 (what user space sends its frames out of). */
+int mmtls_fast_port_ifindex(const struct mmtls_fast *f, int port);
 /* Re-arming a side whose framing the kernel lost: user space has every byte before end_seq
  * and the next record header starts at hdr_seq; gen != 0 (a new value for each re-arm). */
 struct mmtls_fast_rearm {

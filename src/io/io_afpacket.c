@@ -104,6 +104,7 @@
 struct afp_txq_ent {
     uint8_t hdr[AFP_TX_HDR_MAX];
     struct iovec iov[2];
+    struct sockaddr_ll to; /* the interface to leave by, when it is not the port's own */
 };
 
 struct mmtls_afp {
@@ -135,6 +136,7 @@ struct mmtls_afp {
     struct afp_txq_ent txq[AFP_TXQ_MAX];
     struct mmsghdr txq_msg[AFP_TXQ_MAX];
     uint32_t txq_n;
+    uint8_t *txq_stage; /* owned, allocated at first use: AFP_TXQ_MAX copies of tx_frame_size */
 
     struct mmtls_afp_stats st;
 };
@@ -397,6 +399,7 @@ void mmtls_afp_close(struct mmtls_afp *p)
     munmap(p->map, p->map_len);
     close(p->txfd);
     close(p->fd);
+    free(p->txq_stage);
     free(p);
 }
 
@@ -691,12 +694,39 @@ int mmtls_afp_tx(struct mmtls_afp *p, const uint8_t *data, uint32_t len, const u
     return 0;
 }
 
-int mmtls_afp_tx_ref(struct mmtls_afp *p, const uint8_t *data, uint32_t len, const uint8_t *vnet,
-                     uint16_t vlan_tci, bool vlan_valid)
+/* Queues data (borrowed until the flush) for the next sendmmsg(), out of ifindex (0: the port's
+ * own interface). */
+static void txq_put(struct mmtls_afp *p, int ifindex, const uint8_t *data, uint32_t len,
+                    const uint8_t *vnet, uint16_t vlan_tci, bool vlan_valid)
 {
-    struct afp_txq_ent *q;
-    struct msghdr *mh;
-    uint32_t hl, skip;
+    struct afp_txq_ent *q = &p->txq[p->txq_n];
+    struct msghdr *mh = &p->txq_msg[p->txq_n].msg_hdr;
+    uint32_t skip, hl = tx_header(p, q->hdr, data, vnet, vlan_tci, vlan_valid, &skip);
+
+    q->iov[0].iov_base = q->hdr;
+    q->iov[0].iov_len = hl;
+    q->iov[1].iov_base = (void *)(uintptr_t)(data + skip); /* sent, never written */
+    q->iov[1].iov_len = len - skip;
+    memset(mh, 0, sizeof(*mh));
+    mh->msg_iov = hl != 0 ? q->iov : q->iov + 1;
+    mh->msg_iovlen = hl != 0 ? 2 : 1;
+    if (ifindex != 0) {
+        /* packet_snd takes the device from sll_ifindex and, with sll_protocol 0 on a SOCK_RAW
+         * socket, the protocol from the frame's Ethernet header */
+        memset(&q->to, 0, sizeof(q->to));
+        q->to.sll_family = AF_PACKET;
+        q->to.sll_ifindex = ifindex;
+        mh->msg_name = &q->to;
+        mh->msg_namelen = sizeof(q->to);
+    }
+    p->txq_n++;
+    p->st.tx_frames++;
+    p->st.tx_bytes += len + (vlan_valid ? AFP_VLAN_LEN : 0);
+}
+
+int mmtls_afp_tx_ref_dev(struct mmtls_afp *p, int ifindex, const uint8_t *data, uint32_t len,
+                         const uint8_t *vnet, uint16_t vlan_tci, bool vlan_valid)
+{
     int rc = tx_check(p, len, vlan_valid);
 
     if (rc != 0) {
@@ -706,19 +736,39 @@ int mmtls_afp_tx_ref(struct mmtls_afp *p, const uint8_t *data, uint32_t len, con
     if (p->txq_n == AFP_TXQ_MAX) {
         txq_flush(p);
     }
-    q = &p->txq[p->txq_n];
-    hl = tx_header(p, q->hdr, data, vnet, vlan_tci, vlan_valid, &skip);
-    q->iov[0].iov_base = q->hdr;
-    q->iov[0].iov_len = hl;
-    q->iov[1].iov_base = (void *)(uintptr_t)(data + skip); /* sent, never written */
-    q->iov[1].iov_len = len - skip;
-    mh = &p->txq_msg[p->txq_n].msg_hdr;
-    memset(mh, 0, sizeof(*mh));
-    mh->msg_iov = hl != 0 ? q->iov : q->iov + 1;
-    mh->msg_iovlen = hl != 0 ? 2 : 1;
-    p->txq_n++;
-    p->st.tx_frames++;
-    p->st.tx_bytes += len + (vlan_valid ? AFP_VLAN_LEN : 0);
+    txq_put(p, ifindex, data, len, vnet, vlan_tci, vlan_valid);
+    return 0;
+}
+
+int mmtls_afp_tx_ref(struct mmtls_afp *p, const uint8_t *data, uint32_t len, const uint8_t *vnet,
+                     uint16_t vlan_tci, bool vlan_valid)
+{
+    return mmtls_afp_tx_ref_dev(p, 0, data, len, vnet, vlan_tci, vlan_valid);
+}
+
+int mmtls_afp_tx_copy_dev(struct mmtls_afp *p, int ifindex, const uint8_t *data, uint32_t len,
+                          const uint8_t *vnet, uint16_t vlan_tci, bool vlan_valid)
+{
+    int rc = tx_check(p, len, vlan_valid);
+    uint8_t *dst;
+
+    if (rc != 0) {
+        return rc;
+    }
+    if (p->txq_stage == NULL) {
+        p->txq_stage = malloc((size_t)AFP_TXQ_MAX * p->tx_frame_size);
+        if (p->txq_stage == NULL) {
+            p->st.tx_errors++;
+            return MMTLS_E_NOMEM;
+        }
+    }
+    ring_flush(p);
+    if (p->txq_n == AFP_TXQ_MAX) {
+        txq_flush(p);
+    }
+    dst = p->txq_stage + (size_t)p->txq_n * p->tx_frame_size; /* free again after the flush */
+    memcpy(dst, data, len);
+    txq_put(p, ifindex, dst, len, vnet, vlan_tci, vlan_valid);
     return 0;
 }
 

@@ -1,7 +1,7 @@
 /* io_fast — the kernel fast path's user-space side (docs/FASTPATH.md): creates the divert veth
  * pair (rtnetlink, RTM_NEWLINK with IFLA_INFO_KIND "veth", include/uapi/linux/veth.h), loads the
  * BPF object built from bpf/mmtls_fast.bpf.c (embedded in the binary), attaches its programs to
- * the TC ingress hook (clsact) of both ports and of the pair's kernel end, and updates its maps.
+ * the TC ingress hook (clsact) of both ports, and updates its maps.
  */
 #include "io/io.h"
 
@@ -45,8 +45,7 @@ _Static_assert((int)MMTLS_FASTM_INSPECT == (int)MMTLS_FAST_INSPECT &&
 _Static_assert((int)MMTLS_FASTK_COPY == (int)MMTLS_FAST_K_COPY &&
                    (int)MMTLS_FASTK_RESUME == (int)MMTLS_FAST_K_RESUME &&
                    (int)MMTLS_FASTK_RESUME_LOST == (int)MMTLS_FAST_K_RESUME_LOST &&
-                   MMTLS_FAST_RX_VID(2, 1) == MMTLS_FAST_VID(2, 1) &&
-                   MMTLS_FAST_TX_VID == MMTLS_FAST_VID_TX,
+                   MMTLS_FAST_RX_VID(2, 1) == MMTLS_FAST_VID(2, 1),
                "marks shared with the BPF program");
 
 struct fast_hook {
@@ -60,7 +59,8 @@ struct fast_hook {
 struct mmtls_fast {
     struct bpf_object *obj;
     int ctl_fd, state_fd, stats_fd;
-    struct fast_hook hooks[3]; /* port 0, port 1, divert kernel end */
+    struct fast_hook hooks[2]; /* port 0, port 1 */
+    int port_ifindex[2];
     char ifname[2][IF_NAMESIZE];
     char rps_saved[2][16][64]; /* rps_cpus of the ports' RX queues before ours ("": untouched) */
     char dname[IF_NAMESIZE - 1], pname[IF_NAMESIZE];
@@ -295,7 +295,7 @@ int mmtls_fast_open(struct mmtls_fast **out, const struct mmtls_fast_opts *o, ch
                     size_t err_cap)
 {
     struct mmtls_fast *f;
-    struct bpf_program *pport, *ptx;
+    struct bpf_program *pport;
     struct mmtls_fast_cfg cfg = {0};
     unsigned int pifx[2], dix;
     uint32_t zero = 0;
@@ -346,26 +346,25 @@ int mmtls_fast_open(struct mmtls_fast **out, const struct mmtls_fast_opts *o, ch
         goto fail;
     }
     pport = bpf_object__find_program_by_name(f->obj, "mmtls_fast_port");
-    ptx = bpf_object__find_program_by_name(f->obj, "mmtls_fast_tx");
     cfg_fd = bpf_object__find_map_fd_by_name(f->obj, "mmtls_cfg");
     f->ctl_fd = bpf_object__find_map_fd_by_name(f->obj, "mmtls_ctl");
     f->state_fd = bpf_object__find_map_fd_by_name(f->obj, "mmtls_state");
     f->stats_fd = bpf_object__find_map_fd_by_name(f->obj, "mmtls_stats");
-    if (pport == NULL || ptx == NULL || cfg_fd < 0 || f->ctl_fd < 0 || f->state_fd < 0 ||
-        f->stats_fd < 0) {
+    if (pport == NULL || cfg_fd < 0 || f->ctl_fd < 0 || f->state_fd < 0 || f->stats_fd < 0) {
         snprintf(err, err_cap, "fast path: the BPF object lacks a program or map");
         goto fail;
     }
     cfg.ifindex[0] = pifx[0];
     cfg.ifindex[1] = pifx[1];
+    f->port_ifindex[0] = (int)pifx[0];
+    f->port_ifindex[1] = (int)pifx[1];
     cfg.divert_ifindex = dix;
     if (bpf_map_update_elem(cfg_fd, &zero, &cfg, BPF_ANY) != 0) {
         snprintf(err, err_cap, "fast path: cannot configure: %s", strerror(errno));
         goto fail;
     }
-    /* Return path first, then the ports: from then on frames flow through the programs. */
-    if ((rc = hook_attach(&f->hooks[2], (int)dix, bpf_program__fd(ptx))) != 0 ||
-        (rc = hook_attach(&f->hooks[0], (int)pifx[0], bpf_program__fd(pport))) != 0 ||
+    /* From then on frames flow through the program. */
+    if ((rc = hook_attach(&f->hooks[0], (int)pifx[0], bpf_program__fd(pport))) != 0 ||
         (rc = hook_attach(&f->hooks[1], (int)pifx[1], bpf_program__fd(pport))) != 0) {
         snprintf(err, err_cap, "fast path: cannot attach to TC ingress: %s", strerror(-rc));
         goto fail;
@@ -389,7 +388,6 @@ void mmtls_fast_close(struct mmtls_fast *f)
     rps_restore(f, 1);
     hook_detach(&f->hooks[0]);
     hook_detach(&f->hooks[1]);
-    hook_detach(&f->hooks[2]);
     bpf_object__close(f->obj);
     if (f->veth)
         link_delete(f->dname); /* the peer goes with it */
@@ -399,6 +397,11 @@ void mmtls_fast_close(struct mmtls_fast *f)
 const char *mmtls_fast_divert_ifname(const struct mmtls_fast *f)
 {
     return f->pname;
+}
+
+int mmtls_fast_port_ifindex(const struct mmtls_fast *f, int port)
+{
+    return f->port_ifindex[port & 1];
 }
 
 int mmtls_fast_set(struct mmtls_fast *f, const struct mmtls_fast_flowkey *k, const uint8_t mode[2],
@@ -486,7 +489,6 @@ void mmtls_fast_get_stats(const struct mmtls_fast *f, struct mmtls_fast_stats *s
     st->drop = c[MMTLS_FAST_C_DROP];
     st->resume = c[MMTLS_FAST_C_RESUME];
     st->lost = c[MMTLS_FAST_C_LOST];
-    st->tx = c[MMTLS_FAST_C_TX];
     st->other = c[MMTLS_FAST_C_OTHER];
     st->race = c[MMTLS_FAST_C_RACE];
     st->rearm = c[MMTLS_FAST_C_REARM];
@@ -513,6 +515,13 @@ const char *mmtls_fast_divert_ifname(const struct mmtls_fast *f)
 {
     (void)f;
     return "";
+}
+
+int mmtls_fast_port_ifindex(const struct mmtls_fast *f, int port)
+{
+    (void)f;
+    (void)port;
+    return 0;
 }
 
 int mmtls_fast_set(struct mmtls_fast *f, const struct mmtls_fast_flowkey *k, const uint8_t mode[2],

@@ -320,13 +320,99 @@ static void test_tx_ring_full(void **state)
     mmtls_afp_close(tx);
 }
 
+/* Sends out of another interface (tx_ref_dev, tx_copy_dev: what the fast path does from its
+ * divert socket): a port on lo sends to a veth whose peer another port reads.  Frames sent on
+ * the port's own interface (ring, by reference, ifindex 0) do not reach the peer; copies are
+ * taken at the call (the caller's buffer is overwritten before the flush), and 150 copies in
+ * a row wrap the staging slots (the queue sends itself every 64).  Refusals as for tx_ref. */
+static void test_tx_other_interface(void **state)
+{
+    struct mmtls_afp_opts o = small_opts(true);
+    struct mmtls_afp *tx, *rx;
+    struct mmtls_afp_frame meta[160];
+    struct mmtls_afp_stats st;
+    static uint8_t got[160][2048];
+    static uint32_t got_len[160];
+    static uint8_t ref[3][2048], big[4096];
+    uint8_t f[2048], vh[10] = {0};
+    char err[128];
+    int ifx;
+
+    (void)state;
+    if (!enter_netns()) {
+        skip();
+    }
+    if (system("ip link add afpta type veth peer name afptb 2>/dev/null && "
+               "ip link set afpta up && ip link set afptb up") != 0) {
+        skip(); /* no veth here */
+    }
+    ifx = (int)if_nametoindex("afpta");
+    assert_true(ifx > 0);
+    o.ifname = "afptb";
+    o.block_nr = 256; /* 150 frames of 100 bytes in 1 MiB of V3 blocks */
+    assert_int_equal(mmtls_afp_open(&rx, &o, err, sizeof(err)), 0);
+    o.ifname = "lo";
+    assert_int_equal(mmtls_afp_open(&tx, &o, err, sizeof(err)), 0);
+
+    /* interleaved: own interface (ring, by reference) and the veth (by reference, copied) */
+    (void)make_frame(ref[0], 60, 200);
+    assert_int_equal(mmtls_afp_tx(tx, ref[0], 60, vh, 0, false), 0);
+    (void)make_frame(ref[1], 1000, 1);
+    assert_int_equal(mmtls_afp_tx_ref_dev(tx, ifx, ref[1], 1000, vh, 0, false), 0);
+    (void)make_frame(f, 300, 2);
+    assert_int_equal(mmtls_afp_tx_copy_dev(tx, ifx, f, 300, NULL, 0, false), 0);
+    memset(f, 0, sizeof(f)); /* the copy was taken at the call */
+    (void)make_frame(ref[2], 70, 201);
+    assert_int_equal(mmtls_afp_tx_ref_dev(tx, 0, ref[2], 70, vh, 0, false), 0);
+    (void)make_frame(f, 64, 3);
+    assert_int_equal(mmtls_afp_tx_copy_dev(tx, ifx, f, 64, vh, 0x602a, true), 0);
+    assert_int_equal(mmtls_afp_tx_copy_dev(tx, ifx, big, sizeof(big), NULL, 0, false),
+                     MMTLS_E_LIMIT);
+    assert_int_equal(mmtls_afp_tx_copy_dev(tx, ifx, f, 8, NULL, 1, true), MMTLS_E_INVAL);
+    mmtls_afp_tx_flush(tx);
+    assert_int_equal(rx_collect(rx, got, got_len, meta, 3, 64), 3);
+    (void)make_frame(f, 1000, 1);
+    assert_int_equal(got_len[0], 1000);
+    assert_memory_equal(got[0], f, 1000);
+    (void)make_frame(f, 300, 2);
+    assert_int_equal(got_len[1], 300);
+    assert_memory_equal(got[1], f, 300);
+    (void)make_frame(f, 64, 3);
+    assert_int_equal(got_len[2], 64);
+    assert_memory_equal(got[2], f, 64);
+    assert_true(meta[2].vlan_valid);
+    assert_int_equal(meta[2].vlan_tci, 0x602a);
+    /* nothing else came: the frames for lo stayed on lo */
+    assert_int_equal(rx_collect(rx, got, got_len, meta, 1, 64), 0);
+
+    for (int i = 0; i < 150; i++) {
+        (void)make_frame(f, 100, (uint8_t)i);
+        assert_int_equal(mmtls_afp_tx_copy_dev(tx, ifx, f, 100, NULL, 0, false), 0);
+    }
+    mmtls_afp_tx_flush(tx);
+    assert_int_equal(rx_collect(rx, got, got_len, meta, 150, 64), 150);
+    for (int i = 0; i < 150; i++) {
+        (void)make_frame(f, 100, (uint8_t)i);
+        assert_int_equal(got_len[i], 100);
+        assert_memory_equal(got[i], f, 100);
+    }
+    mmtls_afp_get_stats(tx, &st);
+    assert_int_equal(st.tx_frames, 155);
+    assert_int_equal(st.tx_errors, 2);
+    mmtls_afp_get_stats(rx, &st);
+    assert_int_equal(st.rx_drops_kernel, 0);
+    mmtls_afp_close(tx);
+    mmtls_afp_close(rx);
+    assert_int_equal(system("ip link del afpta"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_invalid),     cmocka_unit_test(test_open_unprivileged),
         cmocka_unit_test(test_roundtrip),        cmocka_unit_test(test_roundtrip_vnet),
         cmocka_unit_test(test_rx_blocks_cycle),  cmocka_unit_test(test_tx_ring_full),
-        cmocka_unit_test(test_roundtrip_by_ref),
+        cmocka_unit_test(test_roundtrip_by_ref), cmocka_unit_test(test_tx_other_interface),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

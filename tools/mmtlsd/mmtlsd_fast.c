@@ -1,12 +1,14 @@
 /* mmtlsd --io fast: the inline mode over the kernel fast path (docs/FASTPATH.md).  TC programs
  * on both interfaces forward frames in the kernel; this worker gets, on the divert interface,
  * copies (frames the kernel forwarded already: inspected, never sent) and diverted frames
- * (frames only it has: the engine's verdict applies, and forwarded frames leave through the
- * divert interface tagged with their port).  The engine tells it (on_flow_state) what the
- * kernel may do with each flow; it writes that into the kernel's maps.  Several workers share
- * the programs and maps (worker 0 owns them) and each reads the divert interface with its own
- * AF_PACKET socket in one PACKET_FANOUT_HASH group: the symmetric flow hash gives a flow's
- * copies and diverted frames, both directions, to one worker, which alone writes its entry. */
+ * (frames only it has: the engine's verdict applies, and forwarded frames leave straight out of
+ * the other port: sendmmsg on the divert socket's ring-less send socket, addressed by interface
+ * index, one veth hop fewer than back through the divert pair).  The engine tells it
+ * (on_flow_state) what the kernel may do with each flow; it writes that into the kernel's maps.
+ * Several workers share the programs and maps (worker 0 owns them) and each reads the divert
+ * interface with its own AF_PACKET socket in one PACKET_FANOUT_HASH group: the symmetric flow hash
+ * gives a flow's copies and diverted frames, both directions, to one worker, which alone writes its
+ * entry. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -159,8 +161,8 @@ static void engine_send(void *ud, int port, const uint8_t *frame, size_t len, co
             frame = rst;
         }
     }
-    if (mmtls_afp_tx(fp->port, frame, (uint32_t)len, m.vnet, (uint16_t)(MMTLS_FAST_TX_VID + port),
-                     true) != 0)
+    if (mmtls_afp_tx_copy_dev(fp->port, mmtls_fast_port_ifindex(fp->k, port), frame, (uint32_t)len,
+                              m.vnet, 0, false) != 0)
         fp->tx_full++;
 }
 
@@ -184,7 +186,10 @@ int mmtlsd_fast_open(struct mmtlsd_fast *fp, const char *ifpair, struct mmtlsd_f
                                 .vnet_hdr = true,
                                 .block_nr = 128,
                                 .fanout_group = fanout_group,
-                                .frame_ring = true};
+                                .frame_ring = true,
+                                /* frames leave by sendmmsg (tx_ref_dev, tx_copy_dev), never
+                                 * through the TX ring: its smallest size, one 1 MiB block */
+                                .tx_frame_nr = 1};
     int rc;
 
     if (owner != NULL) {
@@ -232,14 +237,14 @@ void mmtlsd_fast_close(struct mmtlsd_fast *fp)
                   "fast path: kernel forwarded %llu frames %llu bytes uncopied, %llu frames "
                   "%llu bytes with a copy; diverted %llu frames %llu bytes; dropped %llu; "
                   "resumed %llu; skips started by the wire budget %llu; lost %llu; re-armed %llu; "
-                  "races %llu; not TCP %llu; sent back %llu",
+                  "races %llu; not TCP %llu",
                   (unsigned long long)ks.fwd, (unsigned long long)ks.fwd_bytes,
                   (unsigned long long)ks.copy, (unsigned long long)ks.copy_bytes,
                   (unsigned long long)ks.divert, (unsigned long long)ks.divert_bytes,
                   (unsigned long long)ks.drop, (unsigned long long)ks.resume,
                   (unsigned long long)ks.kskip, (unsigned long long)ks.lost,
                   (unsigned long long)ks.rearm, (unsigned long long)ks.race,
-                  (unsigned long long)ks.other, (unsigned long long)ks.tx);
+                  (unsigned long long)ks.other);
     }
     if (fp->k != NULL) {
         mmtls_afp_get_stats(fp->port, &as);
@@ -330,8 +335,8 @@ static void fast_frame(struct mmtlsd_fast *fp, struct mmtls_engine *e,
     /* By reference: the frame stays in the RX ring until the burst is flushed (the loop flushes
      * before giving the ring back), and the kernel copies it once. */
     if (v == MMTLS_PKT_FORWARD &&
-        mmtls_afp_tx_ref(fp->port, f->data, f->len, f->vnet,
-                         (uint16_t)(MMTLS_FAST_TX_VID + (port ^ 1)), true) != 0)
+        mmtls_afp_tx_ref_dev(fp->port, mmtls_fast_port_ifindex(fp->k, (int)port ^ 1), f->data,
+                             f->len, f->vnet, 0, false) != 0)
         fp->tx_full++;
 }
 
