@@ -18,7 +18,6 @@
  * The kernel walks record headers itself (5 bytes each, RFC 8446 §5.1 / RFC 5246 §6.2.1) on
  * in-order frames; any surprise (reordering, a header that is not TLS, too many records in a
  * frame) marks the side lost and everything of it is diverted from then on (fail closed).
- *
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>

@@ -327,9 +327,10 @@ void mmtls_dpdk_get_stats(const struct mmtls_dpdk *p, struct mmtls_dpdk_stats *s
 /* ------------------------------------------------------------------------------------------ */
 /* Kernel fast path (inline mode, mmtlsd --io fast; docs/FASTPATH.md): TC programs on both      */
 /* bridged ports forward frames in the kernel and hand user space, through a divert veth pair, */
-/* only the frames inspection needs.  User space reads and sends on the divert interface with  */
-/* an AF_PACKET port (vnet_hdr); frames carry a VLAN tag saying what they are.  Without libbpf */
-/* and clang at build time every call fails with MMTLS_E_UNSUPPORTED.                         */
+/* only the frames inspection needs.  User space reads the divert interface with an AF_PACKET */
+/* port (vnet_hdr; frames carry a VLAN tag saying what they are) and sends out of the ports    */
+/* themselves.  Without libbpf and clang at build time every call fails with                  */
+/* MMTLS_E_UNSUPPORTED.                                                                        */
 
 struct mmtls_fast;
 

@@ -31,7 +31,10 @@
  * interface with protocol 0 (it receives nothing), no rings.  The two queues keep their frames
  * in call order: queueing on one flushes the other first.  packet_snd charges txfd's send
  * buffer until the skb is released, so it asks for AFP_SNDBUF (SO_SNDBUFFORCE, needs
- * CAP_NET_ADMIN; SO_SNDBUF otherwise).
+ * CAP_NET_ADMIN; SO_SNDBUF otherwise).  txfd also sends out of other interfaces: each message
+ * of mmtls_afp_tx_ref_dev / mmtls_afp_tx_copy_dev is addressed by a struct sockaddr_ll with the
+ * interface index (packet_snd takes the device from it); copies wait in staging slots until the
+ * flush.
  *
  * vnet_hdr: with PACKET_VNET_HDR the kernel puts a struct virtio_net_hdr (10 bytes) in front of
  * every received frame and expects one in front of every sent frame.  It carries GSO (gso_type,

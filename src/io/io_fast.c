@@ -45,6 +45,8 @@ _Static_assert((int)MMTLS_FASTM_INSPECT == (int)MMTLS_FAST_INSPECT &&
 _Static_assert((int)MMTLS_FASTK_COPY == (int)MMTLS_FAST_K_COPY &&
                    (int)MMTLS_FASTK_RESUME == (int)MMTLS_FAST_K_RESUME &&
                    (int)MMTLS_FASTK_RESUME_LOST == (int)MMTLS_FAST_K_RESUME_LOST &&
+                   (int)MMTLS_FASTK_DIVERT == (int)MMTLS_FAST_K_DIVERT &&
+                   (int)MMTLS_FASTK_DIVERT_INORDER == (int)MMTLS_FAST_K_DIVERT_INORDER &&
                    MMTLS_FAST_RX_VID(2, 1) == MMTLS_FAST_VID(2, 1),
                "marks shared with the BPF program");
 
@@ -521,7 +523,7 @@ int mmtls_fast_port_ifindex(const struct mmtls_fast *f, int port)
 {
     (void)f;
     (void)port;
-    return 0;
+    return -1; /* no such interface (0 would mean the sending port's own) */
 }
 
 int mmtls_fast_set(struct mmtls_fast *f, const struct mmtls_fast_flowkey *k, const uint8_t mode[2],

@@ -322,13 +322,14 @@ static void test_tx_ring_full(void **state)
 
 /* Sends out of another interface (tx_ref_dev, tx_copy_dev: what the fast path does from its
  * divert socket): a port on lo sends to a veth whose peer another port reads.  Frames sent on
- * the port's own interface (ring, by reference, ifindex 0) do not reach the peer; copies are
- * taken at the call (the caller's buffer is overwritten before the flush), and 150 copies in
- * a row wrap the staging slots (the queue sends itself every 64).  Refusals as for tx_ref. */
+ * the port's own interface (ring, by reference, ifindex 0) reach lo and not the peer, also from
+ * a queue slot that carried an address before; copies are taken at the call (the caller's
+ * buffer is overwritten before the flush), and 150 copies in a row wrap the staging slots (the
+ * queue sends itself every 64).  Refusals as for tx_ref. */
 static void test_tx_other_interface(void **state)
 {
     struct mmtls_afp_opts o = small_opts(true);
-    struct mmtls_afp *tx, *rx;
+    struct mmtls_afp *tx, *rx, *rxlo;
     struct mmtls_afp_frame meta[160];
     struct mmtls_afp_stats st;
     static uint8_t got[160][2048];
@@ -342,9 +343,14 @@ static void test_tx_other_interface(void **state)
     if (!enter_netns()) {
         skip();
     }
+    /* The receiving end first: the sending end then gets its carrier (and its qdisc) at once. */
     if (system("ip link add afpta type veth peer name afptb 2>/dev/null && "
-               "ip link set afpta up && ip link set afptb up") != 0) {
+               "sysctl -qw net.ipv6.conf.afpta.disable_ipv6=1 net.ipv6.conf.afptb.disable_ipv6=1 "
+               "&& ip link set afptb up && ip link set afpta up") != 0) {
         skip(); /* no veth here */
+    }
+    for (int i = 0; i < 200 && system("grep -qx up /sys/class/net/afpta/operstate") != 0; i++) {
+        usleep(10000);
     }
     ifx = (int)if_nametoindex("afpta");
     assert_true(ifx > 0);
@@ -352,6 +358,7 @@ static void test_tx_other_interface(void **state)
     o.block_nr = 256; /* 150 frames of 100 bytes in 1 MiB of V3 blocks */
     assert_int_equal(mmtls_afp_open(&rx, &o, err, sizeof(err)), 0);
     o.ifname = "lo";
+    assert_int_equal(mmtls_afp_open(&rxlo, &o, err, sizeof(err)), 0);
     assert_int_equal(mmtls_afp_open(&tx, &o, err, sizeof(err)), 0);
 
     /* interleaved: own interface (ring, by reference) and the veth (by reference, copied) */
@@ -382,7 +389,12 @@ static void test_tx_other_interface(void **state)
     assert_memory_equal(got[2], f, 64);
     assert_true(meta[2].vlan_valid);
     assert_int_equal(meta[2].vlan_tci, 0x602a);
-    /* nothing else came: the frames for lo stayed on lo */
+    /* the frames for lo came out on lo, and only there */
+    assert_int_equal(rx_collect(rxlo, got, got_len, meta, 2, 64), 2);
+    assert_int_equal(got_len[0], 60);
+    assert_memory_equal(got[0], ref[0], 60);
+    assert_int_equal(got_len[1], 70);
+    assert_memory_equal(got[1], ref[2], 70);
     assert_int_equal(rx_collect(rx, got, got_len, meta, 1, 64), 0);
 
     for (int i = 0; i < 150; i++) {
@@ -396,12 +408,21 @@ static void test_tx_other_interface(void **state)
         assert_int_equal(got_len[i], 100);
         assert_memory_equal(got[i], f, 100);
     }
+    /* every queue slot has carried an address now: one for lo must go to lo all the same */
+    (void)make_frame(ref[2], 80, 202);
+    assert_int_equal(mmtls_afp_tx_ref_dev(tx, 0, ref[2], 80, NULL, 0, false), 0);
+    mmtls_afp_tx_flush(tx);
+    assert_int_equal(rx_collect(rxlo, got, got_len, meta, 1, 64), 1);
+    assert_int_equal(got_len[0], 80);
+    assert_memory_equal(got[0], ref[2], 80);
+    assert_int_equal(rx_collect(rx, got, got_len, meta, 1, 64), 0);
     mmtls_afp_get_stats(tx, &st);
-    assert_int_equal(st.tx_frames, 155);
+    assert_int_equal(st.tx_frames, 156);
     assert_int_equal(st.tx_errors, 2);
     mmtls_afp_get_stats(rx, &st);
     assert_int_equal(st.rx_drops_kernel, 0);
     mmtls_afp_close(tx);
+    mmtls_afp_close(rxlo);
     mmtls_afp_close(rx);
     assert_int_equal(system("ip link del afpta"), 0);
 }

@@ -35,7 +35,7 @@ struct mmtlsd_fast {
     bool owner;
     struct mmtls_afp *port; /* owned: AF_PACKET on the divert interface */
     char names[2][64];
-    uint64_t copies, diverts, resumes, unmarked, late, late_release, tx_full, set_fail, rst_fixed;
+    uint64_t copies, diverts, resumes, unmarked, late, late_release, set_fail, rst_fixed;
     uint64_t copies_lost; /* the engine's count, taken when the loop ends */
     uint64_t late_drop;
     uint64_t polls, bursts; /* sleeps in poll(), non-empty receive bursts */
@@ -161,9 +161,10 @@ static void engine_send(void *ud, int port, const uint8_t *frame, size_t len, co
             frame = rst;
         }
     }
+    /* a frame refused here is counted by the port (tx_errors, logged at exit) */
     if (mmtls_afp_tx_copy_dev(fp->port, mmtls_fast_port_ifindex(fp->k, port), frame, (uint32_t)len,
                               m.vnet, 0, false) != 0)
-        fp->tx_full++;
+        return;
 }
 
 void mmtlsd_fast_engine_opts(struct mmtlsd_fast *fp, struct mmtls_engine_opts *eo)
@@ -252,8 +253,8 @@ void mmtlsd_fast_close(struct mmtlsd_fast *fp)
                   "fast path: user space got %llu copies, %llu diverted, %llu resumes, %llu "
                   "unmarked; fast_late %llu (released %llu); copies of blocked flows %llu; copies "
                   "lost %llu; rx %llu frames %llu bytes (kernel "
-                  "drops %llu) in %llu bursts, %llu polls; tx %llu, tx ring full %llu; map "
-                  "update failures %llu; RSTs moved forward %llu",
+                  "drops %llu) in %llu bursts, %llu polls; tx %llu, send buffer full %llu, "
+                  "send errors %llu; map update failures %llu; RSTs moved forward %llu",
                   (unsigned long long)fp->copies, (unsigned long long)fp->diverts,
                   (unsigned long long)fp->resumes, (unsigned long long)fp->unmarked,
                   (unsigned long long)fp->late, (unsigned long long)fp->late_release,
@@ -261,7 +262,7 @@ void mmtlsd_fast_close(struct mmtlsd_fast *fp)
                   (unsigned long long)as.rx_frames, (unsigned long long)as.rx_bytes,
                   (unsigned long long)as.rx_drops_kernel, (unsigned long long)fp->bursts,
                   (unsigned long long)fp->polls, (unsigned long long)as.tx_frames,
-                  (unsigned long long)(fp->tx_full + as.tx_ring_full),
+                  (unsigned long long)as.tx_ring_full, (unsigned long long)as.tx_errors,
                   (unsigned long long)fp->set_fail, (unsigned long long)fp->rst_fixed);
     }
     mmtls_afp_close(fp->port);
@@ -337,7 +338,7 @@ static void fast_frame(struct mmtlsd_fast *fp, struct mmtls_engine *e,
     if (v == MMTLS_PKT_FORWARD &&
         mmtls_afp_tx_ref_dev(fp->port, mmtls_fast_port_ifindex(fp->k, (int)port ^ 1), f->data,
                              f->len, f->vnet, 0, false) != 0)
-        fp->tx_full++;
+        return; /* counted by the port (tx_errors) */
 }
 
 int mmtlsd_fast_run(struct mmtlsd_fast *fp, struct mmtls_engine *e, int key_efd,
