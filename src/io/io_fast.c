@@ -1,6 +1,6 @@
 /* io_fast — the kernel fast path's user-space side (docs/FASTPATH.md): creates the divert veth
  * pair (rtnetlink, RTM_NEWLINK with IFLA_INFO_KIND "veth", include/uapi/linux/veth.h), loads the
- * BPF object built from bpf/mmtls_fast.bpf.c (embedded in the binary), attaches its programs to
+ * BPF object built from bpf/mmtls_fast.bpf.c (embedded in the binary), attaches its program to
  * the TC ingress hook (clsact) of both ports, and updates its maps.
  */
 #include "io/io.h"
