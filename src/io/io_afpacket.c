@@ -727,8 +727,8 @@ static void txq_put(struct mmtls_afp *p, int ifindex, const uint8_t *data, uint3
     p->st.tx_bytes += len + (vlan_valid ? AFP_VLAN_LEN : 0);
 }
 
-int mmtls_afp_tx_ref_dev(struct mmtls_afp *p, int ifindex, const uint8_t *data, uint32_t len,
-                         const uint8_t *vnet, uint16_t vlan_tci, bool vlan_valid)
+/* Checks a frame for the by-reference queue and makes room for it: 0, or the refusal. */
+static int txq_prepare(struct mmtls_afp *p, uint32_t len, bool vlan_valid)
 {
     int rc = tx_check(p, len, vlan_valid);
 
@@ -738,6 +738,17 @@ int mmtls_afp_tx_ref_dev(struct mmtls_afp *p, int ifindex, const uint8_t *data, 
     ring_flush(p); /* frames already in the TX ring go first */
     if (p->txq_n == AFP_TXQ_MAX) {
         txq_flush(p);
+    }
+    return 0;
+}
+
+int mmtls_afp_tx_ref_dev(struct mmtls_afp *p, int ifindex, const uint8_t *data, uint32_t len,
+                         const uint8_t *vnet, uint16_t vlan_tci, bool vlan_valid)
+{
+    int rc = txq_prepare(p, len, vlan_valid);
+
+    if (rc != 0) {
+        return rc;
     }
     txq_put(p, ifindex, data, len, vnet, vlan_tci, vlan_valid);
     return 0;
@@ -752,7 +763,7 @@ int mmtls_afp_tx_ref(struct mmtls_afp *p, const uint8_t *data, uint32_t len, con
 int mmtls_afp_tx_copy_dev(struct mmtls_afp *p, int ifindex, const uint8_t *data, uint32_t len,
                           const uint8_t *vnet, uint16_t vlan_tci, bool vlan_valid)
 {
-    int rc = tx_check(p, len, vlan_valid);
+    int rc = txq_prepare(p, len, vlan_valid);
     uint8_t *dst;
 
     if (rc != 0) {
@@ -764,10 +775,6 @@ int mmtls_afp_tx_copy_dev(struct mmtls_afp *p, int ifindex, const uint8_t *data,
             p->st.tx_errors++;
             return MMTLS_E_NOMEM;
         }
-    }
-    ring_flush(p);
-    if (p->txq_n == AFP_TXQ_MAX) {
-        txq_flush(p);
     }
     dst = p->txq_stage + (size_t)p->txq_n * p->tx_frame_size; /* free again after the flush */
     memcpy(dst, data, len);

@@ -62,7 +62,6 @@ struct mmtls_fast {
     struct bpf_object *obj;
     int ctl_fd, state_fd, stats_fd;
     struct fast_hook hooks[2]; /* port 0, port 1 */
-    int port_ifindex[2];
     char ifname[2][IF_NAMESIZE];
     char rps_saved[2][16][64]; /* rps_cpus of the ports' RX queues before ours ("": untouched) */
     char dname[IF_NAMESIZE - 1], pname[IF_NAMESIZE];
@@ -358,8 +357,6 @@ int mmtls_fast_open(struct mmtls_fast **out, const struct mmtls_fast_opts *o, ch
     }
     cfg.ifindex[0] = pifx[0];
     cfg.ifindex[1] = pifx[1];
-    f->port_ifindex[0] = (int)pifx[0];
-    f->port_ifindex[1] = (int)pifx[1];
     cfg.divert_ifindex = dix;
     if (bpf_map_update_elem(cfg_fd, &zero, &cfg, BPF_ANY) != 0) {
         snprintf(err, err_cap, "fast path: cannot configure: %s", strerror(errno));
@@ -403,7 +400,7 @@ const char *mmtls_fast_divert_ifname(const struct mmtls_fast *f)
 
 int mmtls_fast_port_ifindex(const struct mmtls_fast *f, int port)
 {
-    return f->port_ifindex[port & 1];
+    return f->hooks[port & 1].ifindex; /* set by hook_attach, which open ran for both */
 }
 
 int mmtls_fast_set(struct mmtls_fast *f, const struct mmtls_fast_flowkey *k, const uint8_t mode[2],
